@@ -1,0 +1,262 @@
+"""Commit walks and tree diffs for manifests (``git ml log/show/diff/lineage``).
+
+Only the paths gitml cares about are looked at: pointer files (``*.gitml``) and the
+committed manifest folder ``.gitml/``. libgit2 diffs trees by id, so unchanged
+subtrees are skipped without being read, and blobs are read only when a caller asks for
+the ones that changed. Parsed blobs can be cached by blob id by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pygit2
+
+from gitml.errors import GitMLError
+
+POINTER_SUFFIX = ".gitml"
+MANIFEST_DIR = ".gitml/"
+
+_BLOB = pygit2.enums.ObjectType.BLOB
+_TREE = pygit2.enums.ObjectType.TREE
+_SORT = pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME
+_ZERO = "0" * 40
+
+
+@dataclass
+class Change:
+    path: str
+    status: str           # A added, M modified, D deleted
+    old: str | None       # blob id before (None when added)
+    new: str | None       # blob id after (None when deleted)
+
+
+@dataclass
+class CommitInfo:
+    id: str
+    parents: list[str]
+    author: str
+    email: str
+    time: int
+    offset: int
+    message: str
+    tree: str
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        return self.message.split("\n", 1)[0]
+
+
+def interesting(path: str) -> bool:
+    return path.endswith(POINTER_SUFFIX) or path.startswith(MANIFEST_DIR)
+
+
+def _status(delta: pygit2.DiffDelta) -> str:
+    ch = delta.status_char()
+    return {"A": "A", "D": "D"}.get(ch, "M")
+
+
+def tree_changes(raw: pygit2.Repository, old: pygit2.Tree | None, new: pygit2.Tree | None) -> list[Change]:
+    """Changes to interesting paths between two trees (None: the empty tree)."""
+    if old is None and new is None:
+        return []
+    if old is None:
+        assert new is not None
+        diff = new.diff_to_tree(swap=True)
+    elif new is None:
+        diff = old.diff_to_tree()
+    else:
+        diff = old.diff_to_tree(new)
+    out: list[Change] = []
+    for d in diff.deltas:
+        path = d.new_file.path if d.status_char() != "D" else d.old_file.path
+        if not interesting(path):
+            continue
+        old_id = str(d.old_file.id)
+        new_id = str(d.new_file.id)
+        out.append(Change(path, _status(d), None if old_id == _ZERO else old_id,
+                          None if new_id == _ZERO else new_id))
+    return out
+
+
+def _info(c: pygit2.Commit) -> CommitInfo:
+    return CommitInfo(id=str(c.id), parents=[str(p) for p in c.parent_ids], author=c.author.name,
+                      email=c.author.email, time=int(c.commit_time), offset=int(c.commit_time_offset),
+                      message=c.message, tree=str(c.tree_id))
+
+
+def peel_commit(raw: pygit2.Repository, rev: str) -> pygit2.Commit:
+    try:
+        return raw.revparse_single(rev).peel(pygit2.Commit)
+    except (KeyError, ValueError, pygit2.GitError) as e:
+        raise GitMLError(f"unknown revision '{rev}'", "see `git log` or `git tag` for valid names") from e
+
+
+def walk(raw: pygit2.Repository, rev: str = "HEAD", max_count: int | None = None,
+         first_parent: bool = False, with_changes: bool = True) -> Iterator[CommitInfo]:
+    """Commits reachable from ``rev``, newest first, with their interesting changes
+    against the first parent."""
+    start = peel_commit(raw, rev)
+    walker = raw.walk(start.id, _SORT)
+    if first_parent:
+        walker.simplify_first_parent()
+    for n, c in enumerate(walker):
+        if max_count is not None and n >= max_count:
+            return
+        info = _info(c)
+        if with_changes:
+            parent_tree = c.parents[0].tree if c.parents else None
+            if parent_tree is not None and parent_tree.id == c.tree_id:
+                info.changes = []
+            else:
+                info.changes = tree_changes(raw, parent_tree, c.tree)
+        yield info
+
+
+def commit_info(raw: pygit2.Repository, rev: str, with_changes: bool = True) -> CommitInfo:
+    c = peel_commit(raw, rev)
+    info = _info(c)
+    if with_changes:
+        info.changes = tree_changes(raw, c.parents[0].tree if c.parents else None, c.tree)
+    return info
+
+
+def blob(raw: pygit2.Repository, blob_id: str | pygit2.Oid) -> bytes:
+    obj = raw[blob_id]
+    if not isinstance(obj, pygit2.Blob):
+        raise GitMLError(f"Git object {blob_id} is not a file")
+    return bytes(obj.data)
+
+
+def _tree_obj(raw: pygit2.Repository, tree_id: pygit2.Oid) -> pygit2.Tree:
+    obj = raw[tree_id]
+    assert isinstance(obj, pygit2.Tree)
+    return obj
+
+
+def files_under(raw: pygit2.Repository, rev: str, folder: str) -> dict[str, str]:
+    """path -> blob id of every file directly in ``folder`` at ``rev`` (empty if absent)."""
+    tree = peel_commit(raw, rev).tree
+    try:
+        sub = tree[folder]
+    except KeyError:
+        return {}
+    if sub.type != _TREE:
+        return {}
+    out: dict[str, str] = {}
+    for e in _tree_obj(raw, sub.id):
+        if e.type == _BLOB:
+            out[f"{folder.rstrip('/')}/{e.name}"] = str(e.id)
+    return out
+
+
+def blob_at(raw: pygit2.Repository, rev: str, path: str) -> bytes | None:
+    tree = peel_commit(raw, rev).tree
+    try:
+        obj = tree[path]
+    except KeyError:
+        return None
+    return blob(raw, obj.id) if obj.type == _BLOB else None
+
+
+def pointer_blobs(raw: pygit2.Repository, rev: str) -> dict[str, bytes]:
+    """Every pointer file at ``rev``: pointer path -> bytes."""
+    tree = peel_commit(raw, rev).tree
+    out: dict[str, bytes] = {}
+    stack: list[tuple[pygit2.Tree, str]] = [(tree, "")]
+    while stack:
+        t, prefix = stack.pop()
+        for e in t:
+            path = prefix + str(e.name)
+            if e.type == _TREE:
+                if path != ".git":
+                    stack.append((_tree_obj(raw, e.id), path + "/"))
+            elif e.type == _BLOB and path.endswith(POINTER_SUFFIX):
+                out[path] = blob(raw, e.id)
+    return out
+
+
+def last_change(raw: pygit2.Repository, rev: str, path: str, limit: int = 5000) -> str | None:
+    """The newest commit reachable from ``rev`` that changed ``path`` (None if none in ``limit``)."""
+    start = peel_commit(raw, rev)
+    walker = raw.walk(start.id, _SORT)
+    walker.simplify_first_parent()
+    for n, c in enumerate(walker):
+        if n >= limit:
+            return None
+        here = _entry_id(c.tree, path)
+        before = _entry_id(c.parents[0].tree, path) if c.parents else None
+        if here != before:
+            return str(c.id) if here is not None else None
+    return None
+
+
+def _entry_id(tree: pygit2.Tree, path: str) -> str | None:
+    try:
+        return str(tree[path].id)
+    except KeyError:
+        return None
+
+
+def is_dirty(raw: pygit2.Repository) -> bool:
+    """True if tracked files differ from HEAD (untracked files ignored)."""
+    flags = raw.status(untracked_files="no")
+    return bool(flags)
+
+
+MANIFEST_PREFIXES = (".gitml/runs/", ".gitml/checks/", ".gitml/env/")
+
+
+def is_manifest_path(path: str) -> bool:
+    return path.endswith(POINTER_SUFFIX) or path.startswith(MANIFEST_PREFIXES)
+
+
+def tree_manifest_entries(raw: pygit2.Repository, rev: str) -> dict[str, str]:
+    """path -> Git blob id of every pointer and manifest file at ``rev``."""
+    tree = peel_commit(raw, rev).tree
+    out: dict[str, str] = {}
+    stack: list[tuple[pygit2.Tree, str]] = [(tree, "")]
+    while stack:
+        t, prefix = stack.pop()
+        for e in t:
+            path = prefix + str(e.name)
+            if e.type == _TREE:
+                stack.append((_tree_obj(raw, e.id), path + "/"))
+            elif e.type == _BLOB and is_manifest_path(path):
+                out[path] = str(e.id)
+    return out
+
+
+def index_manifest_entries(index: pygit2.Index) -> dict[str, str]:
+    """path -> Git blob id of every staged pointer and manifest file."""
+    return {e.path: str(e.id) for e in index if is_manifest_path(e.path)}
+
+
+def staged_changes(raw: pygit2.Repository, index: pygit2.Index, head: str | None,
+                   prefixes: tuple[str, ...]) -> list[tuple[str, bytes | None, bytes | None]]:
+    """(path, bytes at HEAD or None, staged bytes or None) for files under ``prefixes``
+    whose staged content differs from HEAD."""
+    staged = {e.path: str(e.id) for e in index if e.path.startswith(prefixes)}
+    before: dict[str, str] = {}
+    if head:
+        tree = peel_commit(raw, head).tree
+        for prefix in prefixes:
+            folder = prefix.rstrip("/")
+            try:
+                sub = tree[folder]
+            except KeyError:
+                continue
+            if sub.type != _TREE:
+                continue
+            for e in _tree_obj(raw, sub.id):
+                if e.type == _BLOB:
+                    before[f"{folder}/{e.name}"] = str(e.id)
+    out: list[tuple[str, bytes | None, bytes | None]] = []
+    for path in sorted(set(staged) | set(before)):
+        if staged.get(path) == before.get(path):
+            continue
+        out.append((path, blob(raw, before[path]) if path in before else None,
+                    blob(raw, staged[path]) if path in staged else None))
+    return out
