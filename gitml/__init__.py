@@ -1,0 +1,30 @@
+"""gitml: version data sets and models next to your code.
+
+Public Python API (imports stay light; heavy modules load on first use):
+``gitml.open``, ``gitml.read_bytes``, ``gitml.materialize`` (any artifact at any revision),
+``gitml.log_param``, ``gitml.log_metric`` (inside ``git ml run``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["log_metric", "log_param", "materialize", "open", "read_bytes"]
+
+_LAZY = {
+    "open": "gitml.api",
+    "read_bytes": "gitml.api",
+    "materialize": "gitml.api",
+    "log_param": "gitml.manifest.tracking",
+    "log_metric": "gitml.manifest.tracking",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gitml' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

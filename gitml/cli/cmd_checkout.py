@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from gitml.cli.output import print_json
+from gitml.errors import ObjectMissingError
+from gitml.repo import MLRepo
+
+if TYPE_CHECKING:
+    from gitml.workspace import CheckoutResult
+
+HELP = "materialise the artifacts the current commit points to"
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="*", help="limit to these artifacts")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="overwrite modified files that were never added")
+    p.add_argument("--link", choices=["copy", "reflink", "hardlink"], default=None,
+                   help="how to materialise files (default: core.link or copy)")
+    p.add_argument("--no-fetch", action="store_true", help="do not download missing content")
+    p.add_argument("-j", "--jobs", type=int, default=None)
+    p.add_argument("--json", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    repo = MLRepo.discover()
+    res = do_checkout(repo, args.paths or None, force=args.force, link=args.link,
+                      fetch=not args.no_fetch, jobs=args.jobs, quiet=args.quiet or args.json)
+    if args.json:
+        print_json(res.to_dict())
+    else:
+        report(res, quiet=args.quiet)
+    return 1 if res.missing else 0
+
+
+def do_checkout(repo: MLRepo, paths: list[str] | None, *, force: bool = False, link: str | None = None,
+                fetch: bool = True, jobs: int | None = None, quiet: bool = True) -> CheckoutResult:
+    from gitml import workspace
+
+    return workspace.checkout(repo, paths, force=force, link=link, fetch=fetch, jobs=jobs, quiet=quiet)
+
+
+def report(res: CheckoutResult, *, quiet: bool) -> None:
+    import sys
+
+    if not quiet:
+        for path in res.restored:
+            print(f"restored: {path}")
+        for path in res.removed:
+            print(f"removed: {path}")
+    for path in res.kept:
+        print(f"gitml: kept {path}: modified and never added "
+              f"(run `git ml add` to save it or `git ml checkout --force` to discard it)",
+              file=sys.stderr)
+    if res.missing:
+        err = ObjectMissingError(
+            f"{len(res.missing)} artifact(s) not in the local store: {', '.join(res.missing[:5])}",
+            "run `git ml pull` (set a remote with `git ml remote add NAME URL --default`)")
+        print(f"gitml: error: {err}", file=sys.stderr)

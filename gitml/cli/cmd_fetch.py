@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from gitml.cli.output import human_size, print_json, progress
+from gitml.cli.transfer_common import add_selection_args, selected_artifacts
+from gitml.repo import MLRepo
+
+if TYPE_CHECKING:
+    from gitml.store.transfer import TransferStats
+
+HELP = "download artifacts from a remote into the store"
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    add_selection_args(p)
+
+
+def fetch(repo: MLRepo, args: argparse.Namespace) -> TransferStats:
+    from gitml.store.transfer import fetch_artifacts, open_named_remote
+
+    arts = selected_artifacts(repo, args)
+    remote = open_named_remote(repo, args.remote)
+    try:
+        with progress(f"Fetching from {remote.name}", None, quiet=args.quiet or args.json,
+                      unit="bytes") as bar:
+            return fetch_artifacts(repo, arts, remote=remote, jobs=args.jobs, advance=bar.advance)
+    finally:
+        remote.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    repo = MLRepo.discover()
+    stats = fetch(repo, args)
+    if args.json:
+        print_json(stats.to_dict())
+    elif not args.quiet:
+        print(f"fetched {stats.transferred} objects ({human_size(stats.bytes)}) from {stats.remote}")
+    return 0

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import argparse
+
+from gitml.cli.output import human_size, print_json
+from gitml.repo import MLRepo
+
+HELP = "delete store objects no ref, stash or worktree reaches"
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-n", "--dry-run", action="store_true", help="only report what would go")
+    p.add_argument("--remote", nargs="?", const="", default=None, metavar="NAME",
+                   help="collect garbage on a remote instead (needs --force to delete)")
+    p.add_argument("-f", "--force", action="store_true", help="really delete on the remote")
+    p.add_argument("--json", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gitml import gc
+
+    repo = MLRepo.discover()
+    if args.remote is not None:
+        from gitml.store.transfer import open_named_remote
+
+        remote = open_named_remote(repo, args.remote or None)
+        dry = args.dry_run or not args.force
+        res = gc.gc_remote(repo, remote, dry_run=dry)
+    else:
+        dry = args.dry_run
+        res = gc.gc_local(repo, dry_run=dry)
+    if args.json:
+        print_json(res.to_dict())
+    elif not args.quiet:
+        verb = "would delete" if dry else "deleted"
+        print(f"{res.where}: {verb} {len(res.unreachable)} unreachable objects "
+              f"({human_size(res.bytes)}); kept {res.reachable} reachable")
+        if args.remote is not None and dry and not args.dry_run:
+            print("nothing deleted: pass --force to delete on the remote")
+    return 0

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import argparse
+
+from gitml.cli.output import say
+from gitml.repo import MLRepo
+
+HELP = "install the Git hooks (chains existing ones)"
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    from gitml.hooks import install_hooks
+
+    repo = MLRepo.discover(require_init=False)
+    if not repo.is_initialised():
+        (repo.ml_dir / "store").mkdir(parents=True, exist_ok=True)
+    names = install_hooks(repo)
+    say(f"installed hooks: {', '.join(names)} in {repo.git.hooks_dir()}", quiet=args.quiet)
+    return 0

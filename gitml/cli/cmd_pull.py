@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import argparse
+
+from gitml.cli.cmd_checkout import do_checkout, report
+from gitml.cli.cmd_fetch import fetch
+from gitml.cli.output import human_size, print_json
+from gitml.cli.transfer_common import add_selection_args
+from gitml.repo import MLRepo
+
+HELP = "fetch, then checkout"
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    add_selection_args(p)
+    p.add_argument("-f", "--force", action="store_true",
+                   help="overwrite modified files that were never added")
+
+
+def run(args: argparse.Namespace) -> int:
+    repo = MLRepo.discover()
+    stats = fetch(repo, args)
+    res = do_checkout(repo, args.paths or None, force=args.force, fetch=False, jobs=args.jobs)
+    if args.json:
+        print_json({"fetch": stats.to_dict(), "checkout": res.to_dict()})
+    else:
+        if not args.quiet:
+            print(f"fetched {stats.transferred} objects ({human_size(stats.bytes)}) from {stats.remote}")
+        report(res, quiet=args.quiet)
+    return 1 if res.missing else 0

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import argparse
+
+from gitml.cli.output import print_json
+from gitml.repo import MLRepo
+
+HELP = "show which artifacts are modified, missing or not in the store"
+
+_HINT = {
+    "modified": "run `git ml add {path}` to save, or `git ml checkout --force {path}` to discard",
+    "missing": "run `git ml checkout {path}`",
+    "not-in-store": "run `git ml pull`",
+    "invalid-pointer": "run `git checkout -- {path}.gitml`",
+}
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="*", help="limit to these artifacts")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-r", "--remote", nargs="?", const="", default=None, metavar="NAME",
+                   help="also show which artifacts are not yet on the remote")
+    p.add_argument("--exit-code", action="store_true",
+                   help="exit with 1 when any artifact is not clean (for scripts)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gitml import workspace
+
+    repo = MLRepo.discover()
+    entries = workspace.status(repo, args.paths or None)
+    not_pushed: list[str] = []
+    if args.remote is not None:
+        not_pushed = _not_on_remote(repo, args.remote or None)
+    if args.json:
+        out: dict[str, object] = {"artifacts": [e.to_dict() for e in entries]}
+        if args.remote is not None:
+            out["not_on_remote"] = not_pushed
+        print_json(out)
+    elif not args.quiet:
+        dirty = [e for e in entries if e.state != "clean"]
+        if not dirty:
+            print(f"{len(entries)} artifacts, all clean")
+        for e in dirty:
+            line = f"{e.state:>16}: {e.path}"
+            if e.changes:
+                line += " (" + ", ".join(f"{len(v)} {k}" for k, v in e.changes.items() if v) + ")"
+            if e.detail:
+                line += f" ({e.detail})"
+            print(line)
+            print(f"{'':>18}{_HINT[e.state].format(path=e.path)}")
+        if args.remote is not None:
+            if not_pushed:
+                print(f"not on the remote ({len(not_pushed)}): " + ", ".join(not_pushed)
+                      + "  (run `git ml push`)")
+            else:
+                print("everything is on the remote")
+    if args.exit_code and (any(e.state != "clean" for e in entries) or not_pushed):
+        return 1
+    return 0
+
+
+def _not_on_remote(repo: MLRepo, name: str | None) -> list[str]:
+    from gitml import workspace
+    from gitml.store.transfer import artifact_keys, known_index, open_named_remote
+
+    remote = open_named_remote(repo, name)
+    ptrs = workspace.pointers(repo)
+    known = known_index(repo, remote)
+    per_art: dict[str, list[str]] = {}
+    for art, p in ptrs.items():
+        leaves, roots, missing = artifact_keys(repo.store, [(art, p)])
+        per_art[art] = leaves + roots if not missing else []
+    unknown = {k for keys in per_art.values() for k in keys if k not in known.keys}
+    present = remote.has_many(sorted(unknown)) if unknown else set()
+    known.add(present)
+    return sorted(a for a, keys in per_art.items()
+                  if not keys or any(k not in known.keys for k in keys))

@@ -1,0 +1,119 @@
+"""`git ml` entry point: argument parsing, command dispatch and the one error handler.
+
+Every command lives in its own module ``gitml.cli.cmd_<name>`` exposing ``HELP``,
+``register(parser)`` and ``run(args) -> int``. Only the module of the command being run
+is imported, so heavy libraries never slow down other commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from gitml.errors import GitMLError
+
+# name -> one-line help. The order is the order of `git ml --help`.
+COMMANDS: dict[str, str] = {
+    "init": "set up gitml in this Git repository",
+    "add": "put files or folders in the store and stage their pointers",
+    "status": "show which artifacts are modified, missing or not in the store",
+    "checkout": "materialise the artifacts the current commit points to",
+    "remote": "add, list, modify or remove remotes",
+    "push": "upload artifacts to a remote",
+    "fetch": "download artifacts from a remote into the store",
+    "pull": "fetch, then checkout",
+    "gc": "delete store objects no ref, stash or worktree reaches",
+    "fsck": "verify every object against its id",
+    "install": "install the Git hooks (chains existing ones)",
+    "uninstall": "remove the Git hooks gitml installed",
+    "run": "run a command and record its lineage, environment and metrics",
+    "log": "commits with the artifacts they changed and their key metrics",
+    "show": "the full manifest of a commit",
+    "diff": "compare metrics, params, environment and data of two commits",
+    "lineage": "draw where an artifact came from",
+    "repro": "re-run the stages whose inputs changed",
+    "eval": "evaluate a model: metrics and gates",
+    "bias": "fairness metrics per sensitive attribute",
+    "explain": "SHAP explanations: global importance or one prediction",
+    "drift": "data drift between a reference and a current data set",
+    "validate": "data quality against rules and the previous version",
+    "check": "run every gate (what the commit hook runs)",
+    "report": "write one self-contained HTML report",
+}
+
+
+def _command_module(name: str):  # type: ignore[no-untyped-def]
+    return importlib.import_module(f"gitml.cli.cmd_{name}")
+
+
+def build_parser(selected: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="git ml",
+        description="Version data sets and models next to your code; guard and ship them with Git hooks.",
+    )
+    parser.add_argument("-C", dest="chdir", metavar="PATH", help="run as if started in PATH")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="print only errors")
+        if name == selected:
+            _command_module(name).register(p)
+    return parser
+
+
+def _selected_command(argv: Sequence[str]) -> str | None:
+    it = iter(argv)
+    for arg in it:
+        if arg == "-C":
+            next(it, None)
+            continue
+        if arg.startswith("-"):
+            continue
+        return arg if arg in COMMANDS else None
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    selected = _selected_command(argv)
+    parser = build_parser(selected)
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        if args.chdir:
+            os.chdir(args.chdir)
+        return int(_command_module(args.command).run(args) or 0)
+    except GitMLError as e:
+        _report_error(e)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("gitml: interrupted; the store and work tree are consistent, re-run to finish",
+              file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141
+    except Exception as e:  # a bug: keep the message short unless debugging
+        if os.environ.get("GITML_DEBUG") == "1":
+            raise
+        print(f"gitml: internal error: {type(e).__name__}: {e} "
+              "(set GITML_DEBUG=1 for a traceback and report it)", file=sys.stderr)
+        return 3
+
+
+def _report_error(e: GitMLError) -> None:
+    if os.environ.get("GITML_DEBUG") == "1":
+        import traceback
+
+        traceback.print_exc()
+    print(f"gitml: error: {e}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Garbage collection and integrity checks of the local store and remotes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from gitml.errors import GitMLError
+from gitml.repo import MLRepo
+from gitml.store import pointer as ptr
+from gitml.store.fsutil import file_lock
+from gitml.store.objects import parse_key
+from gitml.store.remote import Remote
+
+STALE_TMP_SECONDS = 3600
+
+
+@dataclass
+class GcResult:
+    where: str
+    reachable: int = 0
+    unreachable: list[str] = field(default_factory=list)
+    bytes: int = 0
+    deleted: bool = False
+    broken_pointers: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"where": self.where, "reachable_objects": self.reachable,
+                "unreachable_objects": len(self.unreachable), "bytes": self.bytes,
+                "deleted": self.deleted, "broken_pointers": self.broken_pointers}
+
+
+def reachable_keys(repo: MLRepo) -> tuple[set[str], list[str], list[str]]:
+    """Store keys reachable from any ref, stash entry, worktree HEAD or index.
+
+    Returns (keys, pointers whose content is not in the local store, broken pointers)."""
+    keys: set[str] = set()
+    incomplete: list[str] = []
+    broken: list[str] = []
+    for data in repo.git.reachable_blobs(ptr.SUFFIX):
+        try:
+            p = ptr.parse(data, "pointer")
+        except GitMLError as e:
+            broken.append(e.message)
+            continue
+        try:
+            keys.update(repo.store.keys_of(p.oid, p.kind))
+        except GitMLError:
+            incomplete.append(p.oid)
+            # keep whatever part of it is here
+            from gitml.store.objects import CHUNKED, OBJECTS, key_for
+
+            keys.update({key_for(OBJECTS, p.oid), key_for(CHUNKED, p.oid)})
+    return keys, incomplete, broken
+
+
+def gc_local(repo: MLRepo, *, dry_run: bool) -> GcResult:
+    res = GcResult("local store")
+    with file_lock(repo.lock_path(), shared=False):
+        keys, _incomplete, broken = reachable_keys(repo)
+        if broken:
+            # a pointer we cannot read might protect objects: refuse rather than guess
+            raise GitMLError(f"gc stopped: {len(broken)} reachable pointer(s) cannot be parsed "
+                             f"({broken[0]})", "fix or remove those commits' pointers first")
+        res.reachable = len(keys)
+        for key in repo.store.iter_keys():
+            if key not in keys:
+                res.unreachable.append(key)
+                with contextlib.suppress(FileNotFoundError):
+                    res.bytes += repo.store.path_of_key(key).stat().st_size
+        if not dry_run:
+            for key in res.unreachable:
+                with contextlib.suppress(FileNotFoundError):
+                    repo.store.path_of_key(key).unlink()
+            repo.stat_cache.clear_complete()
+            _clean_tmp(repo)
+            res.deleted = True
+    return res
+
+
+def _clean_tmp(repo: MLRepo) -> None:
+    now = time.time()
+    tmp = repo.store.tmp_dir
+    if not tmp.is_dir():
+        return
+    for entry in os.scandir(tmp):
+        try:
+            if now - entry.stat().st_mtime > STALE_TMP_SECONDS:
+                os.unlink(entry.path)
+        except FileNotFoundError:
+            pass
+
+
+def gc_remote(repo: MLRepo, remote: Remote, *, dry_run: bool) -> GcResult:
+    from gitml.store.transfer import known_index
+
+    res = GcResult(f"remote {remote.name}")
+    keys, incomplete, broken = reachable_keys(repo)
+    if broken or incomplete:
+        # Without the chunk lists and trees locally we cannot know what a pointer protects.
+        raise GitMLError(
+            f"remote gc stopped: {len(incomplete)} reachable artifact(s) are not complete in the "
+            f"local store and {len(broken)} pointer(s) cannot be read",
+            "run `git ml fetch --all-commits` first")
+    res.reachable = len(keys)
+    for key in remote.iter_keys():
+        if parse_key(key) is not None and key not in keys:
+            res.unreachable.append(key)
+            res.bytes += remote.key_size(key) or 0
+    if not dry_run:
+        remote.delete_many(res.unreachable)
+        known_index(repo, remote).forget(res.unreachable)
+        res.deleted = True
+    return res
+
+
+@dataclass
+class FsckResult:
+    checked: int = 0
+    damaged: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)  # artifacts of the index not in the store
+    broken_pointers: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"checked": self.checked, "damaged": self.damaged, "missing": self.missing,
+                "broken_pointers": self.broken_pointers, "ok": self.ok}
+
+    @property
+    def ok(self) -> bool:
+        return not (self.damaged or self.missing or self.broken_pointers)
+
+
+def fsck(repo: MLRepo, *, jobs: int = 4, advance: object = None) -> FsckResult:
+    res = FsckResult()
+    keys = list(repo.store.iter_keys())
+    res.checked = len(keys)
+
+    def check(key: str) -> tuple[str, str | None]:
+        problem = repo.store.verify_key(key)
+        if callable(advance):
+            advance(1)
+        return key, problem
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for key, problem in pool.map(check, keys):
+            if problem:
+                res.damaged[key] = problem
+    from gitml import workspace
+
+    for path in workspace.tracked_artifacts(repo):
+        try:
+            p = workspace.worktree_pointer(repo, path)
+        except GitMLError as e:
+            res.broken_pointers.append(e.message)
+            continue
+        if p is None:
+            continue
+        if not repo.store.has(p.oid):
+            res.missing.append(path)
+        elif p.kind == "dir":
+            try:
+                if not all(repo.store.has(e.oid) for e in repo.store.read_tree(p.oid)):
+                    res.missing.append(path)
+            except GitMLError as e:
+                res.damaged[path] = e.message
+    return res

@@ -1,0 +1,53 @@
+"""Content ids: xxh3-128 as 32 lowercase hex digits."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+import xxhash
+
+ID_HEX_LEN = 32
+ID_RE = re.compile(r"^[0-9a-f]{32}$")
+READ_BLOCK = 8 * 1024 * 1024
+
+
+def is_valid_id(oid: str) -> bool:
+    return bool(ID_RE.match(oid))
+
+
+def hash_bytes(data: bytes | bytearray | memoryview) -> str:
+    return xxhash.xxh3_128_hexdigest(data)
+
+
+def new_hasher() -> xxhash.xxh3_128:
+    return xxhash.xxh3_128()
+
+
+def hash_stream(stream: BinaryIO) -> tuple[str, int]:
+    """Hash a binary stream in fixed-size blocks; returns (id, size)."""
+    hasher = xxhash.xxh3_128()
+    size = 0
+    buf = bytearray(READ_BLOCK)
+    view = memoryview(buf)
+    while True:
+        n = stream.readinto(view)  # type: ignore[attr-defined]
+        if not n:
+            break
+        hasher.update(view[:n])
+        size += n
+    return hasher.hexdigest(), size
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    with open(path, "rb", buffering=0) as f:
+        return hash_stream(f)
+
+
+def hash_chunks(chunks: Iterable[bytes | memoryview]) -> str:
+    hasher = xxhash.xxh3_128()
+    for c in chunks:
+        hasher.update(c)
+    return hasher.hexdigest()

@@ -1,0 +1,76 @@
+"""A remote that is a plain folder (local disk, NFS, a mounted share)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+from gitml.errors import ObjectMissingError, RemoteError
+from gitml.store.fsutil import atomic_copy
+from gitml.store.remote import Remote
+
+
+class LocalRemote(Remote):
+    default_jobs = 4
+
+    def __init__(self, name: str, url: str, options: Mapping[str, str] | None = None) -> None:
+        super().__init__(name, url, options)
+        path = url[len("file://") :] if url.startswith("file://") else url
+        self.root = Path(path).expanduser()
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def _ensure_root(self) -> None:
+        if not self.root.is_dir():
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise RemoteError(
+                    f"remote '{self.name}': cannot create folder {self.root}: {e.strerror}"
+                ) from e
+
+    def has_many(self, keys: Iterable[str]) -> set[str]:
+        return {k for k in keys if self._path(k).is_file()}
+
+    def put_file(self, key: str, src: Path) -> None:
+        self._ensure_root()
+        dest = self._path(key)
+        try:
+            atomic_copy(src, dest, readonly=True)
+        except OSError as e:
+            raise RemoteError(f"remote '{self.name}': cannot write {dest}: {e.strerror}") from e
+
+    def get_file(self, key: str, dest: Path) -> None:
+        src = self._path(key)
+        try:
+            shutil.copyfile(src, dest)
+        except FileNotFoundError as e:
+            raise ObjectMissingError(f"remote '{self.name}' does not have {key}") from e
+        except OSError as e:
+            raise RemoteError(f"remote '{self.name}': cannot read {src}: {e.strerror}") from e
+
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        base = self.root / prefix if prefix else self.root
+        if not base.exists():
+            return
+        for dirpath, _dirnames, filenames in os.walk(base):
+            rel = Path(dirpath).relative_to(self.root)
+            for fn in filenames:
+                if fn.startswith(".tmp"):
+                    continue
+                yield (rel / fn).as_posix()
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        for k in keys:
+            with contextlib.suppress(FileNotFoundError):
+                self._path(k).unlink()
+
+    def key_size(self, key: str) -> int | None:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return None

@@ -1,0 +1,344 @@
+"""The local content-addressed object store.
+
+Layout under the store root (``<git common dir>/ml/store``)::
+
+    objects/ab/cdef…   bytes whose xxh3-128 is ``abcdef…`` (small files, chunks, trees)
+    chunked/ab/cdef…   chunk list of a large file whose content id is ``abcdef…``
+    tmp/               partial writes (``*.incomplete``), renamed into place when whole
+
+Objects are write-once and read-only (mode 0444). Every write goes to ``tmp/`` and is
+renamed into place, so readers and concurrent writers never see a partial object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from gitml.errors import CorruptObjectError, GitMLError, ObjectMissingError
+from gitml.store import chunking, tree
+from gitml.store.chunking import CHUNK_THRESHOLD, ChunkRef
+from gitml.store.ids import hash_bytes, is_valid_id, new_hasher
+
+OBJECTS = "objects"
+CHUNKED = "chunked"
+SMALL_READ = CHUNK_THRESHOLD
+
+
+def key_for(kind: str, oid: str) -> str:
+    return f"{kind}/{oid[:2]}/{oid[2:]}"
+
+
+def parse_key(key: str) -> tuple[str, str] | None:
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] not in (OBJECTS, CHUNKED):
+        return None
+    oid = parts[1] + parts[2]
+    return (parts[0], oid) if is_valid_id(oid) and len(parts[1]) == 2 else None
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    oid: str
+    size: int
+    new_bytes: int  # bytes this add wrote to the store (0 when all content was there)
+
+
+def _store_write_error(e: OSError, where: Path) -> GitMLError:
+    if e.errno == errno.ENOSPC:
+        return GitMLError(f"no space left on device while writing {where}",
+                          "free some space (e.g. `git ml gc`) and run the command again")
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return GitMLError(f"the gitml store is not writable: {where}",
+                          "check its permissions or mount")
+    return GitMLError(f"cannot write to the gitml store at {where}: {e.strerror}")
+
+
+class ObjectStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp_dir = root / "tmp"
+
+    # paths ---------------------------------------------------------------
+    def path_of_key(self, key: str) -> Path:
+        return self.root / key
+
+    def object_path(self, oid: str) -> Path:
+        return self.root / key_for(OBJECTS, oid)
+
+    def chunklist_path(self, oid: str) -> Path:
+        return self.root / key_for(CHUNKED, oid)
+
+    # presence --------------------------------------------------------------
+    def has_object(self, oid: str) -> bool:
+        return self.object_path(oid).is_file()
+
+    def has(self, oid: str) -> bool:
+        """True when the content ``oid`` can be read back whole from this store."""
+        if self.has_object(oid):
+            return True
+        try:
+            _, chunks = self.read_chunklist(oid)
+        except (ObjectMissingError, CorruptObjectError):
+            return False
+        return all(self.has_object(c.oid) for c in chunks)
+
+    def is_chunked(self, oid: str) -> bool:
+        return not self.has_object(oid) and self.chunklist_path(oid).is_file()
+
+    # writing ---------------------------------------------------------------
+    def _tmp_file(self) -> tuple[int, Path]:
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="obj-", suffix=".incomplete", dir=self.tmp_dir)
+        return fd, Path(name)
+
+    def install_tmp(self, tmp: Path, dest: Path) -> None:
+        """Make ``tmp`` read-only and rename it to ``dest`` (write-once: an existing object wins)."""
+        try:
+            os.chmod(tmp, 0o444)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, dest)
+        except OSError as e:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise _store_write_error(e, dest) from e
+
+    def _write(self, dest: Path, data: bytes | memoryview) -> None:
+        try:
+            fd, tmp = self._tmp_file()
+        except OSError as e:
+            raise _store_write_error(e, self.tmp_dir) from e
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        except BaseException as e:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            if isinstance(e, OSError):
+                raise _store_write_error(e, dest) from e
+            raise
+        self.install_tmp(tmp, dest)
+
+    def put_bytes(self, data: bytes | memoryview, oid: str | None = None) -> str:
+        oid = oid or hash_bytes(data)
+        dest = self.object_path(oid)
+        if not dest.exists():
+            self._write(dest, data)
+        return oid
+
+    def put_stream(self, stream: BinaryIO, size_hint: int) -> StoredFile:
+        """Store a file's content; large ones as content-defined chunks. Streams: memory stays flat."""
+        if size_hint < CHUNK_THRESHOLD:
+            data = stream.read()
+            if len(data) < CHUNK_THRESHOLD:
+                oid = hash_bytes(data)
+                new = 0 if self.has_object(oid) else len(data)
+                self.put_bytes(data, oid)
+                return StoredFile(oid, len(data), new)
+            stream = _Prefixed(data, stream)  # type: ignore[assignment]
+        return self._put_chunked(stream)
+
+    def _put_chunked(self, stream: BinaryIO) -> StoredFile:
+        whole = new_hasher()
+        refs: list[ChunkRef] = []
+        size = new = 0
+        for view in chunking.iter_chunks(stream):
+            whole.update(view)
+            coid = hash_bytes(view)
+            refs.append(ChunkRef(coid, len(view)))
+            size += len(view)
+            dest = self.object_path(coid)
+            if not dest.exists():
+                self._write(dest, view)
+                new += len(view)
+        oid = whole.hexdigest()
+        if self.has_object(oid):  # the same bytes were once stored whole
+            return StoredFile(oid, size, new)
+        dest = self.chunklist_path(oid)
+        if not dest.exists():
+            self._write(dest, chunking.dumps(size, refs))
+        return StoredFile(oid, size, new)
+
+    def put_file(self, path: Path) -> StoredFile:
+        with open(path, "rb") as f:
+            return self.put_stream(f, os.fstat(f.fileno()).st_size)
+
+    def put_tree(self, entries: list[tree.TreeEntry]) -> str:
+        return self.put_bytes(tree.dumps(entries))
+
+    # reading ---------------------------------------------------------------
+    def read_chunklist(self, oid: str) -> tuple[int, list[ChunkRef]]:
+        try:
+            data = self.chunklist_path(oid).read_bytes()
+        except FileNotFoundError as e:
+            raise ObjectMissingError(f"object {oid} is not in the local store",
+                                     "run `git ml pull` (or `git ml fetch`)") from e
+        return chunking.loads(data, oid)
+
+    def read_object(self, oid: str) -> bytes:
+        try:
+            return self.object_path(oid).read_bytes()
+        except FileNotFoundError as e:
+            raise ObjectMissingError(f"object {oid} is not in the local store",
+                                     "run `git ml pull` (or `git ml fetch`)") from e
+
+    def read_tree(self, oid: str) -> list[tree.TreeEntry]:
+        return tree.loads(self.read_object(oid), oid)
+
+    def open(self, oid: str) -> BinaryIO:
+        """A read-only binary stream over the content ``oid`` (whole object or chunks)."""
+        path = self.object_path(oid)
+        try:
+            return open(path, "rb")
+        except FileNotFoundError:
+            pass
+        size, chunks = self.read_chunklist(oid)
+        missing = [c.oid for c in chunks if not self.has_object(c.oid)]
+        if missing:
+            raise ObjectMissingError(
+                f"object {oid} is incomplete in the local store ({len(missing)} chunks missing)",
+                "run `git ml pull` (or `git ml fetch`)")
+        return _ChunkReader(self, chunks, size)  # type: ignore[return-value]
+
+    def copy_to(self, oid: str, dest: Path, *, mode: int = 0o644, link: str = "copy") -> None:
+        """Materialise ``oid`` at ``dest`` atomically (temp file in dest's folder + rename)."""
+        from gitml.store.fsutil import try_reflink
+
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".tmp-gitml-", suffix=".incomplete", dir=dest.parent)
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            src = self.object_path(oid)
+            if src.is_file() and link == "hardlink":
+                tmp.unlink()
+                os.link(src, tmp)  # the store copy is read-only: edits can't reach the store
+            elif src.is_file() and link in ("copy", "reflink", "auto"):
+                if not try_reflink(src, tmp):
+                    with open(src, "rb") as s, open(tmp, "wb") as d:
+                        _copy_stream(s, d)
+                os.chmod(tmp, mode & 0o777)
+            else:
+                with self.open(oid) as s, open(tmp, "wb") as d:
+                    _copy_stream(s, d)
+                os.chmod(tmp, mode & 0o777)
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+
+    # enumeration -------------------------------------------------------------
+    def iter_keys(self) -> Iterator[str]:
+        for kind in (OBJECTS, CHUNKED):
+            base = self.root / kind
+            if not base.is_dir():
+                continue
+            for fan in os.scandir(base):
+                if not fan.is_dir() or len(fan.name) != 2:
+                    continue
+                for entry in os.scandir(fan.path):
+                    yield f"{kind}/{fan.name}/{entry.name}"
+
+    def keys_of(self, oid: str, kind: str) -> list[str]:
+        """Every store key needed to reproduce artifact content ``oid`` (file or dir)."""
+        if kind == "dir":
+            keys = [key_for(OBJECTS, oid)]
+            for e in self.read_tree(oid):
+                keys.extend(self.keys_of(e.oid, "file"))
+            return keys
+        if self.has_object(oid):
+            return [key_for(OBJECTS, oid)]
+        _, chunks = self.read_chunklist(oid)
+        return [key_for(CHUNKED, oid)] + [key_for(OBJECTS, c.oid) for c in chunks]
+
+    def verify_key(self, key: str) -> str | None:
+        """None when ``key`` is intact, else a description of the damage."""
+        parsed = parse_key(key)
+        if parsed is None:
+            return "not a gitml object name"
+        kind, oid = parsed
+        path = self.path_of_key(key)
+        if kind == OBJECTS:
+            h = new_hasher()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(8 << 20), b""):
+                    h.update(block)
+            actual = h.hexdigest()
+            return None if actual == oid else f"content hashes to {actual}"
+        try:
+            with self.open(oid) as s:
+                h = new_hasher()
+                for block in iter(lambda: s.read(8 << 20), b""):
+                    h.update(block)
+        except ObjectMissingError:
+            return "chunks missing"
+        except CorruptObjectError as e:
+            return e.message
+        actual = h.hexdigest()
+        return None if actual == oid else f"chunks reassemble to {actual}"
+
+
+def _copy_stream(src: BinaryIO, dst: BinaryIO) -> None:
+    for block in iter(lambda: src.read(8 << 20), b""):
+        dst.write(block)
+
+
+class _Prefixed(io.RawIOBase):
+    """``data`` followed by the rest of ``stream``: lets a small read fall back to chunking."""
+
+    def __init__(self, data: bytes, stream: BinaryIO) -> None:
+        self._data = memoryview(data)
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._data:
+            n = min(len(b), len(self._data))
+            b[:n] = self._data[:n]
+            self._data = self._data[n:]
+            return n
+        return self._stream.readinto(b)  # type: ignore[attr-defined,no-any-return]
+
+
+class _ChunkReader(io.RawIOBase):
+    """Sequential reader over a chunked object's chunks."""
+
+    def __init__(self, store: ObjectStore, chunks: list[ChunkRef], size: int) -> None:
+        self._store = store
+        self._chunks = iter(chunks)
+        self._current: BinaryIO | None = None
+        self.size = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        while True:
+            if self._current is None:
+                ref = next(self._chunks, None)
+                if ref is None:
+                    return 0
+                self._current = open(self._store.object_path(ref.oid), "rb")  # noqa: SIM115
+            n = self._current.readinto(b)  # type: ignore[attr-defined]
+            if n:
+                return int(n)
+            self._current.close()
+            self._current = None
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+        super().close()
+
+
+ProgressFn = Callable[[int], None]

@@ -1,0 +1,81 @@
+"""The remote interface every remote implementation (folder, S3, ...) provides.
+
+A remote holds the same key space as the local store: ``objects/ab/<rest>`` for
+content-addressed objects (chunks, small files, trees) and ``chunked/ab/<rest>`` for
+the chunk lists of large files. Remotes move whole keys; verification of what comes
+down happens in :mod:`gitml.store.transfer`, never inside a remote.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+from gitml.errors import ConfigError
+
+# Options whose values are secrets: they are only ever written to the local,
+# uncommitted config and never printed.
+SECRET_OPTIONS = frozenset({"access_key_id", "secret_access_key", "session_token", "password"})
+
+
+class Remote(ABC):
+    """A place that stores keys. Implementations must be safe to call from many threads."""
+
+    #: how many transfers run at once unless the user says otherwise (``-j``)
+    default_jobs: int = 8
+
+    def __init__(self, name: str, url: str, options: Mapping[str, str] | None = None) -> None:
+        self.name = name
+        self.url = url
+        self.options = dict(options or {})
+
+    @abstractmethod
+    def has_many(self, keys: Iterable[str]) -> set[str]:
+        """Return the subset of ``keys`` the remote holds, in as few requests as possible."""
+
+    @abstractmethod
+    def put_file(self, key: str, src: Path) -> None:
+        """Upload ``src`` under ``key``. A reader never sees a partial object."""
+
+    @abstractmethod
+    def get_file(self, key: str, dest: Path) -> None:
+        """Download ``key`` into ``dest`` (a temporary path the caller owns).
+
+        Raises :class:`gitml.errors.ObjectMissingError` when the key is absent.
+        """
+
+    @abstractmethod
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        """Every key under ``prefix`` (for gc and listings)."""
+
+    @abstractmethod
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Delete keys; absent keys are not an error."""
+
+    def key_size(self, key: str) -> int | None:
+        """Size in bytes of a key, or None when unknown/absent (used to report gc savings)."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.url})"
+
+
+def open_remote(name: str, url: str, options: Mapping[str, str] | None = None) -> Remote:
+    """Pick the implementation from the URL scheme."""
+    if url.startswith("s3://"):
+        from gitml.store.s3_remote import S3Remote
+
+        return S3Remote(name, url, options)
+    if "://" in url and not url.startswith("file://"):
+        scheme = url.split("://", 1)[0]
+        raise ConfigError(
+            f"remote '{name}': unsupported URL scheme '{scheme}://'",
+            "use a folder path, file:// or s3://bucket/prefix",
+        )
+    from gitml.store.local_remote import LocalRemote
+
+    return LocalRemote(name, url, options)

@@ -1,0 +1,124 @@
+"""Stat cache: (inode, size, mtime_ns, ctime_ns) → content id, so unchanged files are never
+re-hashed. Backed by SQLite in WAL mode (safe for concurrent gitml processes).
+
+An entry is trusted only if the file's mtime is older than the moment the entry was
+recorded ("racy" entries, whose file may have changed in the same clock tick, are
+re-hashed once — the same rule Git uses for its index).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    ino INTEGER NOT NULL, size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+    oid TEXT NOT NULL, recorded_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS complete (oid TEXT PRIMARY KEY) WITHOUT ROWID;
+"""
+
+StatKey = tuple[int, int, int, int]
+# mtime is taken from a coarse kernel clock; entries for files modified this close to the
+# moment they were hashed are re-hashed once and then trusted.
+RACY_MARGIN_NS = 1_000_000_000
+
+
+def stat_key(st: os.stat_result) -> StatKey:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class StatCache:
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self._conn: sqlite3.Connection | None = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(_SCHEMA)
+            except sqlite3.DatabaseError:
+                # A damaged cache is only a cache: start again rather than fail.
+                conn.close()
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(self.db_path) + suffix).unlink(missing_ok=True)
+                conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(_SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    def lookup(self, path: str, st: os.stat_result) -> str | None:
+        row = self._db().execute(
+            "SELECT ino, size, mtime_ns, ctime_ns, oid, recorded_ns FROM files WHERE path=?",
+            (path,)).fetchone()
+        if row is None:
+            return None
+        return _trusted(row, stat_key(st))
+
+    def load_prefix(self, prefix: str) -> dict[str, tuple[int, int, int, int, str, int]]:
+        """All entries under a folder in one query (for directory artifacts)."""
+        rows = self._db().execute(
+            "SELECT path, ino, size, mtime_ns, ctime_ns, oid, recorded_ns FROM files "
+            "WHERE path >= ? AND path < ?", (prefix, prefix + "\U0010ffff")).fetchall()
+        return {r[0]: r[1:] for r in rows}
+
+    def record_many(self, entries: Iterable[tuple[str, os.stat_result, str]]) -> None:
+        now = time.time_ns()
+        rows = [(p, *stat_key(st), oid, now) for p, st, oid in entries]
+        if not rows:
+            return
+        db = self._db()
+        for attempt in range(5):
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)", rows)
+                db.execute("COMMIT")
+                return
+            except sqlite3.OperationalError:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                if attempt == 4:
+                    return  # a cache that cannot be written only costs a re-hash later
+                time.sleep(0.1 * (attempt + 1))
+
+    # Directory artifacts whose every member object was seen in the store: saves one
+    # stat per member on each status. gc clears it.
+    def is_complete(self, oid: str) -> bool:
+        return self._db().execute("SELECT 1 FROM complete WHERE oid=?", (oid,)).fetchone() is not None
+
+    def mark_complete(self, oid: str) -> None:
+        with contextlib.suppress(sqlite3.OperationalError):
+            self._db().execute("INSERT OR IGNORE INTO complete VALUES (?)", (oid,))
+
+    def clear_complete(self) -> None:
+        self._db().execute("DELETE FROM complete")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _trusted(row: tuple[int, int, int, int, str, int] | tuple[object, ...], key: StatKey) -> str | None:
+    ino, size, mtime_ns, ctime_ns, oid, recorded_ns = row
+    if (ino, size, mtime_ns, ctime_ns) != key:
+        return None
+    if mtime_ns >= recorded_ns - RACY_MARGIN_NS:  # type: ignore[operator]
+        return None  # racy: a change in the same clock tick would not show in mtime
+    return str(oid)
+
+
+def trusted(row: tuple[object, ...], st: os.stat_result) -> str | None:
+    return _trusted(row, stat_key(st))

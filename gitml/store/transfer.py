@@ -1,0 +1,319 @@
+"""Moving artifacts between the local store and a remote.
+
+- Only what the other side lacks moves. What a remote is known to hold is remembered in
+  ``<ml dir>/remotes/<name>.known`` so a no-op push costs no request per object; the rest
+  is asked in one batched ``has_many``.
+- Transfers run in a pool of ``jobs`` threads. Leaf objects (chunks, files) go up before
+  the trees and chunk lists that name them, so a remote never lists content it lacks.
+- Every downloaded key is verified against its id before it is renamed into the store; a
+  chunk list is verified by reassembling the file. Nothing unverified is ever kept.
+- Each object lands atomically, so an interrupted push or pull resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitml.errors import ConfigError, CorruptObjectError, GitMLError, ObjectMissingError
+from gitml.store import chunking, tree
+from gitml.store.fsutil import file_lock
+from gitml.store.ids import hash_file
+from gitml.store.objects import CHUNKED, OBJECTS, ObjectStore, key_for, parse_key
+from gitml.store.pointer import Pointer
+from gitml.store.remote import Remote, open_remote
+
+if TYPE_CHECKING:
+    from gitml.repo import MLRepo
+
+Artifact = tuple[str, Pointer]
+Advance = Callable[[int], None]
+
+
+@dataclass
+class TransferStats:
+    remote: str
+    transferred: int = 0
+    bytes: int = 0
+    skipped: int = 0
+    failed: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"remote": self.remote, "transferred": self.transferred, "bytes": self.bytes,
+                "already_there": self.skipped, "failed": self.failed}
+
+
+class KnownIndex:
+    """Keys a remote is known to hold (append-only text file, one key per line)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self.keys: set[str] = set()
+        with contextlib.suppress(FileNotFoundError):
+            self.keys = set(path.read_text().split())
+
+    def add(self, keys: Iterable[str]) -> None:
+        new = [k for k in keys if k not in self.keys]
+        if not new:
+            return
+        with self._lock:
+            self.keys.update(new)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as f:  # O_APPEND: concurrent appends stay line-whole
+                f.write("".join(k + "\n" for k in new))
+
+    def forget(self, keys: Iterable[str] | None = None) -> None:
+        with self._lock:
+            if keys is None:
+                self.keys.clear()
+            else:
+                self.keys.difference_update(keys)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text("".join(k + "\n" for k in sorted(self.keys)))
+            os.replace(tmp, self.path)
+
+
+def open_named_remote(repo: MLRepo, name: str | None) -> Remote:
+    remotes = repo.config.remotes()
+    if name is None:
+        name = repo.config.default_remote()
+        if name is None:
+            if len(remotes) == 1:
+                name = next(iter(remotes))
+            else:
+                raise ConfigError("no default remote",
+                                  "run `git ml remote add NAME URL --default` or pass -r NAME")
+    if name not in remotes:
+        raise ConfigError(f"no remote named '{name}'", "see `git ml remote list`")
+    opts = dict(remotes[name])
+    url = opts.pop("url")
+    return open_remote(name, url, opts)
+
+
+def known_index(repo: MLRepo, remote: Remote) -> KnownIndex:
+    return KnownIndex(repo.ml_dir / "remotes" / f"{remote.name}.known")
+
+
+def _run_pool(jobs: int, items: Sequence[str], fn: Callable[[str], None]) -> list[tuple[str, Exception]]:
+    """Run ``fn`` over ``items`` in a pool; collect failures instead of stopping at the first,
+    but stop early on Ctrl-C."""
+    errors: list[tuple[str, Exception]] = []
+    if not items:
+        return errors
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures: dict[Future[None], str] = {pool.submit(fn, k): k for k in items}
+        try:
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    exc = f.exception()
+                    if exc is not None:
+                        if not isinstance(exc, Exception):
+                            raise exc
+                        errors.append((futures[f], exc))
+        except KeyboardInterrupt:
+            for f in futures:
+                f.cancel()
+            raise
+    return errors
+
+
+def _raise_first(errors: list[tuple[str, Exception]], verb: str, remote: Remote) -> None:
+    if not errors:
+        return
+    key, exc = errors[0]
+    more = f" (and {len(errors) - 1} more failures)" if len(errors) > 1 else ""
+    if isinstance(exc, GitMLError):
+        raise type(exc)(exc.message + more, exc.hint) from exc
+    raise GitMLError(f"{verb} {key} with remote '{remote.name}' failed: {exc}{more}",
+                     "run the command again; finished objects are not redone") from exc
+
+
+# ---------------------------------------------------------------------------------- push
+def artifact_keys(store: ObjectStore, arts: Iterable[Artifact]) -> tuple[list[str], list[str], list[str]]:
+    """(leaf keys, root keys, artifacts missing locally) for the given artifacts."""
+    leaves: dict[str, None] = {}
+    roots: dict[str, None] = {}
+    missing: list[str] = []
+    for path, p in arts:
+        try:
+            keys = store.keys_of(p.oid, p.kind)
+        except ObjectMissingError:
+            missing.append(path)
+            continue
+        for k in keys:
+            parsed = parse_key(k)
+            is_root = k.startswith(CHUNKED) or (p.kind == "dir" and parsed is not None
+                                                and parsed[1] == p.oid)
+            (roots if is_root else leaves)[k] = None
+    for k in roots:
+        leaves.pop(k, None)
+    return list(leaves), list(roots), missing
+
+
+def push_artifacts(repo: MLRepo, arts: Sequence[Artifact], *, remote: Remote, jobs: int | None,
+                   advance: Advance | None = None, on_total: Callable[[int], None] | None = None) -> TransferStats:
+    store = repo.store
+    leaves, roots, missing = artifact_keys(store, arts)
+    if missing:
+        raise ObjectMissingError(
+            f"{len(missing)} artifact(s) are not in the local store, e.g. {missing[0]}",
+            "run `git ml add` on them (or `git ml fetch` from where they are) before pushing")
+    known = known_index(repo, remote)
+    stats = TransferStats(remote.name)
+    all_keys = leaves + roots
+    unknown = [k for k in all_keys if k not in known.keys]
+    if unknown:
+        present = remote.has_many(unknown)
+        known.add(present)
+    todo_leaves = [k for k in leaves if k not in known.keys]
+    todo_roots = [k for k in roots if k not in known.keys]
+    stats.skipped = len(all_keys) - len(todo_leaves) - len(todo_roots)
+    if on_total:
+        on_total(sum(store.path_of_key(k).stat().st_size for k in todo_leaves + todo_roots))
+    lock = threading.Lock()
+    done_batch: list[str] = []
+
+    def upload(key: str) -> None:
+        src = store.path_of_key(key)
+        remote.put_file(key, src)
+        size = src.stat().st_size
+        with lock:
+            stats.transferred += 1
+            stats.bytes += size
+            done_batch.append(key)
+            if len(done_batch) >= 256:
+                known.add(done_batch)
+                done_batch.clear()
+        if advance:
+            advance(size)
+
+    jobs = jobs or remote.default_jobs
+    try:
+        for group in (todo_leaves, todo_roots):
+            errors = _run_pool(jobs, group, upload)
+            if errors:
+                stats.failed = [k for k, _ in errors]
+                _raise_first(errors, "uploading", remote)
+    finally:
+        known.add(done_batch)
+    return stats
+
+
+# --------------------------------------------------------------------------------- fetch
+def _download_verified(store: ObjectStore, remote: Remote, key: str) -> int:
+    """Download ``key`` into the store; objects are verified against their id here."""
+    parsed = parse_key(key)
+    if parsed is None:
+        raise GitMLError(f"remote '{remote.name}' returned a bad key {key!r}")
+    kind, oid = parsed
+    fd, tmp_name = _tmp(store)
+    tmp = Path(tmp_name)
+    try:
+        remote.get_file(key, tmp)
+        size = tmp.stat().st_size
+        if kind == OBJECTS:
+            actual, _ = hash_file(tmp)
+            if actual != oid:
+                raise CorruptObjectError(
+                    f"object {oid} from remote '{remote.name}' is damaged (its bytes hash to "
+                    f"{actual}); nothing was kept",
+                    "the remote copy is bad: push it again from a clone that has it")
+        else:
+            chunking.loads(tmp.read_bytes(), oid)  # well-formed; content verified after chunks
+        store.install_tmp(tmp, store.path_of_key(key))
+        return size
+    finally:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _tmp(store: ObjectStore) -> tuple[int, str]:
+    import tempfile
+
+    store.tmp_dir.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(prefix="dl-", suffix=".incomplete", dir=store.tmp_dir)
+
+
+def fetch_artifacts(repo: MLRepo, arts: Sequence[Artifact], *, remote_name: str | None = None,
+                    remote: Remote | None = None, jobs: int | None = None, quiet: bool = True,
+                    advance: Advance | None = None) -> TransferStats:
+    """Download what the local store lacks to reproduce ``arts``."""
+    if remote is None:
+        remote = open_named_remote(repo, remote_name)
+    store = repo.store
+    jobs = jobs or remote.default_jobs
+    stats = TransferStats(remote.name)
+    lock = threading.Lock()
+
+    def fetch_keys(keys: list[str]) -> None:
+        keys = [k for k in dict.fromkeys(keys) if not store.path_of_key(k).is_file()]
+
+        def one(key: str) -> None:
+            size = _download_verified(store, remote, key)
+            with lock:
+                stats.transferred += 1
+                stats.bytes += size
+            if advance:
+                advance(size)
+
+        errors = _run_pool(jobs, keys, one)
+        if errors:
+            stats.failed += [k for k, _ in errors]
+            _raise_first(errors, "downloading", remote)
+
+    with file_lock(repo.lock_path(), shared=True):
+        # 1. trees of directory artifacts
+        dirs = [p for _, p in arts if p.kind == "dir"]
+        fetch_keys([key_for(OBJECTS, p.oid) for p in dirs])
+        files: dict[str, str] = {}  # oid -> artifact path (for messages)
+        for path, p in arts:
+            if p.kind == "dir":
+                for e in tree.loads(store.read_object(p.oid), p.oid):
+                    files.setdefault(e.oid, f"{path}/{e.path}")
+            else:
+                files.setdefault(p.oid, path)
+        # 2. which files are whole objects and which are chunk lists on the remote
+        need = [oid for oid in files if not store.has(oid)]
+        candidates = [key_for(OBJECTS, o) for o in need] + [key_for(CHUNKED, o) for o in need]
+        present = remote.has_many(candidates) if need else set()
+        whole = [key_for(OBJECTS, o) for o in need if key_for(OBJECTS, o) in present]
+        lists = [key_for(CHUNKED, o) for o in need
+                 if key_for(OBJECTS, o) not in present and key_for(CHUNKED, o) in present]
+        absent = [o for o in need if key_for(OBJECTS, o) not in present
+                  and key_for(CHUNKED, o) not in present]
+        if absent:
+            raise ObjectMissingError(
+                f"{len(absent)} object(s) are neither in the local store nor on remote "
+                f"'{remote.name}', e.g. {files[absent[0]]} ({absent[0]})",
+                "push them from a clone that has them")
+        fetch_keys(whole + lists)
+        # 3. chunks of large files, then verify each reassembled file
+        chunk_keys: list[str] = []
+        chunked_oids = [parse_key(k)[1] for k in lists]  # type: ignore[index]
+        for oid in chunked_oids:
+            _, chunks = store.read_chunklist(oid)
+            chunk_keys += [key_for(OBJECTS, c.oid) for c in chunks]
+        fetch_keys(chunk_keys)
+        for oid in chunked_oids:
+            problem = store.verify_key(key_for(CHUNKED, oid))
+            if problem:
+                store.chunklist_path(oid).unlink(missing_ok=True)
+                raise CorruptObjectError(
+                    f"{files[oid]} ({oid}) from remote '{remote.name}' is damaged: {problem}; "
+                    "nothing was kept", "push it again from a clone that has it")
+    for _, p in arts:
+        if p.kind == "dir":
+            repo.stat_cache.mark_complete(p.oid)
+    known_index(repo, remote).add(k for k in (whole + lists + chunk_keys))
+    return stats

@@ -1,0 +1,584 @@
+"""Working-tree operations on artifacts: add, status, checkout, and listing pointers.
+
+This is where the store meets Git: artifacts are hashed into the store, their pointers
+written next to them and staged, and the real paths git-ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat as stat_mod
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitml.errors import GitMLError, ObjectMissingError, PointerError, UsageError
+from gitml.repo import MLRepo
+from gitml.store import pointer as ptr
+from gitml.store.fsutil import atomic_write_text, file_lock
+from gitml.store.ids import hash_bytes
+from gitml.store.pointer import Pointer
+from gitml.store.stat_cache import trusted
+from gitml.store.tree import TreeEntry
+from gitml.store.tree import dumps as tree_dumps
+
+TMP_MARK = ".tmp-gitml-"
+ProgressFn = Callable[[int], None]
+
+
+def default_jobs() -> int:
+    return max(2, min(8, (os.cpu_count() or 2) * 2))
+
+
+# ---------------------------------------------------------------------------- listing
+def pointers(repo: MLRepo, rev: str | None = None) -> dict[str, Pointer]:
+    """Artifact path → pointer, from the index (``rev`` None) or the tree of ``rev``."""
+    blobs = (repo.git.index_blobs(ptr.SUFFIX) if rev is None
+             else repo.git.tree_blobs(rev, ptr.SUFFIX))
+    where = "index" if rev is None else rev
+    return {ptr.artifact_path_for(p): ptr.parse(data, f"{p} ({where})") for p, data in blobs.items()}
+
+
+def worktree_pointer(repo: MLRepo, artifact: str) -> Pointer | None:
+    path = repo.abspath(ptr.pointer_path_for(artifact))
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    return ptr.parse(data, ptr.pointer_path_for(artifact))
+
+
+def tracked_artifacts(repo: MLRepo, paths: Sequence[str] | None = None) -> list[str]:
+    """Artifacts whose pointers are in the index, optionally limited to ``paths`` (or below)."""
+    arts = sorted(ptr.artifact_path_for(p) for p in repo.git.index_paths() if p.endswith(ptr.SUFFIX))
+    if not paths:
+        return arts
+    wanted: list[str] = []
+    for a in arts:
+        for p in paths:
+            p = p[: -len(ptr.SUFFIX)] if p.endswith(ptr.SUFFIX) else p
+            if p in ("", ".") or a == p or a.startswith(p.rstrip("/") + "/") or p.startswith(a + "/"):
+                wanted.append(a)
+                break
+    return wanted
+
+
+# ----------------------------------------------------------------------------- hashing
+@dataclass
+class _FileState:
+    rel: str  # path relative to the artifact root (dir) or the work tree (file)
+    abs: Path
+    st: os.stat_result
+    oid: str | None = None
+
+
+def _hash_and_store(repo: MLRepo, items: list[_FileState], *, store: bool, jobs: int,
+                    progress: ProgressFn | None) -> int:
+    """Fill in ``oid`` for items lacking one; store content when ``store``. Returns new bytes."""
+    todo = [i for i in items if i.oid is None]
+    if not todo:
+        return 0
+
+    def work(batch: list[_FileState]) -> int:
+        new = 0
+        for item in batch:
+            if store:
+                try:
+                    res = repo.store.put_file(item.abs)
+                except FileNotFoundError:
+                    raise GitMLError(f"{item.abs} disappeared while it was being added") from None
+                item.oid = res.oid
+                new += res.new_bytes
+            else:
+                from gitml.store.ids import hash_file
+
+                item.oid, _ = hash_file(item.abs)
+            if progress:
+                progress(item.st.st_size)
+        return new
+
+    # Batches keep thread hand-off cheap for many small files; big files get their own batch.
+    batches: list[list[_FileState]] = []
+    current: list[_FileState] = []
+    size = 0
+    for item in todo:
+        current.append(item)
+        size += item.st.st_size
+        if len(current) >= 64 or size >= 8 << 20:
+            batches.append(current)
+            current, size = [], 0
+    if current:
+        batches.append(current)
+    if len(batches) == 1 or jobs <= 1:
+        return sum(work(b) for b in batches)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return sum(pool.map(work, batches))
+
+
+def _walk_dir(root: Path, repo_root: Path) -> list[tuple[str, Path, os.stat_result]]:
+    """Every regular file below ``root`` as (relative posix path, path, stat)."""
+    out: list[tuple[str, Path, os.stat_result]] = []
+    stack = [(root, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except PermissionError as e:
+            raise GitMLError(f"cannot read folder {folder}: permission denied") from e
+        for entry in entries:
+            if entry.name.startswith(TMP_MARK):
+                continue
+            rel = prefix + entry.name
+            if entry.is_symlink():
+                target = Path(os.path.realpath(entry.path))
+                if not target.is_relative_to(repo_root):
+                    raise GitMLError(f"{entry.path} is a link to {target}, outside the repository",
+                                     "copy the file in or remove the link")
+                st = os.stat(entry.path)
+                if stat_mod.S_ISDIR(st.st_mode):
+                    raise GitMLError(f"{entry.path} is a link to a folder; gitml does not follow "
+                                     "folder links", "replace it with the folder's content")
+                out.append((rel, Path(entry.path), st))
+            elif entry.is_dir(follow_symlinks=False):
+                stack.append((Path(entry.path), rel + "/"))
+            elif entry.is_file(follow_symlinks=False):
+                out.append((rel, Path(entry.path), entry.stat(follow_symlinks=False)))
+    return out
+
+
+def _mode(st: os.stat_result) -> int:
+    return 0o100755 if st.st_mode & 0o111 else 0o100644
+
+
+@dataclass
+class _DirScan:
+    entries: list[TreeEntry]
+    files: list[_FileState]
+
+    @property
+    def size(self) -> int:
+        return sum(e.size for e in self.entries)
+
+
+def _scan_dir(repo: MLRepo, rel: str, *, store: bool, jobs: int,
+              progress: ProgressFn | None = None) -> tuple[_DirScan, int]:
+    root = repo.abspath(rel)
+    walked = _walk_dir(root, repo.workdir)
+    cached = repo.stat_cache.load_prefix(rel + "/")
+    files: list[_FileState] = []
+    for r, p, st in walked:
+        item = _FileState(r, p, st)
+        row = cached.get(f"{rel}/{r}")
+        if row is not None:
+            oid = trusted(row, st)
+            if oid is not None and (not store or repo.store.has_object(oid)
+                                    or repo.store.has(oid)):
+                item.oid = oid
+        files.append(item)
+    new = _hash_and_store(repo, files, store=store, jobs=jobs, progress=progress)
+    entries = [TreeEntry(f.rel, f.oid or "", f.st.st_size, _mode(f.st)) for f in files]
+    _record(repo, [(f"{rel}/{f.rel}", f) for f in files], cached)
+    return _DirScan(entries, files), new
+
+
+def _record(repo: MLRepo, items: Iterable[tuple[str, _FileState]],
+            cached: dict[str, tuple[int, int, int, int, str, int]] | None = None) -> None:
+    """Remember stats of hashed files; skip rows that are already current."""
+    rows = []
+    for key, f in items:
+        if f.oid is None:
+            continue
+        if cached is not None:
+            row = cached.get(key)
+            if row is not None and trusted(row, f.st) == f.oid:
+                continue
+        rows.append((key, f.st, f.oid))
+    repo.stat_cache.record_many(rows)
+
+
+def current_oid(repo: MLRepo, rel: str, *, store: bool = False, jobs: int | None = None) -> str | None:
+    """Content id of the working-tree file or folder ``rel`` (None when absent)."""
+    path = repo.abspath(rel)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    jobs = jobs or default_jobs()
+    if stat_mod.S_ISDIR(st.st_mode):
+        scan, _ = _scan_dir(repo, rel, store=store, jobs=jobs)
+        data = tree_dumps(scan.entries)
+        return repo.store.put_bytes(data) if store else hash_bytes(data)
+    oid = repo.stat_cache.lookup(rel, st)
+    if oid is not None and (not store or repo.store.has(oid)):
+        return oid
+    item = _FileState(rel, path, st)
+    _hash_and_store(repo, [item], store=store, jobs=1, progress=None)
+    _record(repo, [(rel, item)])
+    return item.oid
+
+
+# --------------------------------------------------------------------------------- add
+@dataclass
+class AddResult:
+    path: str
+    pointer_path: str
+    oid: str
+    size: int
+    kind: str
+    changed: bool
+    files: int | None = None
+    new_bytes: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {"path": self.path, "pointer": self.pointer_path, "oid": self.oid, "size": self.size,
+                "kind": self.kind, "changed": self.changed, "files": self.files,
+                "new_bytes": self.new_bytes}
+
+
+def _validate_add_target(repo: MLRepo, rel: str, tracked: set[str], arts: set[str]) -> None:
+    if rel == "":
+        raise UsageError("cannot add the whole work tree; name files or folders")
+    top = rel.split("/", 1)[0]
+    if top in (".git", ".gitml"):
+        raise UsageError(f"{rel}: gitml's own files cannot be added")
+    path = repo.abspath(rel)
+    if path.is_symlink():
+        target = Path(os.path.realpath(path))
+        if not target.is_relative_to(repo.workdir):
+            raise GitMLError(f"{rel} is a link to {target}, outside the repository")
+    if not path.exists():
+        raise GitMLError(f"{rel}: no such file or folder")
+    if rel in tracked:
+        raise GitMLError(f"{rel} is tracked by Git", f"run `git rm --cached {rel}` first, then add it")
+    prefix = rel + "/"
+    if path.is_dir() and any(t.startswith(prefix) for t in tracked):
+        raise GitMLError(f"{rel} contains files tracked by Git",
+                         f"run `git rm -r --cached {rel}` first, then add it")
+    parts = rel.split("/")
+    for i in range(1, len(parts)):
+        parent = "/".join(parts[:i])
+        if parent in arts:
+            raise GitMLError(f"{rel} is inside the artifact {parent}",
+                             f"run `git ml add {parent}` to update the whole folder")
+    if path.is_dir() and any(a.startswith(prefix) for a in arts):
+        raise GitMLError(f"{rel} contains artifacts that are added on their own",
+                         "remove their pointers first (git rm <path>.gitml)")
+
+
+def _ensure_ignored(repo: MLRepo, rel: str) -> str:
+    """Add ``/name`` to the .gitignore beside the artifact; returns the .gitignore path."""
+    parent, _, name = rel.rpartition("/")
+    ignore_rel = f"{parent}/.gitignore" if parent else ".gitignore"
+    ignore_path = repo.abspath(ignore_rel)
+    line = "/" + name.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?").replace("[", "\\[")
+    if line.startswith("/#") or line.startswith("/!"):
+        line = "/\\" + line[1:]
+    try:
+        text = ignore_path.read_text()
+    except FileNotFoundError:
+        text = ""
+    if line in text.splitlines():
+        return ignore_rel
+    if text and not text.endswith("\n"):
+        text += "\n"
+    atomic_write_text(ignore_path, text + line + "\n")
+    return ignore_rel
+
+
+def add(repo: MLRepo, paths: Sequence[Path | str], *, jobs: int | None = None,
+        progress: ProgressFn | None = None) -> list[AddResult]:
+    jobs = jobs or default_jobs()
+    rels: list[str] = []
+    for p in paths:
+        rel = repo.relpath(p)
+        if rel.endswith(ptr.SUFFIX):
+            rel = ptr.artifact_path_for(rel)
+        rel = rel.rstrip("/")
+        if rel not in rels:
+            rels.append(rel)
+    tracked = set(repo.git.index_paths())
+    arts = {ptr.artifact_path_for(t) for t in tracked if t.endswith(ptr.SUFFIX)}
+    for rel in rels:
+        _validate_add_target(repo, rel, tracked - {ptr.pointer_path_for(rel)}, arts - {rel})
+
+    results: list[AddResult] = []
+    to_stage: list[str] = []
+    with file_lock(repo.lock_path(), shared=True):
+        for rel in rels:
+            path = repo.abspath(rel)
+            old = None
+            try:
+                old = worktree_pointer(repo, rel)
+            except PointerError:
+                old = None  # a damaged pointer is simply replaced
+            if path.is_dir():
+                scan, new = _scan_dir(repo, rel, store=True, jobs=jobs, progress=progress)
+                oid = repo.store.put_tree(scan.entries)
+                repo.stat_cache.mark_complete(oid)
+                pointer = Pointer(oid, scan.size, "dir", len(scan.entries))
+            else:
+                st = path.stat()
+                oid_cached = repo.stat_cache.lookup(rel, st)
+                item = _FileState(rel, path, st, oid_cached if oid_cached and repo.store.has(oid_cached) else None)
+                new = _hash_and_store(repo, [item], store=True, jobs=1, progress=progress)
+                _record(repo, [(rel, item)])
+                assert item.oid is not None
+                pointer = Pointer(item.oid, st.st_size, "file")
+            pointer_rel = ptr.pointer_path_for(rel)
+            changed = old != pointer
+            if changed:
+                atomic_write_text(repo.abspath(pointer_rel), pointer.dumps())
+            ignore_rel = _ensure_ignored(repo, rel)
+            to_stage += [pointer_rel, ignore_rel]
+            results.append(AddResult(rel, pointer_rel, pointer.oid, pointer.size, pointer.kind,
+                                     changed, pointer.files, new))
+        # staged under the lock, so a concurrent gc sees the new pointers in the index
+        repo.git.stage(sorted(set(to_stage)))
+    return results
+
+
+# ------------------------------------------------------------------------------ status
+@dataclass
+class StatusEntry:
+    path: str
+    kind: str
+    state: str  # clean | modified | missing | not-in-store | invalid-pointer
+    in_store: bool
+    detail: str = ""
+    changes: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        d: dict[str, object] = {"path": self.path, "kind": self.kind, "state": self.state,
+                                "in_store": self.in_store}
+        if self.detail:
+            d["detail"] = self.detail
+        if self.changes:
+            d["changes"] = self.changes
+        return d
+
+
+def _dir_in_store(repo: MLRepo, oid: str) -> bool:
+    if repo.stat_cache.is_complete(oid):
+        return True
+    if not repo.store.has_object(oid):
+        return False
+    try:
+        ok = all(repo.store.has(e.oid) for e in repo.store.read_tree(oid))
+    except GitMLError:
+        return False
+    if ok:
+        repo.stat_cache.mark_complete(oid)
+    return ok
+
+
+def status(repo: MLRepo, paths: Sequence[str] | None = None, *, jobs: int | None = None) -> list[StatusEntry]:
+    jobs = jobs or default_jobs()
+    out: list[StatusEntry] = []
+    for art in tracked_artifacts(repo, paths):
+        try:
+            p = worktree_pointer(repo, art)
+        except PointerError as e:
+            out.append(StatusEntry(art, "?", "invalid-pointer", False, e.message))
+            continue
+        if p is None:
+            out.append(StatusEntry(art, "?", "invalid-pointer", False,
+                                   "pointer file deleted from the work tree"))
+            continue
+        in_store = _dir_in_store(repo, p.oid) if p.kind == "dir" else repo.store.has(p.oid)
+        path = repo.abspath(art)
+        if not path.exists():
+            out.append(StatusEntry(art, p.kind, "missing" if in_store else "not-in-store", in_store))
+            continue
+        if p.kind == "dir":
+            if not path.is_dir():
+                out.append(StatusEntry(art, p.kind, "modified", in_store, "a file where a folder was"))
+                continue
+            scan, _ = _scan_dir(repo, art, store=False, jobs=jobs)
+            cur = hash_bytes(tree_dumps(scan.entries))
+            if cur == p.oid:
+                out.append(StatusEntry(art, p.kind, "clean" if in_store else "not-in-store", in_store))
+            else:
+                changes = _tree_changes(repo, p.oid, scan.entries)
+                out.append(StatusEntry(art, p.kind, "modified", in_store, changes=changes))
+            continue
+        if path.is_dir():
+            out.append(StatusEntry(art, p.kind, "modified", in_store, "a folder where a file was"))
+            continue
+        state = "clean" if current_oid(repo, art) == p.oid else "modified"
+        if state == "clean" and not in_store:
+            state = "not-in-store"
+        out.append(StatusEntry(art, p.kind, state, in_store))
+    return out
+
+
+def _tree_changes(repo: MLRepo, old_oid: str, new: list[TreeEntry]) -> dict[str, list[str]]:
+    try:
+        old = {e.path: e for e in repo.store.read_tree(old_oid)}
+    except GitMLError:
+        return {}
+    cur = {e.path: e for e in new}
+    return {
+        "added": sorted(set(cur) - set(old)),
+        "deleted": sorted(set(old) - set(cur)),
+        "modified": sorted(p for p in set(cur) & set(old)
+                           if (cur[p].oid, cur[p].mode) != (old[p].oid, old[p].mode)),
+    }
+
+
+# ---------------------------------------------------------------------------- checkout
+@dataclass
+class CheckoutResult:
+    restored: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # modified and unsaved: not overwritten
+    missing: list[str] = field(default_factory=list)  # content not in the store
+    removed: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {"restored": self.restored, "unchanged": self.unchanged, "kept": self.kept,
+                "missing": self.missing, "removed": self.removed}
+
+
+def _needs_fetch(repo: MLRepo, p: Pointer) -> bool:
+    return not (_dir_in_store(repo, p.oid) if p.kind == "dir" else repo.store.has(p.oid))
+
+
+def checkout(repo: MLRepo, paths: Sequence[str] | None = None, *, force: bool = False,
+             link: str | None = None, fetch: bool = True, jobs: int | None = None,
+             quiet: bool = True) -> CheckoutResult:
+    """Make the work tree hold what the pointers say. Fetches what the store lacks from the
+    default remote when ``fetch`` and one is configured."""
+    jobs = jobs or default_jobs()
+    link = link if link is not None else str(repo.config.section("core").get("link", "copy"))
+    if link not in ("copy", "reflink", "hardlink", "auto"):
+        raise GitMLError(f"core.link must be copy, reflink or hardlink, not {link!r}")
+    arts: list[tuple[str, Pointer]] = []
+    for art in tracked_artifacts(repo, paths):
+        p = worktree_pointer(repo, art)
+        if p is None:
+            continue
+        arts.append((art, p))
+    if fetch and any(_needs_fetch(repo, p) for _, p in arts):
+        from gitml.store.transfer import fetch_artifacts
+
+        remote_name = repo.config.default_remote()
+        if remote_name:
+            fetch_artifacts(repo, [(a, p) for a, p in arts if _needs_fetch(repo, p)],
+                            remote_name=remote_name, jobs=None, quiet=quiet)
+    result = CheckoutResult()
+    with file_lock(repo.lock_path(), shared=True):
+        for art, p in arts:
+            if _needs_fetch(repo, p):
+                result.missing.append(art)
+                continue
+            if p.kind == "dir":
+                _checkout_dir(repo, art, p, result, force=force, link=link, jobs=jobs)
+            else:
+                _checkout_file(repo, art, p, result, force=force, link=link)
+    return result
+
+
+def _is_saved(repo: MLRepo, oid: str | None) -> bool:
+    return oid is not None and repo.store.has(oid)
+
+
+def _materialise(repo: MLRepo, rel: str, oid: str, mode: int, link: str) -> None:
+    dest = repo.abspath(rel)
+    try:
+        repo.store.copy_to(oid, dest, mode=mode, link=link)
+    except OSError as e:
+        raise GitMLError(f"cannot write {rel}: {e.strerror}") from e
+    st = dest.stat()
+    repo.stat_cache.record_many([(rel, st, oid)])
+
+
+def _checkout_file(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *, force: bool,
+                   link: str) -> None:
+    path = repo.abspath(art)
+    if path.is_dir() and not path.is_symlink():
+        if not force:
+            result.kept.append(art)
+            return
+        import shutil
+
+        shutil.rmtree(path)
+    cur = current_oid(repo, art) if path.exists() else None
+    if cur == p.oid:
+        result.unchanged.append(art)
+        return
+    if cur is not None and not force and not _is_saved(repo, cur):
+        result.kept.append(art)
+        return
+    _materialise(repo, art, p.oid, 0o644, link)
+    result.restored.append(art)
+
+
+def _checkout_dir(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *, force: bool,
+                  link: str, jobs: int) -> None:
+    root = repo.abspath(art)
+    if root.exists() and not root.is_dir():
+        if not force and not _is_saved(repo, current_oid(repo, art)):
+            result.kept.append(art)
+            return
+        root.unlink()
+    wanted = {e.path: e for e in repo.store.read_tree(p.oid)}
+    have: dict[str, _FileState] = {}
+    if root.is_dir():
+        scan, _ = _scan_dir(repo, art, store=False, jobs=jobs)
+        if hash_bytes(tree_dumps(scan.entries)) == p.oid:
+            result.unchanged.append(art)
+            return
+        have = {f.rel: f for f in scan.files}
+    changed = False
+    for rel, f in have.items():
+        if rel in wanted:
+            continue
+        if force or _is_saved(repo, f.oid):
+            f.abs.unlink()
+            result.removed.append(f"{art}/{rel}")
+            changed = True
+        else:
+            result.kept.append(f"{art}/{rel}")
+    todo = []
+    for rel, e in wanted.items():
+        cur = have.get(rel)
+        if cur is not None and cur.oid == e.oid:
+            if _mode(cur.st) != e.mode:
+                os.chmod(cur.abs, e.mode & 0o777)
+            continue
+        if cur is not None and not force and not _is_saved(repo, cur.oid):
+            result.kept.append(f"{art}/{rel}")
+            continue
+        todo.append(e)
+
+    def work(batch: list[TreeEntry]) -> None:
+        for e in batch:
+            _materialise(repo, f"{art}/{e.path}", e.oid, e.mode, link)
+
+    batches = [todo[i:i + 64] for i in range(0, len(todo), 64)]
+    if len(batches) > 1:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(work, batches))
+    else:
+        for b in batches:
+            work(b)
+    _prune_empty_dirs(root)
+    if todo or changed:
+        result.restored.append(art)
+    else:
+        result.unchanged.append(art)
+
+
+def _prune_empty_dirs(root: Path) -> None:
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        if dirpath != str(root) and not dirnames and not filenames:
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)
+
+
+def require_in_store(repo: MLRepo, oid: str, what: str) -> None:
+    if not repo.store.has(oid):
+        raise ObjectMissingError(f"{what}: content {oid} is not in the local store",
+                                 "run `git ml pull`")
