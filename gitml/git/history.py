@@ -124,7 +124,7 @@ def commit_info(raw: pygit2.Repository, rev: str, with_changes: bool = True) -> 
 
 
 def blob(raw: pygit2.Repository, blob_id: str | pygit2.Oid) -> bytes:
-    obj = raw[blob_id]
+    obj = raw[pygit2.Oid(hex=blob_id) if isinstance(blob_id, str) and len(blob_id) == 40 else blob_id]
     if not isinstance(obj, pygit2.Blob):
         raise GitMLError(f"Git object {blob_id} is not a file")
     return bytes(obj.data)
@@ -260,3 +260,49 @@ def staged_changes(raw: pygit2.Repository, index: pygit2.Index, head: str | None
         out.append((path, blob(raw, before[path]) if path in before else None,
                     blob(raw, staged[path]) if path in staged else None))
     return out
+
+
+def log_raw(workdir: str, rev: str = "HEAD", max_count: int | None = None, *,
+            first_parent: bool = False, pathspecs: tuple[str, ...] = ()) -> Iterator[CommitInfo]:
+    """Like :func:`walk` but through one ``git log --raw`` process: the fastest way to get
+    the changed paths of many commits (1,000 commits in tens of milliseconds). Only the
+    changes to interesting paths are kept; ``pathspecs`` also limits the commits listed.
+    ``message`` holds the subject line only."""
+    import subprocess
+
+    args = ["git", "log", "--raw", "--no-renames", "--no-abbrev", "-z", "--diff-merges=first-parent",
+            "--format=%x1e%H%x1f%P%x1f%at%x1f%an%x1f%ae%x1f%T%x1f%s"]
+    if max_count is not None:
+        args.append(f"-n{max_count}")
+    if first_parent:
+        args.append("--first-parent")
+    args += [rev, "--"]
+    args += list(pathspecs)
+    proc = subprocess.run(args, cwd=workdir, capture_output=True)
+    if proc.returncode != 0:
+        msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GitMLError(f"git log failed: {msg[-1] if msg else proc.returncode}",
+                         "check the revision name with `git log`")
+    out = proc.stdout.decode("utf-8", "replace")
+    for chunk in out.split("\x1e")[1:]:
+        head, _, rest = chunk.partition("\0")
+        f = head.split("\x1f")
+        if len(f) < 7:
+            continue
+        info = CommitInfo(id=f[0], parents=f[1].split() if f[1] else [], author=f[3], email=f[4],
+                          time=int(f[2] or 0), offset=0, message=f[6], tree=f[5])
+        parts = rest.lstrip("\n").split("\0")
+        i = 0
+        while i + 1 < len(parts):
+            meta, path = parts[i], parts[i + 1]
+            i += 2
+            if not meta.startswith(":"):
+                break
+            fields = meta[1:].split()
+            if len(fields) < 5 or not interesting(path):
+                continue
+            st = fields[4][:1]
+            info.changes.append(Change(path, "A" if st == "A" else ("D" if st == "D" else "M"),
+                                       None if fields[2] == _ZERO else fields[2],
+                                       None if fields[3] == _ZERO else fields[3]))
+        yield info

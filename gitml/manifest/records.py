@@ -228,6 +228,24 @@ def parse_run_record(data: bytes | str, source: str) -> RunRecord:
     )
 
 
+def summarize_run_record(data: bytes | str, source: str) -> tuple[str, dict[str, float], dict[str, Any]]:
+    """(stage, metrics, params) with only those fields checked: what `git ml log` needs,
+    several times faster than :func:`parse_run_record`."""
+    r = _Reader(source)
+    try:
+        d = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise r.fail(f"malformed JSON: {e}") from e
+    if not isinstance(d, dict):
+        raise r.fail(f"top level must be an object, got {_jtype(d)}")
+    stage = r.get(d, "stage", str)
+    metrics = r.get(d, "metrics", dict, required=False, default={})
+    for k, v in metrics.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise r.fail(f"metric '{k}' must be a number, got {_jtype(v)}")
+    return stage, metrics, r.get(d, "params", dict, required=False, default={})
+
+
 def parse_environment(data: bytes | str, source: str) -> dict[str, Any]:
     r = _Reader(source)
     try:
