@@ -1,0 +1,476 @@
+"""Data drift: two-sample tests per column, a multiple-testing correction, a data-set verdict.
+
+Each column gets the test that fits its type and size:
+
+* numerical (many distinct values): the two-sample Kolmogorov–Smirnov test, or the
+  k-sample Anderson–Darling test when either sample is small (more power in the tails
+  where KS is weak); the effect size is the Wasserstein distance divided by the
+  reference's standard deviation (or IQR/1.349 when that is more robust);
+* categorical (strings, booleans, and numbers with few distinct values): Pearson's χ² on
+  the 2×k contingency table *reference vs current* — both samples are random, unlike the
+  goodness-of-fit χ² that treats the reference frequencies as exact and so over-fires on
+  null splits. Categories whose expected count is below ``min_expected`` are merged into
+  one "other" cell so the χ² approximation holds; missing values are their own category.
+  The effect size is the Jensen–Shannon distance (base 2, in [0, 1]).
+
+The p-values of all tested columns are adjusted together (Holm by default, which controls
+the family-wise error rate; or Benjamini–Hochberg). A column drifts when its adjusted
+p-value is below ``alpha`` (and its effect size is at least ``min_effect``, which guards
+against trivially small but "significant" differences on millions of rows). The data set
+drifts when the share of drifted columns exceeds ``max_drift_share`` (default 0: any
+drifted column), so on two random halves of one data set the alarm fires with
+probability at most about ``alpha``.
+
+:func:`gate` is pure (DataFrames in, :class:`GateResult` out); :func:`load_frame` and
+:func:`drift_between` are the thin adapters that read data at revisions.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from gitml.checks.results import GateResult
+from gitml.errors import ConfigError, GitMLError, UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from gitml.repo import MLRepo
+
+Correction = Literal["holm", "bh", "none"]
+
+OTHER = "__other__"
+NULL = "__null__"
+
+
+@dataclass
+class DriftConfig:
+    """Settings of the drift gate; every field can be set in the committed config."""
+
+    alpha: float = 0.05
+    correction: Correction = "holm"
+    max_drift_share: float = 0.0
+    min_effect: float = 0.0
+    columns: list[str] | None = None
+    exclude: list[str] = field(default_factory=list)
+    max_categories: int = 10  # numbers with at most this many distinct values are categorical
+    min_expected: float = 5.0  # χ² cells expected below this are merged into "other"
+    small_n: int = 200  # below this many values on either side: Anderson–Darling
+    max_rows: int = 200_000  # larger samples are subsampled (seeded) for speed
+    seed: int = 0
+    block: bool = True
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "drift") -> DriftConfig:
+        if not data:
+            return cls()
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known - {"enabled", "reference"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown drift setting(s) {', '.join(unknown)}",
+                              f"use any of: {', '.join(sorted(known))}")
+        kwargs = {k: v for k, v in data.items() if k in known}
+        cfg = cls(**kwargs)
+        cfg.validate(where)
+        return cfg
+
+    def validate(self, where: str = "drift") -> None:
+        if not 0 < float(self.alpha) < 1:
+            raise ConfigError(f"{where}.alpha = {self.alpha} is not between 0 and 1",
+                              "use e.g. alpha = 0.05")
+        if self.correction not in ("holm", "bh", "none"):
+            raise ConfigError(f"{where}.correction = {self.correction!r} is unknown",
+                              "use 'holm', 'bh' or 'none'")
+        if not 0 <= float(self.max_drift_share) < 1:
+            raise ConfigError(f"{where}.max_drift_share = {self.max_drift_share} is not in [0, 1)",
+                              "use e.g. 0.0 (any drifted column) or 0.3")
+        if float(self.min_effect) < 0:
+            raise ConfigError(f"{where}.min_effect must be >= 0")
+        if int(self.max_categories) < 1 or float(self.min_expected) <= 0:
+            raise ConfigError(f"{where}: max_categories and min_expected must be positive")
+
+
+@dataclass
+class FeatureDrift:
+    column: str
+    kind: str  # numerical | categorical | skipped
+    test: str  # ks | anderson | chi2 | none
+    statistic: float | None
+    p_value: float | None
+    p_adjusted: float | None
+    effect: float | None  # normalised Wasserstein or Jensen–Shannon distance
+    effect_name: str
+    drifted: bool
+    n_reference: int
+    n_current: int
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DriftReport:
+    features: list[FeatureDrift]
+    alpha: float
+    correction: str
+    max_drift_share: float
+
+    @property
+    def tested(self) -> list[FeatureDrift]:
+        return [f for f in self.features if f.p_value is not None]
+
+    @property
+    def n_drifted(self) -> int:
+        return sum(f.drifted for f in self.features)
+
+    @property
+    def drift_share(self) -> float:
+        n = len(self.tested)
+        return self.n_drifted / n if n else 0.0
+
+    @property
+    def dataset_drift(self) -> bool:
+        return self.n_drifted > 0 and self.drift_share > self.max_drift_share
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset_drift": self.dataset_drift,
+            "drift_share": self.drift_share,
+            "n_drifted": self.n_drifted,
+            "n_tested": len(self.tested),
+            "alpha": self.alpha,
+            "correction": self.correction,
+            "max_drift_share": self.max_drift_share,
+            "features": [f.to_dict() for f in self.features],
+        }
+
+
+# ---------------------------------------------------------------------------- corrections
+def adjust_pvalues(pvalues: Sequence[float], method: Correction = "holm") -> list[float]:
+    """Adjusted p-values (Holm step-down or Benjamini–Hochberg step-up), same order."""
+    m = len(pvalues)
+    if m == 0 or method == "none":
+        return [min(1.0, float(p)) for p in pvalues]
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted = [0.0] * m
+    if method == "holm":
+        running = 0.0
+        for rank, i in enumerate(order):
+            running = max(running, min(1.0, (m - rank) * float(pvalues[i])))
+            adjusted[i] = running
+    elif method == "bh":
+        running = 1.0
+        for rank in range(m - 1, -1, -1):
+            i = order[rank]
+            running = min(running, float(pvalues[i]) * m / (rank + 1))
+            adjusted[i] = min(1.0, running)
+    else:
+        raise ConfigError(f"unknown correction {method!r}", "use 'holm', 'bh' or 'none'")
+    return adjusted
+
+
+# ---------------------------------------------------------------------------- column tests
+def column_kind(ref: pd.Series, cur: pd.Series, max_categories: int,
+                both: pd.Series | None = None) -> str:
+    """'numerical', 'categorical' or 'skipped:<why>' for a pair of columns."""
+    import pandas as pd
+
+    if ref.dtype != cur.dtype:
+        num_ref = pd.api.types.is_numeric_dtype(ref) and not pd.api.types.is_bool_dtype(ref)
+        num_cur = pd.api.types.is_numeric_dtype(cur) and not pd.api.types.is_bool_dtype(cur)
+        if num_ref != num_cur:
+            return "skipped:type changed"
+    s = pd.concat([ref, cur], ignore_index=True) if both is None else both
+    if s.notna().sum() == 0:
+        return "skipped:all values missing"
+    if pd.api.types.is_bool_dtype(s):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
+        return "categorical" if s.nunique(dropna=True) <= max_categories else "numerical"
+    n_unique = s.nunique(dropna=True)
+    if n_unique <= max_categories:
+        return "categorical"
+    n = int(s.notna().sum())
+    if n_unique > 0.5 * n and n_unique > 50:
+        return "skipped:identifier-like (almost every value distinct)"
+    return "categorical"
+
+
+def _robust_scale(x: np.ndarray) -> float:
+    import numpy as np
+
+    sd = float(np.std(x, ddof=1)) if x.size > 1 else 0.0
+    q75, q25 = np.percentile(x, [75, 25]) if x.size else (0.0, 0.0)
+    iqr = float(q75 - q25) / 1.349
+    scale = min(v for v in (sd, iqr) if v > 0) if (sd > 0 or iqr > 0) else 0.0
+    return scale
+
+
+def numerical_test(ref: np.ndarray, cur: np.ndarray, small_n: int) -> tuple[str, float, float, float]:
+    """(test, statistic, p-value, normalised Wasserstein distance) for two numeric samples."""
+    import numpy as np
+    from scipy import stats
+
+    if min(ref.size, cur.size) < small_n and np.unique(np.concatenate([ref, cur])).size > 1:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # p-values are floored/capped to [0.001, 0.25]
+            res = stats.anderson_ksamp([ref, cur])
+        test, statistic, p = "anderson", float(res.statistic), float(res.pvalue)
+    else:
+        res_ks = stats.ks_2samp(ref, cur, method="auto")
+        test, statistic, p = "ks", float(res_ks.statistic), float(res_ks.pvalue)
+    scale = _robust_scale(ref)
+    w = float(stats.wasserstein_distance(ref, cur))
+    effect = w / scale if scale > 0 else (0.0 if w == 0 else math.inf)
+    return test, statistic, min(1.0, max(0.0, p)), effect
+
+
+def categorical_table(ref: pd.Series, cur: pd.Series, min_expected: float,
+                      both: pd.Series | None = None) -> tuple[np.ndarray, list[str]]:
+    """The 2×k table of counts (rows: reference, current) with rare categories merged.
+
+    Missing values are a category of their own. A category is rare when its expected
+    count in the smaller sample is below ``min_expected``; rare ones are merged into
+    one "other" cell, which is itself folded into the smallest category when still small.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if both is None:
+        both = pd.concat([ref, cur], ignore_index=True)
+    try:
+        codes, uniques = pd.factorize(both, use_na_sentinel=False)
+    except TypeError:  # unhashable or mixed values: compare their text
+        codes, uniques = pd.factorize(both.astype(str), use_na_sentinel=False)
+    k = len(uniques)
+    n_r = len(ref)
+    counts = np.vstack([np.bincount(codes[:n_r], minlength=k),
+                        np.bincount(codes[n_r:], minlength=k)]).astype(float)
+    names = [NULL if pd.isna(u) else str(u) for u in uniques]
+    n_small = counts.sum(axis=1).min()
+    share_small = n_small / counts.sum()
+    expected_small = counts.sum(axis=0) * share_small
+    rare = expected_small < min_expected
+    if rare.any() and (~rare).any():
+        other = counts[:, rare].sum(axis=1)
+        counts = counts[:, ~rare]
+        names = [n for n, r in zip(names, rare, strict=True) if not r]
+        if other.sum() * share_small >= min_expected or counts.shape[1] < 2:
+            counts = np.column_stack([counts, other])
+            names.append(OTHER)
+        else:
+            j = int(np.argmin(counts.sum(axis=0)))
+            counts[:, j] += other
+            names[j] = f"{names[j]}+{OTHER}"
+    return counts, names
+
+
+def chi2_two_sample(table: np.ndarray) -> tuple[float, float]:
+    """Pearson's χ² test of homogeneity on a 2×k table: (statistic, p-value)."""
+    import numpy as np
+    from scipy import stats
+
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return 0.0, 1.0
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    statistic = float(((table - expected) ** 2 / expected).sum())
+    return statistic, float(stats.chi2.sf(statistic, table.shape[1] - 1))
+
+
+def categorical_test(ref: pd.Series, cur: pd.Series, min_expected: float,
+                     both: pd.Series | None = None) -> tuple[float, float, float, int]:
+    """(χ² statistic, p-value, Jensen–Shannon distance, categories) of the 2×k table."""
+    import numpy as np
+    from scipy.spatial.distance import jensenshannon
+
+    table, cats = categorical_table(ref, cur, min_expected, both)
+    if table.shape[1] < 2:
+        return 0.0, 1.0, 0.0, table.shape[1]
+    statistic, p = chi2_two_sample(table)
+    p_ref = table[0] / table[0].sum()
+    p_cur = table[1] / table[1].sum()
+    js = float(jensenshannon(p_ref, p_cur, base=2))
+    return statistic, p, js if np.isfinite(js) else 0.0, len(cats)
+
+
+# ---------------------------------------------------------------------------- the report
+def compute_drift(reference: pd.DataFrame, current: pd.DataFrame,
+                  config: DriftConfig | Mapping[str, Any] | None = None) -> DriftReport:
+    """Test every shared column; adjust the p-values together; decide per column."""
+    import numpy as np
+    import pandas as pd
+
+    cfg = config if isinstance(config, DriftConfig) else DriftConfig.from_mapping(config)
+    cfg.validate()
+    if reference.empty or current.empty:
+        which = "reference" if reference.empty else "current"
+        raise GitMLError(f"drift: the {which} data set has no rows",
+                         "compare against a revision where the data has rows")
+    columns = list(cfg.columns) if cfg.columns else [c for c in reference.columns]
+    missing = [c for c in columns if c not in reference.columns or c not in current.columns]
+    if cfg.columns and missing:
+        raise ConfigError(f"drift.columns: column(s) {', '.join(map(str, missing))} not in both data sets",
+                          "fix the list or the data")
+    rng = np.random.default_rng(cfg.seed)
+
+    def sample(df: pd.DataFrame) -> pd.DataFrame:
+        if len(df) <= cfg.max_rows:
+            return df
+        idx = rng.choice(len(df), size=cfg.max_rows, replace=False)
+        return df.iloc[np.sort(idx)]
+
+    ref_df, cur_df = sample(reference), sample(current)
+    features: list[FeatureDrift] = []
+    for col in columns:
+        if col in cfg.exclude:
+            continue
+        name = str(col)
+        if col not in ref_df.columns or col not in cur_df.columns:
+            where = "reference" if col not in ref_df.columns else "current"
+            features.append(FeatureDrift(name, "skipped", "none", None, None, None, None, "",
+                                         False, 0, 0, f"column missing from the {where} data"))
+            continue
+        r, c = ref_df[col], cur_df[col]
+        both = pd.concat([r, c], ignore_index=True)
+        kind = column_kind(r, c, cfg.max_categories, both)
+        if kind.startswith("skipped"):
+            features.append(FeatureDrift(name, "skipped", "none", None, None, None, None, "",
+                                         False, int(r.notna().sum()), int(c.notna().sum()),
+                                         kind.split(":", 1)[1]))
+            continue
+        if kind == "numerical":
+            rv = _as_float(r)
+            cv = _as_float(c)
+            if rv.size == 0 or cv.size == 0:
+                features.append(FeatureDrift(name, "skipped", "none", None, None, None, None, "",
+                                             False, int(rv.size), int(cv.size),
+                                             "no non-missing values on one side"))
+                continue
+            test, stat, p, eff = numerical_test(rv, cv, cfg.small_n)
+            features.append(FeatureDrift(name, "numerical", test, stat, p, None, eff,
+                                         "wasserstein_norm", False, int(rv.size), int(cv.size)))
+        else:
+            stat, p, eff, k = categorical_test(r, c, cfg.min_expected, both)
+            features.append(FeatureDrift(name, "categorical", "chi2", stat, p, None, eff,
+                                         "jensen_shannon", False, len(r), len(c),
+                                         f"{k} categories after merging rare ones"))
+    tested = [f for f in features if f.p_value is not None]
+    adjusted = adjust_pvalues([f.p_value for f in tested if f.p_value is not None], cfg.correction)
+    for f, pa in zip(tested, adjusted, strict=True):
+        f.p_adjusted = pa
+        f.drifted = pa < cfg.alpha and (f.effect is None or f.effect >= cfg.min_effect)
+    return DriftReport(features, float(cfg.alpha), cfg.correction, float(cfg.max_drift_share))
+
+
+def _as_float(s: pd.Series) -> np.ndarray:
+    import numpy as np
+    import pandas as pd
+
+    s = s.dropna()
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s.astype("int64").to_numpy(dtype=float)
+    arr: np.ndarray = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+    out: np.ndarray = arr[np.isfinite(arr)]
+    return out
+
+
+def gate(reference_df: pd.DataFrame, current_df: pd.DataFrame,
+         config: DriftConfig | Mapping[str, Any] | None = None) -> GateResult:
+    """The drift gate: fails when the data set drifts (see the module docstring)."""
+    cfg = config if isinstance(config, DriftConfig) else DriftConfig.from_mapping(config)
+    report = compute_drift(reference_df, current_df, cfg)
+    drifted = [f.column for f in report.features if f.drifted]
+    if report.dataset_drift:
+        worst = sorted((f for f in report.features if f.drifted), key=lambda f: f.p_adjusted or 0.0)
+        detail = ", ".join(f"{f.column} ({f.test} p_adj={f.p_adjusted:.2g})" for f in worst[:5])
+        message = (f"data drift in {len(drifted)} of {len(report.tested)} columns "
+                   f"(share {report.drift_share:.0%} > {report.max_drift_share:.0%}): {detail}")
+    elif drifted:
+        message = (f"{len(drifted)} of {len(report.tested)} columns drifted "
+                   f"(share {report.drift_share:.0%} ≤ {report.max_drift_share:.0%} allowed)")
+    else:
+        message = f"no drift in {len(report.tested)} columns at alpha={report.alpha:g} ({report.correction})"
+    return GateResult(gate="drift", passed=not report.dataset_drift, metrics=report.to_dict(),
+                      message=message, blocking=cfg.block)
+
+
+# ---------------------------------------------------------------------------- adapters
+def read_frame_bytes(data: bytes, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """A DataFrame from the bytes of a Parquet, CSV/TSV, JSON-lines or Feather file."""
+    import io
+
+    import pandas as pd
+
+    suffix = Path(name).suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(io.BytesIO(data), columns=list(columns) if columns else None)
+        if suffix in (".csv", ".tsv", ".txt"):
+            return pd.read_csv(io.BytesIO(data), sep="\t" if suffix == ".tsv" else ",",
+                               usecols=list(columns) if columns else None)
+        if suffix in (".jsonl", ".ndjson"):
+            return pd.read_json(io.BytesIO(data), lines=True)
+        if suffix in (".feather", ".arrow"):
+            return pd.read_feather(io.BytesIO(data), columns=list(columns) if columns else None)
+    except (ValueError, OSError) as e:
+        raise GitMLError(f"{name}: cannot read as a table: {str(e).splitlines()[0]}",
+                         "is it a valid Parquet/CSV file?") from e
+    raise UsageError(f"{name}: unsupported table format '{suffix or 'no extension'}'",
+                     "use .parquet, .csv, .tsv, .jsonl or .feather")
+
+
+def read_frame(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """A DataFrame from a local file (Parquet read column-wise, without loading bytes twice)."""
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise UsageError(f"{path}: no such file", "check the path")
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder", "point at one table file")
+    if suffix in (".parquet", ".pq"):
+        try:
+            return pd.read_parquet(path, columns=list(columns) if columns else None)
+        except (ValueError, OSError) as e:
+            raise GitMLError(f"{path}: cannot read as Parquet: {str(e).splitlines()[0]}",
+                             "is the file complete?") from e
+    return read_frame_bytes(path.read_bytes(), str(path), columns)
+
+
+def load_frame(repo: MLRepo | None, path: str, rev: str | None) -> pd.DataFrame:
+    """The table at ``path`` in revision ``rev`` (None: the work tree file)."""
+    if rev is None:
+        return read_frame(Path(path))
+    from gitml import api
+
+    try:
+        local = api.materialize(path, rev=rev, repo=repo)
+    except GitMLError:
+        raise
+    except (KeyError, FileNotFoundError) as e:
+        raise UsageError(f"{path} does not exist at {rev}", "check the path and revision") from e
+    return read_frame(Path(local))
+
+
+def drift_between(repo: MLRepo | None, data: str, reference_rev: str, current: str | None,
+                  config: DriftConfig | Mapping[str, Any] | None = None) -> GateResult:
+    """Drift of ``data`` between a reference revision and a current path or revision.
+
+    ``current`` is a revision, a path to a table file, or None for the work-tree ``data``.
+    """
+    ref = load_frame(repo, data, reference_rev)
+    if current is None:
+        cur = load_frame(repo, data, None) if repo is None else read_frame(repo.workdir / data)
+    elif Path(current).is_file():
+        cur = read_frame(Path(current))
+    else:
+        cur = load_frame(repo, data, current)
+    return gate(ref, cur, config)
