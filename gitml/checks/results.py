@@ -43,7 +43,8 @@ def _clean(value: Any) -> Any:
     # numpy scalars / arrays without importing numpy
     item = getattr(value, "item", None)
     tolist = getattr(value, "tolist", None)
-    if tolist is not None and getattr(value, "ndim", 0):
+    ndim = getattr(value, "ndim", None)
+    if tolist is not None and ndim:
         return _clean(tolist())
     if item is not None:
         try:

@@ -1,0 +1,302 @@
+"""Model declarations: ``[models.<name>]`` in the committed ``.gitml/config.toml``.
+
+```toml
+[models.arrests]
+path = "models/model.skops"          # a gitml artifact (pointer) or a plain Git file
+data = "data/eval.parquet"           # evaluation data (parquet or csv)
+target = "released"
+task = "classification"              # or "regression"
+positive = "Yes"                     # the favourable / positive label
+sensitive = ["colour", "sex"]
+features = ["colour", "sex", ...]    # optional; default: every column but the target
+[models.arrests.gates]
+min = { accuracy = 0.7, roc_auc = 0.7 }
+max = { log_loss = 0.6 }
+max_regression = { accuracy = 0.02 } # vs the baseline, bootstrap-aware
+baseline = "prod"                    # arrests#prod, arrests@v1.2.0, or any Git revision
+bias = { four_fifths = 0.8, max_dp_diff = 0.2, max_eo_diff = 0.2, max_counterfactual_flip = 0.1 }
+explain = { max_rank_shift = 3, min_kendall_tau = 0.3, top_k = 3 }
+```
+
+Parsing here is pure (no pandas); :func:`validate_columns` checks a loaded frame.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitml.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from gitml.repo import MLRepo
+
+TASKS = ("classification", "regression")
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+MODEL_KEYS = frozenset({"path", "data", "target", "task", "positive", "sensitive", "features",
+                        "gates", "reference", "description", "trusted"})
+GATE_KEYS = frozenset({"min", "max", "max_regression", "baseline", "bias", "explain",
+                       "confidence", "bootstrap", "drift", "quality", "anomaly", "blocking",
+                       "seed"})
+BIAS_KEYS = frozenset({"four_fifths", "max_dp_diff", "max_eo_diff", "max_counterfactual_flip",
+                       "min_group_size"})
+EXPLAIN_KEYS = frozenset({"max_rank_shift", "min_kendall_tau", "top_k", "max_top_k_change",
+                          "rows", "budget_seconds", "additivity_tol"})
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    path: str
+    data: str
+    target: str
+    task: str
+    positive: Any = None
+    sensitive: list[str] = field(default_factory=list)
+    features: list[str] | None = None
+    gates: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def key(self, sub: str) -> str:
+        """The dotted config key of a field, for error messages."""
+        return f"models.{self.name}.{sub}"
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
+
+    @property
+    def confidence(self) -> float:
+        return float(self.gates.get("confidence", 0.95))
+
+    @property
+    def n_bootstrap(self) -> int:
+        return int(self.gates.get("bootstrap", 1000))
+
+    @property
+    def seed(self) -> int:
+        return int(self.gates.get("seed", 0))
+
+    @property
+    def baseline(self) -> str | None:
+        b = self.gates.get("baseline")
+        return str(b) if b else None
+
+    def feature_columns(self, columns: list[str]) -> list[str]:
+        if self.features is not None:
+            return list(self.features)
+        return [c for c in columns if c != self.target]
+
+
+def _want_str(name: str, sub: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"models.{name}.{sub}: expected a non-empty string, got {value!r}",
+                          f"set {sub} = \"...\" under [models.{name}] in .gitml/config.toml")
+    return value.strip()
+
+
+def _want_str_list(name: str, sub: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"models.{name}.{sub}: expected a list of column names, got {value!r}",
+                          f"write {sub} = [\"col1\", \"col2\"]")
+    return list(value)
+
+
+def _want_number_table(name: str, sub: str, value: Any, allowed: tuple[str, ...] | None) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"models.{name}.gates.{sub}: expected a table like {{ accuracy = 0.7 }}, got {value!r}")
+    out: dict[str, float] = {}
+    for k, v in value.items():
+        if allowed is not None and k not in allowed:
+            raise ConfigError(f"models.{name}.gates.{sub}.{k}: unknown metric",
+                              f"use one of: {', '.join(allowed)}")
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ConfigError(f"models.{name}.gates.{sub}.{k}: expected a number, got {v!r}")
+        out[k] = float(v)
+    return out
+
+
+def parse_model(name: str, raw: Any) -> ModelSpec:
+    """Validate one ``[models.<name>]`` table (without looking at data)."""
+    if not NAME_RE.match(name):
+        raise ConfigError(f"models.{name}: invalid model name", "use letters, digits, '-', '_' or '.'")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"models.{name}: must be a table", f"write [models.{name}] with path, data, target")
+    unknown = sorted(set(raw) - MODEL_KEYS)
+    if unknown:
+        raise ConfigError(f"models.{name}.{unknown[0]}: unknown key",
+                          f"known keys: {', '.join(sorted(MODEL_KEYS))}")
+    for req in ("path", "data", "target"):
+        if req not in raw:
+            raise ConfigError(f"models.{name}.{req}: missing", f"add {req} = \"...\" under [models.{name}]")
+    task = raw.get("task", "classification")
+    if task not in TASKS:
+        raise ConfigError(f"models.{name}.task: unknown task {task!r}",
+                          "use \"classification\" or \"regression\"")
+    gates = raw.get("gates", {})
+    if not isinstance(gates, dict):
+        raise ConfigError(f"models.{name}.gates: must be a table")
+    unknown = sorted(set(gates) - GATE_KEYS)
+    if unknown:
+        raise ConfigError(f"models.{name}.gates.{unknown[0]}: unknown gate",
+                          f"known gates: {', '.join(sorted(GATE_KEYS))}")
+    metrics = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    for sub in ("min", "max", "max_regression"):
+        if sub in gates:
+            gates[sub] = _want_number_table(name, sub, gates[sub], metrics)
+    if "bias" in gates:
+        gates["bias"] = _want_number_table(name, "bias", gates["bias"], tuple(sorted(BIAS_KEYS)))
+    if "explain" in gates:
+        gates["explain"] = _want_number_table(name, "explain", gates["explain"], tuple(sorted(EXPLAIN_KEYS)))
+    conf = gates.get("confidence", 0.95)
+    if isinstance(conf, bool) or not isinstance(conf, int | float) or not 0.5 <= float(conf) < 1:
+        raise ConfigError(f"models.{name}.gates.confidence: expected a number in [0.5, 1), got {conf!r}")
+    boot = gates.get("bootstrap", 1000)
+    if isinstance(boot, bool) or not isinstance(boot, int) or not 50 <= boot <= 100_000:
+        raise ConfigError(f"models.{name}.gates.bootstrap: expected an integer in [50, 100000], got {boot!r}")
+    if "baseline" in gates:
+        _want_str(name, "gates.baseline", gates["baseline"])
+    features = raw.get("features")
+    spec = ModelSpec(
+        name=name,
+        path=_want_str(name, "path", raw["path"]).strip("/"),
+        data=_want_str(name, "data", raw["data"]).strip("/"),
+        target=_want_str(name, "target", raw["target"]),
+        task=str(task),
+        positive=raw.get("positive"),
+        sensitive=_want_str_list(name, "sensitive", raw.get("sensitive", [])),
+        features=None if features is None else _want_str_list(name, "features", features),
+        gates=gates,
+        raw=raw,
+    )
+    if spec.features is not None and spec.target in spec.features:
+        raise ConfigError(f"models.{name}.features: contains the target {spec.target!r}",
+                          "remove the target from features")
+    suffix = Path(spec.data).suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv", ".tsv"):
+        raise ConfigError(f"models.{name}.data: {spec.data}: unsupported format {suffix or '(none)'}",
+                          "use a .parquet or .csv file")
+    return spec
+
+
+def model_specs(repo: MLRepo, names: list[str] | None = None) -> list[ModelSpec]:
+    """Every declared model (or the named ones), validated; unknown names raise."""
+    section = repo.config.section("models")
+    return specs_from_section(section, names)
+
+
+def specs_from_section(section: dict[str, Any], names: list[str] | None = None) -> list[ModelSpec]:
+    if names:
+        missing = [n for n in names if n not in section]
+        if missing:
+            known = ", ".join(sorted(section)) or "none declared"
+            raise ConfigError(f"models.{missing[0]}: unknown model (known: {known})",
+                              f"declare [models.{missing[0]}] in .gitml/config.toml")
+        chosen = names
+    else:
+        chosen = sorted(section)
+    import copy
+
+    return [parse_model(n, copy.deepcopy(section[n])) for n in chosen]
+
+
+def one_spec(repo: MLRepo, name: str | None) -> ModelSpec:
+    """The named model, or the only declared one when ``name`` is None."""
+    section = repo.config.section("models")
+    if name is None:
+        if not section:
+            raise ConfigError("models: no model declared",
+                              "add [models.NAME] with path, data and target to .gitml/config.toml")
+        if len(section) > 1:
+            raise ConfigError(f"models: {len(section)} models declared ({', '.join(sorted(section))})",
+                              "name the model on the command line")
+        name = next(iter(section))
+    return specs_from_section(section, [name])[0]
+
+
+def validate_columns(spec: ModelSpec, df: pd.DataFrame) -> None:
+    """Check that the target, features and sensitive columns exist in the data."""
+    cols = set(map(str, df.columns))
+    if spec.target not in cols:
+        raise ConfigError(f"{spec.key('target')}: column {spec.target!r} not in {spec.data}",
+                          f"columns are: {', '.join(sorted(cols))}")
+    for sub, names in (("features", spec.features or []), ("sensitive", spec.sensitive)):
+        for c in names:
+            if c not in cols:
+                raise ConfigError(f"{spec.key(sub)}: column {c!r} not in {spec.data}",
+                                  f"columns are: {', '.join(sorted(cols))}")
+    y = df[spec.target]
+    if spec.task == "regression":
+        import pandas as pd
+
+        if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+            raise ConfigError(f"{spec.key('task')}: regression but target {spec.target!r} is not numeric",
+                              "set task = \"classification\"")
+    else:
+        n_classes = y.nunique(dropna=True)
+        if n_classes < 2:
+            raise ConfigError(f"{spec.key('target')}: {spec.target!r} has {n_classes} class(es) in {spec.data}",
+                              "evaluation data needs at least two classes")
+        if n_classes > max(50, len(y) // 5):
+            raise ConfigError(f"{spec.key('task')}: classification but {spec.target!r} has {n_classes} distinct values",
+                              "set task = \"regression\"")
+        if spec.positive is not None and spec.positive not in set(y.dropna().tolist()):
+            raise ConfigError(f"{spec.key('positive')}: {spec.positive!r} is not a value of {spec.target!r}",
+                              f"values are: {', '.join(map(str, sorted(set(y.dropna().astype(str)))))}")
+
+
+# baseline revisions --------------------------------------------------------------------
+
+def _tags(workdir: Path, pattern: str) -> list[str]:
+    try:
+        proc = subprocess.run(["git", "tag", "--list", pattern, "--sort=-creatordate"], cwd=workdir,
+                              capture_output=True, text=True, check=False)
+    except OSError:
+        return []
+    return [t for t in proc.stdout.splitlines() if t]
+
+
+def resolve_baseline(repo: MLRepo, spec: ModelSpec, baseline: str | None = None) -> str | None:
+    """The commit of the baseline: a stage (``prod`` -> ``name#prod`` / the newest
+    ``name#prod#N``), a version (``v1.2.0`` -> ``name@v1.2.0``), a full GTO tag, or any
+    revision. Returns None when a stage has never been assigned (no baseline yet).
+    """
+    ref = baseline or spec.baseline
+    if not ref:
+        return None
+    candidates: list[str] = []
+    if "#" in ref or "@" in ref:
+        candidates.append(ref)
+    else:
+        candidates.append(f"{spec.name}@{ref}" if re.match(r"^v\d", ref) else f"{spec.name}#{ref}")
+    for cand in candidates:
+        if "#" in cand:
+            # GTO stage assignments: name#stage, or name#stage#N (newest wins)
+            numbered = _tags(repo.workdir, cand + "#*")
+            def _num(t: str) -> int:
+                tail = t.rsplit("#", 1)[-1]
+                return int(tail) if tail.isdigit() else -1
+            numbered.sort(key=_num, reverse=True)
+            for t in [*numbered, cand]:
+                try:
+                    return repo.git.resolve(t)
+                except Exception:
+                    continue
+    try:
+        return repo.git.resolve(ref)
+    except Exception:
+        pass
+    if "#" in candidates[0]:
+        return None  # a stage nobody promoted to yet: nothing to regress against
+    raise ConfigError(f"{spec.key('gates.baseline')}: cannot resolve {ref!r}",
+                      f"use a stage (prod), a version (v1.0.0), a tag ({spec.name}#prod) or a commit")

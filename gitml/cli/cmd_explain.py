@@ -1,0 +1,78 @@
+"""`git ml explain [MODEL] [--row N]`: global SHAP importance (and its shift against the
+baseline), or one prediction explained."""
+
+from __future__ import annotations
+
+import argparse
+
+from gitml.cli.cmd_check import add_place_args, fmt, print_gates, run_models
+from gitml.cli.output import print_json, print_table
+
+HELP = "SHAP explanations: global importance or one prediction"
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", nargs="?", metavar="MODEL", help="declared model (default: the only one)")
+    p.add_argument("--row", type=int, metavar="N",
+                   help="explain the prediction for row N (0-based) of the evaluation data")
+    add_place_args(p)
+
+
+def _row(args: argparse.Namespace) -> int:
+    from gitml.checks.config import one_spec
+    from gitml.checks.explain import explain_row
+    from gitml.checks.runner import load
+    from gitml.repo import MLRepo
+
+    repo = MLRepo.discover()
+    spec = one_spec(repo, args.model)
+    cur = load(repo, spec, args.rev, bool(args.staged))
+    out = explain_row(cur.model, spec, cur.df, args.row)
+    out["model"] = spec.name
+    if args.json:
+        print_json(out)
+        return 0
+    if not args.quiet:
+        rows = [[c["column"], fmt(c["value"]), f"{c['shap']:+.4f}"] for c in out["contributions"]]
+        print(f"{spec.name}: row {out['row']}: predicted {out['prediction']!r} "
+              f"(actual {out['actual']!r})")
+        print(f"{out['output']} = {out['model_output']:.4f} = base value {out['base_value']:.4f} "
+              "+ the contributions below")
+        print_table(None, ["column", "value", "SHAP"], rows)
+        print(f"explainer: {out['explainer']}; additivity error {out['additivity_error']:.2g}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.row is not None:
+        return _row(args)
+    results = run_models(args, ("explain",), [args.model] if args.model else None)
+    ok = all(r.passed for r in results)
+    if args.json:
+        print_json({"passed": ok, "models": [r.to_dict() | {"cached": r.cached} for r in results]})
+        return 0 if ok else 1
+    if args.quiet:
+        return 0 if ok else 1
+    for res in results:
+        for g in res.results:
+            m = g.metrics
+            imp: dict[str, float] = m.get("importance") or {}
+            shift = m.get("shift") or {}
+            base_imp: dict[str, float] = shift.get("baseline_importance") or {}
+            base_rank = {c: i + 1 for i, c in enumerate(base_imp)}
+            rows = []
+            for i, (col, v) in enumerate(imp.items(), 1):
+                row = [str(i), col, f"{v:.4f}"]
+                if base_imp:
+                    row += [fmt(base_imp.get(col)), str(base_rank.get(col, "-"))]
+                rows.append(row)
+            cols = ["rank", "column", "mean |SHAP|"]
+            if base_imp:
+                cols += [f"{shift.get('baseline')}", "its rank"]
+            print_table(f"{res.model}: global importance ({m.get('explainer')} explainer, "
+                        f"{m.get('rows')} rows, output {m.get('output')})", cols, rows)
+            if shift:
+                print(f"Kendall tau vs {shift.get('baseline')}: {shift.get('kendall_tau'):.3f}; "
+                      f"largest top-{shift.get('top_k')} rank move: {shift.get('max_rank_shift')}")
+        print_gates(res)
+    return 0 if ok else 1
