@@ -1,0 +1,68 @@
+"""First-parent history of one committed file: the versions of a small JSON file (gate
+results, run records) along ``git log --first-parent``, oldest first.
+
+Consecutive commits that carry the same blob are one version (a commit that did not
+touch the file does not repeat its value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gitml.errors import GitMLError
+
+if TYPE_CHECKING:
+    from gitml.git.repo import GitRepo
+
+
+@dataclass
+class FileVersion:
+    commit: str
+    blob: str
+    data: bytes
+    time: int
+    summary: str
+
+
+def file_history(git: GitRepo, rev: str, path: str, max_count: int = 500) -> list[FileVersion]:
+    """Versions of ``path`` along the first-parent history of ``rev``, oldest first."""
+    import pygit2
+
+    raw = git.raw
+    try:
+        commit: pygit2.Commit | None = raw.revparse_single(rev).peel(pygit2.Commit)
+    except (KeyError, ValueError, pygit2.GitError) as e:
+        raise GitMLError(f"unknown revision '{rev}'", "see `git log` for valid names") from e
+    path = path.strip("/")
+    newest_first: list[FileVersion] = []
+    last_blob: str | None = None
+    seen = 0
+    while commit is not None and seen < max_count * 4:
+        seen += 1
+        blob_id = _blob_id(commit.tree, path)
+        if blob_id is not None and blob_id != last_blob:
+            data = raw[blob_id].read_raw()
+            newest_first.append(FileVersion(str(commit.id), blob_id, data, int(commit.commit_time),
+                                            commit.message.split("\n", 1)[0]))
+            if len(newest_first) >= max_count:
+                break
+        elif blob_id is not None and newest_first and newest_first[-1].blob == blob_id:
+            # same content further back: the version was introduced earlier
+            v = newest_first[-1]
+            newest_first[-1] = FileVersion(str(commit.id), v.blob, v.data, int(commit.commit_time),
+                                           commit.message.split("\n", 1)[0])
+        last_blob = blob_id
+        commit = commit.parents[0] if commit.parents else None
+    return list(reversed(newest_first))
+
+
+def _blob_id(tree: object, path: str) -> str | None:
+    import pygit2
+
+    assert isinstance(tree, pygit2.Tree)
+    try:
+        obj = tree[path]
+    except KeyError:
+        return None
+    return str(obj.id) if obj.type == pygit2.enums.ObjectType.BLOB else None
