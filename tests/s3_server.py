@@ -60,9 +60,8 @@ class MotoServer:
         )
 
 
-def start_moto(log_path: Path, extra_env: dict[str, str] | None = None,
-               timeout: float = 30.0) -> MotoServer:
-    """Start moto's server on a free loopback port and wait until it answers."""
+def launch_moto(log_path: Path, extra_env: dict[str, str] | None = None) -> MotoServer:
+    """Start moto's server on a free loopback port (returns at once; see :func:`wait_moto`)."""
     port = free_port()
     env = {**os.environ, **FAKE_ENV, **(extra_env or {})}
     log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
@@ -70,23 +69,34 @@ def start_moto(log_path: Path, extra_env: dict[str, str] | None = None,
         [sys.executable, "-m", "moto.server", "-p", str(port), "-H", "127.0.0.1"],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )
-    url = f"http://127.0.0.1:{port}"
+    log.close()  # the child holds its own descriptor
+    return MotoServer(f"http://127.0.0.1:{port}", port, proc, log_path)
+
+
+def wait_moto(server: MotoServer, timeout: float = 60.0) -> MotoServer:
+    """Wait until the server answers HTTP."""
     deadline = time.monotonic() + timeout
     while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"moto server exited with {proc.returncode}: "
-                               f"{log_path.read_text(errors='replace')[-2000:]}")
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"moto server exited with {server.proc.returncode}: "
+                               f"{server.log_path.read_text(errors='replace')[-2000:]}")
         try:
-            with urllib.request.urlopen(url + "/moto-api/", timeout=1):
-                break
+            with urllib.request.urlopen(server.endpoint_url + "/moto-api/", timeout=1):
+                return server
         except urllib.error.HTTPError:
-            break  # it answers, even if with an error status
+            return server  # it answers, even if with an error status
         except OSError:
             if time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"moto server did not answer on {url} within {timeout}s") from None
+                stop_moto(server)
+                raise RuntimeError(f"moto server did not answer on {server.endpoint_url} "
+                                   f"within {timeout}s") from None
             time.sleep(0.05)
-    return MotoServer(url, port, proc, log_path)
+
+
+def start_moto(log_path: Path, extra_env: dict[str, str] | None = None,
+               timeout: float = 60.0) -> MotoServer:
+    """Start moto's server on a free loopback port and wait until it answers."""
+    return wait_moto(launch_moto(log_path, extra_env), timeout)
 
 
 def stop_moto(server: MotoServer) -> None:
@@ -99,25 +109,33 @@ def stop_moto(server: MotoServer) -> None:
 
 
 @pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    """moto's standalone S3 server on 127.0.0.1, for the whole session."""
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    server = start_moto(log)
+def _moto_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, MotoServer]]:
+    """Both test servers, launched together so their start-up overlaps."""
+    base = tmp_path_factory.mktemp("moto")
+    servers = {
+        "plain": launch_moto(base / "moto.log"),
+        # checks credentials: every key it has not issued itself is refused
+        "auth": launch_moto(base / "moto-auth.log", {"INITIAL_NO_AUTH_ACTION_COUNT": "0"}),
+    }
     try:
-        yield server
+        for server in servers.values():
+            wait_moto(server)
+        yield servers
     finally:
-        stop_moto(server)
+        for server in servers.values():
+            stop_moto(server)
 
 
 @pytest.fixture(scope="session")
-def s3_auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    """A second moto server that checks credentials (every key it has not issued is refused)."""
-    log = tmp_path_factory.mktemp("moto-auth") / "moto.log"
-    server = start_moto(log, {"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
-    try:
-        yield server
-    finally:
-        stop_moto(server)
+def s3_server(_moto_servers: dict[str, MotoServer]) -> MotoServer:
+    """moto's standalone S3 server on 127.0.0.1, for the whole session."""
+    return _moto_servers["plain"]
+
+
+@pytest.fixture(scope="session")
+def s3_auth_server(_moto_servers: dict[str, MotoServer]) -> MotoServer:
+    """A second moto server that checks credentials (fake ones are refused)."""
+    return _moto_servers["auth"]
 
 
 @dataclass

@@ -9,7 +9,7 @@ URL: ``s3://bucket/prefix``. Options (all strings, from the gitml config):
   (secrets, kept in the local config only). Otherwise the standard AWS chain is used
   (environment, shared config/credentials files, profiles, instance metadata).
 - ``jobs``: default parallelism; sizes the connection pool and the part concurrency.
-- ``max_attempts`` (default 8) and ``retry_mode`` (``standard``/``adaptive``, default
+- ``max_attempts`` (default 8, the first try included) and ``retry_mode`` (``standard``/``adaptive``, default
   ``adaptive``): botocore's retries with exponential backoff for timeouts, 5xx and
   throttling.
 - ``connect_timeout`` / ``read_timeout`` in seconds.
@@ -52,6 +52,8 @@ MiB = 1024 * 1024
 MULTIPART_THRESHOLD = 16 * MiB
 #: size of one part of a multipart transfer
 PART_SIZE = 16 * MiB
+#: keys per ListObjectsV2 page (S3's maximum)
+LIST_PAGE = 1000
 #: S3's limit of keys per DeleteObjects request
 DELETE_BATCH = 1000
 #: at most this many keys are checked with plain HEADs; above it, ranges are listed
@@ -157,6 +159,8 @@ class S3Remote(Remote):
         self._client: Any = None
         self._lock = threading.Lock()
         self._bucket_checked = False
+        # sizes seen by the last iter_keys listing (gc asks key_size for many keys)
+        self._sizes: dict[str, int] = {}
 
     # connection ------------------------------------------------------------
     @property
@@ -191,7 +195,7 @@ class S3Remote(Remote):
         s3_cfg: dict[str, Any] = {}
         if self.endpoint_url:
             s3_cfg["addressing_style"] = "path"
-        retries: Any = {"mode": self.retry_mode, "max_attempts": self.max_attempts}
+        retries: Any = {"mode": self.retry_mode, "total_max_attempts": self.max_attempts}
         config = botocore.config.Config(
             region_name=region,
             max_pool_connections=max(10, self.jobs * 2),
@@ -245,7 +249,7 @@ class S3Remote(Remote):
                 self._raise_no_bucket(exc)
             if code in _ACCESS_CODES or status == 403:
                 raise RemoteError(
-                    f"remote '{self.name}': access denied by {where} "
+                    f"remote '{self.name}': access denied by {self._where()} "
                     f"(check AWS credentials / profile)"
                 ) from None
             if key is not None and (code in _MISSING_KEY_CODES or status == 404):
@@ -329,6 +333,7 @@ class S3Remote(Remote):
         except OSError as e:
             raise RemoteError(f"remote '{self.name}': cannot read {src}: {e.strerror}") from e
         s3key = self._s3key(key)
+        self._sizes.pop(key, None)
         from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -385,6 +390,9 @@ class S3Remote(Remote):
                 body.close()
 
     def key_size(self, key: str) -> int | None:
+        cached = self._sizes.get(key)
+        if cached is not None:
+            return cached
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -415,7 +423,9 @@ class S3Remote(Remote):
             if page is None:
                 return
             for obj in page.get("Contents", ()):
-                yield obj["Key"][strip:]
+                key = obj["Key"][strip:]
+                self._sizes[key] = int(obj.get("Size", 0))
+                yield key
 
     def delete_many(self, keys: Iterable[str]) -> None:
         batch: list[str] = []
@@ -428,6 +438,8 @@ class S3Remote(Remote):
             self._delete_batch(batch)
 
     def _delete_batch(self, keys: list[str]) -> None:
+        for k in keys:
+            self._sizes.pop(k, None)
         resp = self._call(
             lambda: self.client.delete_objects(
                 Bucket=self.bucket,
@@ -453,6 +465,13 @@ class S3Remote(Remote):
         wanted = sorted(set(keys))
         if not wanted:
             return set()
+        found = self._has_many(wanted)
+        if len(found) < len(wanted):
+            # HEAD answers 404 for a missing bucket too: make sure "absent" is not that
+            self._check_bucket()
+        return found
+
+    def _has_many(self, wanted: list[str]) -> set[str]:
         workers = max(1, min(self.jobs, 32))
         if len(wanted) <= HEAD_ONLY_MAX:
             return self._head_many(wanted, workers)
@@ -498,7 +517,7 @@ class S3Remote(Remote):
             kwargs: dict[str, Any] = {
                 "Bucket": self.bucket,
                 "Prefix": self.prefix + group,
-                "MaxKeys": 1000,
+                "MaxKeys": LIST_PAGE,
             }
             if start > kwargs["Prefix"]:
                 kwargs["StartAfter"] = start
