@@ -46,9 +46,11 @@ def run(args: argparse.Namespace) -> int:
                       r.summary[:50], arts or "-", ",".join(r.stages) or "-",
                       *[_num(r.metrics.get(m)) for m in metrics], checks or "-"])
     header = ["commit", "date", "message", "artifacts", "runs", *metrics, "checks"]
-    if len(table) <= 200:
+    import sys
+
+    if sys.stdout.isatty() and len(table) <= 200:
         print_table(None, header, table)
-    else:  # rich lays out big tables slowly; plain aligned columns print instantly
+    else:  # pipes get untruncated columns; rich lays out big tables slowly
         _plain_table(header, table)
     return 0
 

@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
 
     repo = MLRepo.discover()
     result = repro(repo, args.stages or None, force=args.force, dry_run=args.dry_run,
-                   quiet=args.quiet or args.json)
+                   quiet=args.quiet or args.json, stdout_to_stderr=args.json)
     if args.json:
         print_json([s.to_dict() for s in result])
     elif not args.quiet:

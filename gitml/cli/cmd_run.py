@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     outcome = run_stage(repo, RunOptions(
         cmd=cmd, stage=args.stage, cwd=cwd, deps=args.deps, outs=args.outs,
         params_files=args.params_files, metrics_files=args.metrics_files, exclude=args.exclude,
-        trace=args.trace, add_outputs=args.add_outputs), quiet=args.quiet)
+        trace=args.trace, add_outputs=args.add_outputs, stdout_to_stderr=args.json), quiet=args.quiet)
     rec = outcome.record
     for w in outcome.warnings:
         print(f"gitml: warning: {w}", file=sys.stderr)

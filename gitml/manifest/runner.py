@@ -6,6 +6,7 @@ import fnmatch
 import json
 import os
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ class RunOptions:
     exclude: list[str] = field(default_factory=list)
     trace: bool = True
     add_outputs: bool = True
+    stdout_to_stderr: bool = False     # keep our stdout clean for --json
 
 
 @dataclass
@@ -134,7 +136,8 @@ def run_stage(repo: MLRepo, opts: RunOptions, *, quiet: bool = False) -> RunOutc
     with Tracer(workdir, kernel=opts.trace, audit=opts.trace) as tracer:
         env = tracer.child_env()
         try:
-            proc = subprocess.run(opts.cmd, cwd=run_dir, env=env)
+            proc = subprocess.run(opts.cmd, cwd=run_dir, env=env,
+                                  stdout=sys.stderr if opts.stdout_to_stderr else None)
             exit_code = proc.returncode
         except FileNotFoundError as e:
             raise RunError(f"command not found: {opts.cmd[0]}", "check the spelling and your PATH") from e
