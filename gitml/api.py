@@ -48,7 +48,7 @@ def _ensure(repo: MLRepo, art: str, p: Pointer) -> None:
     if repo.config.default_remote() is None and not repo.config.remotes():
         raise ObjectMissingError(f"{art} ({p.oid}) is not in the local store and no remote is set",
                                  "run `git ml remote add NAME URL --default`")
-    from gitml.store.transfer import fetch_artifacts
+    from gitml.sync import fetch_artifacts
 
     fetch_artifacts(repo, [(art, p)])
 

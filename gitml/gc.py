@@ -95,7 +95,7 @@ def _clean_tmp(repo: MLRepo) -> None:
 
 
 def gc_remote(repo: MLRepo, remote: Remote, *, dry_run: bool) -> GcResult:
-    from gitml.store.transfer import known_index
+    from gitml.sync import known_index
 
     res = GcResult(f"remote {remote.name}")
     keys, incomplete, broken = reachable_keys(repo)
@@ -112,7 +112,7 @@ def gc_remote(repo: MLRepo, remote: Remote, *, dry_run: bool) -> GcResult:
             res.bytes += remote.key_size(key) or 0
     if not dry_run:
         remote.delete_many(res.unreachable)
-        known_index(repo, remote).forget(res.unreachable)
+        known_index(repo, remote.name).forget(res.unreachable)
         res.deleted = True
     return res
 

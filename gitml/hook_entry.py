@@ -89,7 +89,7 @@ def commit_msg(repo: MLRepo, argv: Sequence[str]) -> int:
 
 def pre_push(repo: MLRepo, argv: Sequence[str]) -> int:
     from gitml.store import pointer as ptr
-    from gitml.store.transfer import open_named_remote, push_artifacts
+    from gitml.sync import open_named_remote, push_artifacts
 
     git_remote = argv[0] if argv else "origin"
     from_framework = bool(os.environ.get("PRE_COMMIT_TO_REF"))

@@ -461,12 +461,12 @@ def checkout(repo: MLRepo, paths: Sequence[str] | None = None, *, force: bool = 
             continue
         arts.append((art, p))
     if fetch and any(_needs_fetch(repo, p) for _, p in arts):
-        from gitml.store.transfer import fetch_artifacts
+        from gitml.sync import fetch_artifacts
 
         remote_name = repo.config.default_remote()
         if remote_name:
             fetch_artifacts(repo, [(a, p) for a, p in arts if _needs_fetch(repo, p)],
-                            remote_name=remote_name, jobs=None, quiet=quiet)
+                            remote_name=remote_name, jobs=None)
     result = CheckoutResult()
     with file_lock(repo.lock_path(), shared=True):
         for art, p in arts:

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
     repo = MLRepo.discover()
     if args.remote is not None:
-        from gitml.store.transfer import open_named_remote
+        from gitml.sync import open_named_remote
 
         remote = open_named_remote(repo, args.remote or None)
         dry = args.dry_run or not args.force

@@ -14,7 +14,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitml.store.transfer import open_named_remote, push_artifacts
+    from gitml.sync import open_named_remote, push_artifacts
 
     repo = MLRepo.discover()
     arts = selected_artifacts(repo, args)

@@ -42,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
         cfg.add_remote(args.name, url, default=args.default, local=args.local)
     elif action == "remove":
         cfg.remove_remote(args.name)
-        from gitml.store.transfer import KnownIndex
+        from gitml.sync import known_index
 
-        KnownIndex(repo.ml_dir / "remotes" / f"{args.name}.known").forget()
+        known_index(repo, args.name).forget()
     elif action == "modify":
         if not args.option.replace("_", "").isalnum():
             raise UsageError(f"bad option name {args.option!r}")

@@ -62,11 +62,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _not_on_remote(repo: MLRepo, name: str | None) -> list[str]:
     from gitml import workspace
-    from gitml.store.transfer import artifact_keys, known_index, open_named_remote
+    from gitml.store.transfer import artifact_keys
+    from gitml.sync import known_index, open_named_remote
 
     remote = open_named_remote(repo, name)
     ptrs = workspace.pointers(repo)
-    known = known_index(repo, remote)
+    known = known_index(repo, remote.name)
     per_art: dict[str, list[str]] = {}
     for art, p in ptrs.items():
         leaves, roots, missing = artifact_keys(repo.store, [(art, p)])

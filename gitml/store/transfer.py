@@ -19,18 +19,13 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from gitml.errors import ConfigError, CorruptObjectError, GitMLError, ObjectMissingError
+from gitml.errors import CorruptObjectError, GitMLError, ObjectMissingError
 from gitml.store import chunking, tree
-from gitml.store.fsutil import file_lock
 from gitml.store.ids import hash_file
 from gitml.store.objects import CHUNKED, OBJECTS, ObjectStore, key_for, parse_key
 from gitml.store.pointer import Pointer
-from gitml.store.remote import Remote, open_remote
-
-if TYPE_CHECKING:
-    from gitml.repo import MLRepo
+from gitml.store.remote import Remote
 
 Artifact = tuple[str, Pointer]
 Advance = Callable[[int], None]
@@ -79,27 +74,6 @@ class KnownIndex:
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text("".join(k + "\n" for k in sorted(self.keys)))
             os.replace(tmp, self.path)
-
-
-def open_named_remote(repo: MLRepo, name: str | None) -> Remote:
-    remotes = repo.config.remotes()
-    if name is None:
-        name = repo.config.default_remote()
-        if name is None:
-            if len(remotes) == 1:
-                name = next(iter(remotes))
-            else:
-                raise ConfigError("no default remote",
-                                  "run `git ml remote add NAME URL --default` or pass -r NAME")
-    if name not in remotes:
-        raise ConfigError(f"no remote named '{name}'", "see `git ml remote list`")
-    opts = dict(remotes[name])
-    url = opts.pop("url")
-    return open_remote(name, url, opts)
-
-
-def known_index(repo: MLRepo, remote: Remote) -> KnownIndex:
-    return KnownIndex(repo.ml_dir / "remotes" / f"{remote.name}.known")
 
 
 def _run_pool(jobs: int, items: Sequence[str], fn: Callable[[str], None]) -> list[tuple[str, Exception]]:
@@ -160,15 +134,13 @@ def artifact_keys(store: ObjectStore, arts: Iterable[Artifact]) -> tuple[list[st
     return list(leaves), list(roots), missing
 
 
-def push_artifacts(repo: MLRepo, arts: Sequence[Artifact], *, remote: Remote, jobs: int | None,
-                   advance: Advance | None = None, on_total: Callable[[int], None] | None = None) -> TransferStats:
-    store = repo.store
+def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known: KnownIndex,
+         jobs: int | None, advance: Advance | None = None) -> TransferStats:
     leaves, roots, missing = artifact_keys(store, arts)
     if missing:
         raise ObjectMissingError(
             f"{len(missing)} artifact(s) are not in the local store, e.g. {missing[0]}",
             "run `git ml add` on them (or `git ml fetch` from where they are) before pushing")
-    known = known_index(repo, remote)
     stats = TransferStats(remote.name)
     all_keys = leaves + roots
     unknown = [k for k in all_keys if k not in known.keys]
@@ -178,8 +150,6 @@ def push_artifacts(repo: MLRepo, arts: Sequence[Artifact], *, remote: Remote, jo
     todo_leaves = [k for k in leaves if k not in known.keys]
     todo_roots = [k for k in roots if k not in known.keys]
     stats.skipped = len(all_keys) - len(todo_leaves) - len(todo_roots)
-    if on_total:
-        on_total(sum(store.path_of_key(k).stat().st_size for k in todo_leaves + todo_roots))
     lock = threading.Lock()
     done_batch: list[str] = []
 
@@ -245,13 +215,9 @@ def _tmp(store: ObjectStore) -> tuple[int, str]:
     return tempfile.mkstemp(prefix="dl-", suffix=".incomplete", dir=store.tmp_dir)
 
 
-def fetch_artifacts(repo: MLRepo, arts: Sequence[Artifact], *, remote_name: str | None = None,
-                    remote: Remote | None = None, jobs: int | None = None, quiet: bool = True,
-                    advance: Advance | None = None) -> TransferStats:
-    """Download what the local store lacks to reproduce ``arts``."""
-    if remote is None:
-        remote = open_named_remote(repo, remote_name)
-    store = repo.store
+def fetch(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known: KnownIndex,
+          jobs: int | None = None, advance: Advance | None = None) -> TransferStats:
+    """Download what ``store`` lacks to reproduce ``arts``; every key is verified."""
     jobs = jobs or remote.default_jobs
     stats = TransferStats(remote.name)
     lock = threading.Lock()
@@ -272,48 +238,44 @@ def fetch_artifacts(repo: MLRepo, arts: Sequence[Artifact], *, remote_name: str 
             stats.failed += [k for k, _ in errors]
             _raise_first(errors, "downloading", remote)
 
-    with file_lock(repo.lock_path(), shared=True):
-        # 1. trees of directory artifacts
-        dirs = [p for _, p in arts if p.kind == "dir"]
-        fetch_keys([key_for(OBJECTS, p.oid) for p in dirs])
-        files: dict[str, str] = {}  # oid -> artifact path (for messages)
-        for path, p in arts:
-            if p.kind == "dir":
-                for e in tree.loads(store.read_object(p.oid), p.oid):
-                    files.setdefault(e.oid, f"{path}/{e.path}")
-            else:
-                files.setdefault(p.oid, path)
-        # 2. which files are whole objects and which are chunk lists on the remote
-        need = [oid for oid in files if not store.has(oid)]
-        candidates = [key_for(OBJECTS, o) for o in need] + [key_for(CHUNKED, o) for o in need]
-        present = remote.has_many(candidates) if need else set()
-        whole = [key_for(OBJECTS, o) for o in need if key_for(OBJECTS, o) in present]
-        lists = [key_for(CHUNKED, o) for o in need
-                 if key_for(OBJECTS, o) not in present and key_for(CHUNKED, o) in present]
-        absent = [o for o in need if key_for(OBJECTS, o) not in present
-                  and key_for(CHUNKED, o) not in present]
-        if absent:
-            raise ObjectMissingError(
-                f"{len(absent)} object(s) are neither in the local store nor on remote "
-                f"'{remote.name}', e.g. {files[absent[0]]} ({absent[0]})",
-                "push them from a clone that has them")
-        fetch_keys(whole + lists)
-        # 3. chunks of large files, then verify each reassembled file
-        chunk_keys: list[str] = []
-        chunked_oids = [parse_key(k)[1] for k in lists]  # type: ignore[index]
-        for oid in chunked_oids:
-            _, chunks = store.read_chunklist(oid)
-            chunk_keys += [key_for(OBJECTS, c.oid) for c in chunks]
-        fetch_keys(chunk_keys)
-        for oid in chunked_oids:
-            problem = store.verify_key(key_for(CHUNKED, oid))
-            if problem:
-                store.chunklist_path(oid).unlink(missing_ok=True)
-                raise CorruptObjectError(
-                    f"{files[oid]} ({oid}) from remote '{remote.name}' is damaged: {problem}; "
-                    "nothing was kept", "push it again from a clone that has it")
-    for _, p in arts:
+    # 1. trees of directory artifacts
+    dirs = [p for _, p in arts if p.kind == "dir"]
+    fetch_keys([key_for(OBJECTS, p.oid) for p in dirs])
+    files: dict[str, str] = {}  # oid -> artifact path (for messages)
+    for path, p in arts:
         if p.kind == "dir":
-            repo.stat_cache.mark_complete(p.oid)
-    known_index(repo, remote).add(k for k in (whole + lists + chunk_keys))
+            for e in tree.loads(store.read_object(p.oid), p.oid):
+                files.setdefault(e.oid, f"{path}/{e.path}")
+        else:
+            files.setdefault(p.oid, path)
+    # 2. which files are whole objects and which are chunk lists on the remote
+    need = [oid for oid in files if not store.has(oid)]
+    candidates = [key_for(OBJECTS, o) for o in need] + [key_for(CHUNKED, o) for o in need]
+    present = remote.has_many(candidates) if need else set()
+    whole = [key_for(OBJECTS, o) for o in need if key_for(OBJECTS, o) in present]
+    lists = [key_for(CHUNKED, o) for o in need
+             if key_for(OBJECTS, o) not in present and key_for(CHUNKED, o) in present]
+    absent = [o for o in need if key_for(OBJECTS, o) not in present
+              and key_for(CHUNKED, o) not in present]
+    if absent:
+        raise ObjectMissingError(
+            f"{len(absent)} object(s) are neither in the local store nor on remote "
+            f"'{remote.name}', e.g. {files[absent[0]]} ({absent[0]})",
+            "push them from a clone that has them")
+    fetch_keys(whole + lists)
+    # 3. chunks of large files, then verify each reassembled file
+    chunk_keys: list[str] = []
+    chunked_oids = [parse_key(k)[1] for k in lists]  # type: ignore[index]
+    for oid in chunked_oids:
+        _, chunks = store.read_chunklist(oid)
+        chunk_keys += [key_for(OBJECTS, c.oid) for c in chunks]
+    fetch_keys(chunk_keys)
+    for oid in chunked_oids:
+        problem = store.verify_key(key_for(CHUNKED, oid))
+        if problem:
+            store.chunklist_path(oid).unlink(missing_ok=True)
+            raise CorruptObjectError(
+                f"{files[oid]} ({oid}) from remote '{remote.name}' is damaged: {problem}; "
+                "nothing was kept", "push it again from a clone that has it")
+    known.add(whole + lists + chunk_keys)
     return stats
