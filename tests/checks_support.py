@@ -40,6 +40,7 @@ def pipeline(estimator: Any, cat: list[str] | None = None, num: list[str] | None
     return make_pipeline(make_column_transformer(*parts), estimator)
 
 
+@lru_cache(maxsize=8)
 def good_model(kind: str = "logreg") -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
@@ -57,6 +58,7 @@ def good_model(kind: str = "logreg") -> Any:
     return pipeline(est).fit(train[FEATURES], train["released"])
 
 
+@lru_cache(maxsize=1)
 def worse_model() -> Any:
     """Truly worse: it never sees `checks` and `employed`, the two strongest features,
     and learns from noisy labels (15% flipped)."""
@@ -72,8 +74,10 @@ def worse_model() -> Any:
     return m.fit(train[FEATURES], y)
 
 
+@lru_cache(maxsize=1)
 def biased_model() -> Any:
-    """Deliberately biased: trained on labels where most Black arrestees are 'No'."""
+    """Deliberately biased: trained on labels where 20% of Black arrestees were turned
+    to 'No'. Overall accuracy/AUC stay within the regression tolerance; fairness does not."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
@@ -81,7 +85,7 @@ def biased_model() -> Any:
     rng = np.random.default_rng(1)
     y = train["released"].to_numpy().copy()
     black = (train["colour"] == "Black").to_numpy()
-    y[black & (rng.random(len(y)) < 0.7)] = "No"
+    y[black & (rng.random(len(y)) < 0.2)] = "No"
     return pipeline(LogisticRegression(max_iter=1000)).fit(train[FEATURES], y)
 
 

@@ -72,6 +72,15 @@ def locate(repo: MLRepo, path: str, rev: str | None = None, staged: bool = True,
         if p.kind != "file":
             raise ConfigError(f"{key or path}: {path} is a directory artifact",
                               "point at one model/data file inside it")
+        if commit is None and not staged:
+            # the work tree: its file must be the one the pointer records
+            from gitml.workspace import current_oid
+
+            cur = current_oid(repo, path)
+            if cur is not None and cur != p.oid:
+                raise GitMLError(f"{path} was modified since `git ml add`; gitml only loads "
+                                 "content whose id is recorded",
+                                 f"run `git ml add {path}` (or use --rev/--staged)")
         return Source(path, p.oid, "artifact", where, commit, staged)
     if commit is not None or staged:
         blob = repo.git.read_blob(commit, path)

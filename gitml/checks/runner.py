@@ -115,14 +115,7 @@ def data_gates(repo: MLRepo, cur: Loaded, base: Baseline,
 
     spec = cur.spec
     out: list[GateResult] = []
-    ref_rev = (spec.gates.get("drift") or {}).get("reference") if isinstance(spec.gates.get("drift"), dict) else None
-    ref_commit = None
-    if ref_rev:
-        ref_commit = repo.git.resolve(str(ref_rev))
-    elif base.commit:
-        ref_commit = base.commit
-    else:
-        ref_commit = repo.git.head()
+    ref_commit = _reference_commit(repo, spec, base)
     reference_df: pd.DataFrame | None = None
     ref_src: Source | None = None
     if ref_commit:
@@ -178,6 +171,34 @@ def data_gates(repo: MLRepo, cur: Loaded, base: Baseline,
     return out
 
 
+def _reference_commit(repo: MLRepo, spec: ModelSpec, base: Baseline) -> str | None:
+    drift = spec.gates.get("drift")
+    ref_rev = drift.get("reference") if isinstance(drift, dict) else None
+    if ref_rev:
+        return repo.git.resolve(str(ref_rev))
+    return base.commit or repo.git.head()
+
+
+def _data_gate_state(repo: MLRepo, spec: ModelSpec, base: Baseline, gates: Sequence[str]) -> str:
+    """What the data gates depend on beyond model/data/config: the drift/quality
+    reference data's id and, for the anomaly gate, the history's tip (HEAD)."""
+    if "data" not in gates:
+        return ""
+    parts: list[str] = []
+    if spec.gates.get("drift") or spec.gates.get("quality"):
+        ref = _reference_commit(repo, spec, base)
+        oid = None
+        if ref:
+            try:
+                oid = locate(repo, spec.data, ref).oid
+            except GitMLError:
+                oid = None
+        parts.append(f"ref={oid}")
+    if spec.gates.get("anomaly"):
+        parts.append(f"head={repo.git.head()}")
+    return ",".join(parts)
+
+
 def _explanation(repo: MLRepo, spec: ModelSpec, model: Any, df: pd.DataFrame) -> Explanation:
     from gitml.checks.explain import explain
 
@@ -194,7 +215,8 @@ def run_model(repo: MLRepo, spec: ModelSpec, rev: str | None = None, staged: boo
     base = find_baseline(repo, spec, against)
     chash = config_hash({"spec": spec.raw, "gates": sorted(gates), "against": against})
     base_oid = base.model_src.oid if base.model_src else None
-    key = cache.cache_key(model_src.oid, data_src.oid, chash, base_oid)
+    key = cache.cache_key(model_src.oid, data_src.oid, chash,
+                          f"{base_oid}:{_data_gate_state(repo, spec, base, gates)}")
     if use_cache:
         hit = cache.get(repo, key)
         if hit is not None:

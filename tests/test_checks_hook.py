@@ -1,0 +1,166 @@
+"""The gates in real `git commit`s: hooks installed by `git ml install`, real models on
+the arrests data set, the production baseline as a GTO stage tag."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.checks_support import (
+    biased_model,
+    good_model,
+    save_model,
+    worse_model,
+    write_config,
+    write_eval,
+)
+from tests.conftest import git, gitml
+
+
+def _stage_model(repo: Path, model: object) -> None:
+    save_model(model, repo / "models" / "model.skops")
+    gitml(repo, "add", "models/model.skops")
+
+
+def _head(repo: Path) -> str:
+    return git(repo, "rev-parse", "HEAD").stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Built once per module (gate runs cost seconds): a repo with hooks, a good model
+    committed through the gates and tagged arrests#prod#1. Tests work on copies."""
+    from tests.conftest import BIN_DIR
+
+    home = tmp_path_factory.mktemp("home-checks")
+    (home / ".gitconfig").write_text(
+        "[user]\n\tname = Test User\n\temail = test@example.com\n[init]\n\tdefaultBranch = main\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(home))
+        mp.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        mp.setenv("PATH", BIN_DIR + os.pathsep + os.environ.get("PATH", ""))
+        for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+            mp.delenv(var, raising=False)
+        repo = tmp_path_factory.mktemp("checks-template") / "repo"
+        repo.mkdir()
+        git(repo, "init", "-q")
+        (repo / "README.md").write_text("test repo\n")
+        git(repo, "add", "README.md")
+        git(repo, "commit", "-q", "-m", "initial")
+        gitml(repo, "init")
+        yield _commit_good(repo)
+
+
+@pytest.fixture
+def gated(template: Path, tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    shutil.copytree(template, repo, symlinks=True)
+    return repo
+
+
+def _commit_good(repo: Path) -> Path:
+    gitml(repo, "install")
+    write_eval(repo / "data" / "eval.parquet")
+    save_model(good_model(), repo / "models" / "model.skops")
+    write_config(repo, baseline="prod")
+    gitml(repo, "add", "models/model.skops", "data/eval.parquet")
+    git(repo, "add", ".gitml/config.toml")
+    proc = git(repo, "commit", "-m", "good model")
+    assert "arrests: " in proc.stderr and "gates passed" in proc.stderr, proc.stderr
+    git(repo, "tag", "-a", "arrests#prod#1", "-m", "promote")
+    return repo
+
+
+def test_good_model_passes_and_results_are_committed(gated: Path) -> None:
+    repo = gated
+    committed = git(repo, "show", "HEAD:.gitml/checks/arrests.json").stdout
+    data = json.loads(committed)
+    for key in ("model", "model_oid", "data_oid", "config_hash", "results", "created"):
+        assert key in data
+    assert data["model"] == "arrests" and data["passed"] is True
+    pointer = git(repo, "show", "HEAD:models/model.skops.gitml").stdout
+    assert f"oid {data['model_oid']}" in pointer
+    gates = {r["gate"]: r for r in data["results"]}
+    assert {"eval.threshold", "eval.regression", "bias.colour", "bias.sex", "explain"} <= set(gates)
+    assert gates["eval.threshold"]["metrics"]["metrics"]["accuracy"] > 0.8
+    assert gates["eval.regression"]["skipped"] is True  # no prod tag existed yet
+    assert gates["explain"]["metrics"]["importance"]["checks"] > 0
+    # nothing left uncommitted by the hook
+    assert git(repo, "status", "--porcelain").stdout.strip() == ""
+
+
+def test_worse_model_is_blocked_by_a_real_commit(gated: Path) -> None:
+    repo = gated
+    before = _head(repo)
+    _stage_model(repo, worse_model())
+    proc = git(repo, "commit", "-m", "worse model", check=False)
+    assert proc.returncode != 0
+    assert _head(repo) == before
+    err = proc.stderr
+    assert "eval.regression FAILED" in err and "worse than prod by" in err, err
+    assert "roc_auc" in err
+    # the failing result is on disk for the user to inspect, not staged
+    local = json.loads((repo / ".gitml/checks/arrests.json").read_text())
+    assert local["passed"] is False
+    # the same staged model again: served from the cache, still blocked
+    t0 = time.perf_counter()
+    proc2 = git(repo, "commit", "-m", "worse model again", check=False)
+    cached_seconds = time.perf_counter() - t0
+    assert proc2.returncode != 0 and "eval.regression FAILED" in proc2.stderr
+    assert cached_seconds < 5.0, cached_seconds
+
+
+def test_biased_model_is_blocked_by_the_bias_gate(gated: Path) -> None:
+    repo = gated
+    before = _head(repo)
+    _stage_model(repo, biased_model())
+    proc = git(repo, "commit", "-m", "biased model", check=False)
+    assert proc.returncode != 0 and _head(repo) == before
+    err = proc.stderr
+    assert "bias.colour FAILED" in err and "four-fifths" in err and "counterfactual" in err, err
+    # evaluation alone would have let it through: only fairness blocks it
+    assert "eval.regression FAILED" not in err and "eval.threshold FAILED" not in err
+    assert "bias.sex FAILED" not in err
+
+
+def test_unchanged_model_costs_nothing(gated: Path) -> None:
+    repo = gated
+    (repo / "README.md").write_text("more text\n")
+    git(repo, "add", "README.md")
+    t0 = time.perf_counter()
+    proc = git(repo, "commit", "-m", "docs only")
+    elapsed = time.perf_counter() - t0
+    assert "gates" not in proc.stderr  # nothing ran
+    assert elapsed < 3.0, elapsed
+    # the prod tag now exists, so the first check computes the regression gate; the
+    # second one is served from the cache keyed by (model, data, config, baseline) ids
+    first = json.loads(gitml(repo, "check", "--staged", "--json").stdout)
+    assert first["passed"] is True and first["models"][0]["cached"] is False
+    t0 = time.perf_counter()
+    second = json.loads(gitml(repo, "check", "--staged", "--json").stdout)
+    assert second["models"][0]["cached"] is True
+    assert second["models"][0]["results"] == first["models"][0]["results"]
+    assert time.perf_counter() - t0 < 3.0
+
+
+def test_equally_good_retrained_model_passes_against_prod(gated: Path) -> None:
+    """Noise is not a regression: a forest that scores within noise of prod commits."""
+    repo = gated
+    _stage_model(repo, good_model("forest"))
+    proc = git(repo, "commit", "-m", "retrained forest")
+    assert "gates passed" in proc.stderr
+    data = json.loads(git(repo, "show", "HEAD:.gitml/checks/arrests.json").stdout)
+    reg = next(r for r in data["results"] if r["gate"] == "eval.regression")
+    assert reg["skipped"] is False and reg["passed"] is True
+    assert reg["metrics"]["baseline"] == "prod"
+    acc = reg["metrics"]["accuracy"]
+    assert acc["ci_low"] < acc["difference"] < acc["ci_high"]
+    explain = next(r for r in data["results"] if r["gate"] == "explain")
+    assert explain["metrics"]["shift"]["baseline"] == "prod"
