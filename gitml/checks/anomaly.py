@@ -150,9 +150,20 @@ def robust_level_spread(values: Sequence[float], cfg: AnomalyConfig) -> tuple[fl
 
 @functools.lru_cache(maxsize=256)
 def _t_quantile(p: float, df: int) -> float:
-    from scipy import stats
+    """Student-t quantile without scipy (import time matters in hooks): exact for 1 and 2
+    degrees of freedom, the Cornish–Fisher expansion (Abramowitz & Stegun 26.7.5) above."""
+    from statistics import NormalDist
 
-    return float(stats.t.ppf(p, df))
+    if df == 1:
+        return math.tan(math.pi * (p - 0.5))
+    if df == 2:
+        return (2 * p - 1) / math.sqrt(2 * p * (1 - p))
+    z = NormalDist().inv_cdf(p)
+    g1 = (z ** 3 + z) / 4
+    g2 = (5 * z ** 5 + 16 * z ** 3 + 3 * z) / 96
+    g3 = (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / 384
+    g4 = (79 * z ** 9 + 776 * z ** 7 + 1482 * z ** 5 - 1920 * z ** 3 - 945 * z) / 92160
+    return z + g1 / df + g2 / df ** 2 + g3 / df ** 3 + g4 / df ** 4
 
 
 def detect(history: Sequence[tuple[str, float]],
@@ -244,10 +255,14 @@ def gate(history: Sequence[tuple[str, float]] | None = None,
         if metric is None:
             return GateResult("anomaly", True, {}, "anomaly: no metric to watch "
                               "(set gates.anomaly.metric)", skipped=True)
-        history = list(history_from_git(repo, model, metric, "HEAD", cfg))
+        at = rev if rev and rev not in ("index", "worktree", "staged") else "HEAD"
+        tip = repo.git.resolve(at) if repo.git.head() is not None else None
+        history = list(history_from_git(repo, model, metric, at, cfg))
         current = (metrics or {}).get(metric)
         if isinstance(current, int | float) and not isinstance(current, bool):
-            history.append(("(candidate)", float(current)))
+            if history and history[-1][0] == tip and history[-1][1] == float(current):
+                history.pop()  # the tip's committed result is this very candidate
+            history.append((tip if at != "HEAD" and tip else "(candidate)", float(current)))
     metric = metric or "metric"
     points = detect(history, cfg, metric)
     direction = cfg.direction or direction_for(metric)

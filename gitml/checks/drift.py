@@ -359,9 +359,10 @@ def compute_drift(reference: pd.DataFrame, current: pd.DataFrame,
                                          "wasserstein_norm", False, int(rv.size), int(cv.size)))
         else:
             stat, p, eff, k = categorical_test(r, c, cfg.min_expected, both)
+            n_cats = int(both.nunique(dropna=False))
+            note = f"{n_cats} categories, rare ones merged into {k} cells" if k < n_cats else ""
             features.append(FeatureDrift(name, "categorical", "chi2", stat, p, None, eff,
-                                         "jensen_shannon", False, len(r), len(c),
-                                         f"{k} categories after merging rare ones"))
+                                         "jensen_shannon", False, len(r), len(c), note))
     tested = [f for f in features if f.p_value is not None]
     adjusted = adjust_pvalues([f.p_value for f in tested if f.p_value is not None], cfg.correction)
     for f, pa in zip(tested, adjusted, strict=True):
@@ -427,37 +428,55 @@ def read_frame_bytes(data: bytes, name: str, columns: Sequence[str] | None = Non
                      "use .parquet, .csv, .tsv, .jsonl or .feather")
 
 
-def read_frame(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """A DataFrame from a local file (Parquet read column-wise, without loading bytes twice)."""
+def read_frame(path: Path, columns: Sequence[str] | None = None, name: str | None = None) -> pd.DataFrame:
+    """A DataFrame from a local file; ``name`` (the logical path) decides the format when
+    the file is a store object without an extension."""
     import pandas as pd
 
-    suffix = path.suffix.lower()
+    label = name or str(path)
+    suffix = Path(label).suffix.lower()
     if not path.exists():
-        raise UsageError(f"{path}: no such file", "check the path")
+        raise UsageError(f"{label}: no such file", "check the path")
     if path.is_dir():
-        raise UsageError(f"{path} is a folder", "point at one table file")
+        raise UsageError(f"{label} is a folder", "point at one table file")
     if suffix in (".parquet", ".pq"):
         try:
             return pd.read_parquet(path, columns=list(columns) if columns else None)
         except (ValueError, OSError) as e:
-            raise GitMLError(f"{path}: cannot read as Parquet: {str(e).splitlines()[0]}",
+            raise GitMLError(f"{label}: cannot read as Parquet: {str(e).splitlines()[0]}",
                              "is the file complete?") from e
-    return read_frame_bytes(path.read_bytes(), str(path), columns)
+    return read_frame_bytes(path.read_bytes(), label, columns)
+
+
+def locate_table(repo: MLRepo | None, path: str, rev: str | None) -> tuple[Path | None, bytes | None]:
+    """Where the table ``path`` at ``rev`` is: a local file (work tree or store object), or
+    the bytes of a plain Git file. ``rev`` None is the work tree."""
+    if rev is None:
+        local = (repo.workdir / path) if repo is not None and not Path(path).is_absolute() else Path(path)
+        if not local.exists():
+            raise UsageError(f"{path}: no such file in the work tree",
+                             "check the path, or `git ml checkout` it")
+        return local, None
+    if repo is None:
+        raise UsageError(f"cannot read {path} at {rev} outside a repository")
+    from gitml import api
+
+    try:
+        return Path(api.materialize(path, rev=rev, repo=repo)), None
+    except GitMLError as e:
+        data = repo.git.read_blob(repo.git.resolve(rev), repo.relpath(repo.workdir / path))
+        if data is None:
+            raise UsageError(f"{path} does not exist at {rev}", "check the path and revision") from e
+        return None, data
 
 
 def load_frame(repo: MLRepo | None, path: str, rev: str | None) -> pd.DataFrame:
     """The table at ``path`` in revision ``rev`` (None: the work tree file)."""
-    if rev is None:
-        return read_frame(Path(path))
-    from gitml import api
-
-    try:
-        local = api.materialize(path, rev=rev, repo=repo)
-    except GitMLError:
-        raise
-    except (KeyError, FileNotFoundError) as e:
-        raise UsageError(f"{path} does not exist at {rev}", "check the path and revision") from e
-    return read_frame(Path(local))
+    local, data = locate_table(repo, path, rev)
+    if local is not None:
+        return read_frame(local, name=path)
+    assert data is not None
+    return read_frame_bytes(data, path)
 
 
 def drift_between(repo: MLRepo | None, data: str, reference_rev: str, current: str | None,
@@ -468,7 +487,7 @@ def drift_between(repo: MLRepo | None, data: str, reference_rev: str, current: s
     """
     ref = load_frame(repo, data, reference_rev)
     if current is None:
-        cur = load_frame(repo, data, None) if repo is None else read_frame(repo.workdir / data)
+        cur = load_frame(repo, data, None)
     elif Path(current).is_file():
         cur = read_frame(Path(current))
     else:

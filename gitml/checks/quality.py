@@ -637,9 +637,21 @@ def _short(values: Sequence[str], k: int = 5) -> str:
 
 # ---------------------------------------------------------------------------- the gate
 def gate(current: pd.DataFrame | TableProfile, previous: pd.DataFrame | TableProfile | None = None,
-         rules: QualityRules | Mapping[str, Any] | None = None, *, name: str = "data") -> GateResult:
-    """The data-quality gate: fails when an ``error`` finding exists and rules.block."""
+         rules: QualityRules | Mapping[str, Any] | None = None, *,
+         config: Mapping[str, Any] | None = None, data: str | None = None,
+         name: str | None = None, repo: MLRepo | None = None) -> GateResult:
+    """The data-quality gate: fails when an ``error`` finding exists and rules.block.
+
+    Pure given ``current`` / ``previous`` (DataFrames or profiles) and ``rules``. As the
+    runner calls it, ``config`` holds ``gates.quality`` of the model and, when that is
+    empty, the rules come from ``[data."<data>".rules]`` of the repository config.
+    """
+    if rules is None and config:
+        rules = QualityRules.from_mapping(config, "gates.quality")
+    if rules is None and repo is not None and data:
+        rules = rules_for(repo.config.data, data)
     r = rules if isinstance(rules, QualityRules) else QualityRules.from_mapping(rules)
+    name = data or name or "data"
     prev_p = previous if (previous is None or isinstance(previous, TableProfile)) else \
         profile_frame(previous, max_categories=r.max_categories,
                       check_duplicates=r.check_duplicates is not False)
@@ -675,17 +687,33 @@ def previous_rows(p: TableProfile | None) -> int | None:
 
 
 # ---------------------------------------------------------------------------- adapters
-def profile_path(path: Path, baseline: TableProfile | None, rules: QualityRules) -> TableProfile:
-    """Profile a local table file: Parquet from its footer, anything else via pandas."""
+def profile_path(path: Path, baseline: TableProfile | None, rules: QualityRules,
+                 name: str | None = None) -> TableProfile:
+    """Profile a local table file: Parquet from its footer, anything else via pandas.
+    ``name`` (the logical path) decides the format of extension-less store objects."""
+    label = name or str(path)
     if not path.exists():
-        raise UsageError(f"{path}: no such file", "check the path")
-    if path.suffix.lower() in (".parquet", ".pq"):
+        raise UsageError(f"{label}: no such file", "check the path")
+    if Path(label).suffix.lower() in (".parquet", ".pq"):
         return profile_parquet(path, baseline, max_categories=rules.max_categories,
                                sample_rows=rules.sample_rows,
                                check_duplicates=rules.check_duplicates)
     from gitml.checks.drift import read_frame
 
-    return profile_frame(read_frame(path), baseline, max_categories=rules.max_categories,
+    return profile_frame(read_frame(path, name=label), baseline, max_categories=rules.max_categories,
+                         check_duplicates=rules.check_duplicates is not False)
+
+
+def profile_at(repo: MLRepo | None, path: str, rev: str | None, baseline: TableProfile | None,
+               rules: QualityRules) -> TableProfile:
+    """Profile the table ``path`` at ``rev`` (None: the work tree)."""
+    from gitml.checks.drift import locate_table, read_frame_bytes
+
+    local, data = locate_table(repo, path, rev)
+    if local is not None:
+        return profile_path(local, baseline, rules, name=path)
+    assert data is not None
+    return profile_frame(read_frame_bytes(data, path), baseline, max_categories=rules.max_categories,
                          check_duplicates=rules.check_duplicates is not False)
 
 
@@ -702,22 +730,15 @@ def rules_for(config_data: Mapping[str, Any], path: str) -> QualityRules:
 
 def validate_path(repo: MLRepo | None, path: str, previous_rev: str | None,
                   rules: QualityRules | Mapping[str, Any] | None = None,
-                  current_file: Path | None = None) -> GateResult:
-    """Validate the work-tree (or ``current_file``) table at ``path`` against its version at
-    ``previous_rev`` (None: no previous version) and the rules."""
+                  current_rev: str | None = None) -> GateResult:
+    """Validate the table ``path`` at ``current_rev`` (None: the work tree) against its
+    version at ``previous_rev`` (None or absent there: no previous version) and the rules."""
     r = rules if isinstance(rules, QualityRules) else QualityRules.from_mapping(rules)
     prev: TableProfile | None = None
     if previous_rev is not None and repo is not None:
-        from gitml import api
-
         try:
-            prev_file = Path(api.materialize(path, rev=previous_rev, repo=repo))
-        except (GitMLError, KeyError, FileNotFoundError):
-            prev_file = None
-        if prev_file is not None:
-            # the previous version's footer profile is enough as a baseline
-            prev = profile_path(prev_file, None, r)
-    cur_file = current_file if current_file is not None else (
-        (repo.workdir / path) if repo is not None else Path(path))
-    cur = profile_path(cur_file, prev, r)
+            prev = profile_at(repo, path, previous_rev, None, r)
+        except UsageError:
+            prev = None  # a new data set: nothing to compare with
+    cur = profile_at(repo, path, current_rev, prev, r)
     return gate(cur, prev, r, name=path)

@@ -66,3 +66,25 @@ def _blob_id(tree: object, path: str) -> str | None:
     except KeyError:
         return None
     return str(obj.id) if obj.type == pygit2.enums.ObjectType.BLOB else None
+
+
+def dir_blobs(git: GitRepo, rev: str, folder: str, suffix: str = "") -> dict[str, bytes]:
+    """The files directly in ``folder`` at ``rev`` whose names end with ``suffix``
+    (without walking the rest of the tree)."""
+    import pygit2
+
+    try:
+        tree = git.raw.revparse_single(rev).peel(pygit2.Tree)
+    except (KeyError, ValueError, pygit2.GitError) as e:
+        raise GitMLError(f"unknown revision '{rev}'", "see `git log` for valid names") from e
+    try:
+        sub = tree[folder.strip("/")]
+    except KeyError:
+        return {}
+    if sub.type != pygit2.enums.ObjectType.TREE:
+        return {}
+    out: dict[str, bytes] = {}
+    for entry in git.raw[sub.id].peel(pygit2.Tree):
+        if entry.type == pygit2.enums.ObjectType.BLOB and str(entry.name).endswith(suffix):
+            out[f"{folder.strip('/')}/{entry.name}"] = git.raw[entry.id].read_raw()
+    return out

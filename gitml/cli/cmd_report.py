@@ -1,0 +1,46 @@
+"""`git ml report [REV] -o report.html`: one self-contained HTML page with plots."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "write one self-contained HTML report"
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("rev", nargs="?", default="HEAD", metavar="REV",
+                   help="the revision whose committed gate results to show (default: HEAD)")
+    p.add_argument("-o", "--output", metavar="FILE", default="report.html",
+                   help="where to write the page (default: report.html)")
+    p.add_argument("--model", action="append", metavar="MODEL", help="only this model (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the collected data as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gitml.checks.report import write_report
+    from gitml.cli.output import print_json, print_table, say
+    from gitml.repo import MLRepo
+
+    repo = MLRepo.discover()
+    out = Path(args.output)
+    data = write_report(repo, args.rev, out, args.model)
+    if args.json:
+        print_json({"output": str(out), "commit": data["commit"],
+                    "models": [{k: v for k, v in d.items() if not k.startswith("_")}
+                               for d in data["models"]]})
+        return 0
+    if not args.quiet:
+        rows = []
+        for doc in data["models"]:
+            for r in doc.get("results", []):
+                status = ("skipped" if r.get("skipped") else "[green]pass[/green]" if r.get("passed")
+                          else "[red]FAIL[/red]" if r.get("blocking", True) else "[yellow]warn[/yellow]")
+                rows.append([doc["model"], r.get("gate", ""), status, r.get("message", "")])
+        if rows:
+            print_table(f"gate results at {args.rev} ({data['commit'][:10]})",
+                        ["model", "gate", "status", "detail"], rows)
+        else:
+            say(f"no committed gate results at {args.rev}; the report says so", quiet=False)
+        say(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)", quiet=False)
+    return 0
