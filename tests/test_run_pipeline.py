@@ -124,6 +124,13 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         gitml(repo, "run", "-n", "prepare", "-p", "params.yaml:prepare", "--", "python", "prepare.py")
         gitml(repo, "run", "-n", "train", "-p", "params.yaml:train", "-M", "metrics.json", "--",
               "python", "train.py")
+        # a gate result as the checks area writes it
+        checks = repo / ".gitml" / "checks"
+        checks.mkdir(parents=True)
+        (checks / "arrests.json").write_text(json.dumps({
+            "model": "arrests", "results": [{"gate": "eval", "passed": True, "metrics": {"auc": 0.8}},
+                                            {"gate": "bias", "passed": False, "metrics": {}}]}))
+        git(repo, "add", ".gitml/checks/arrests.json")
         git(repo, "commit", "-q", "-m", "train v1")
         yield repo
 
@@ -182,9 +189,18 @@ def test_commit_carries_trailers(pipeline: Path) -> None:
     assert "Gitml-Run: train exit=0" in trailers and "Gitml-Run: prepare exit=0" in trailers
     acc = record(pipeline, "train")["metrics"]["accuracy"]
     assert f"Gitml-Metric: train.accuracy={acc:.6g}" in trailers
+    assert "Gitml-Check: arrests failed (1/2 gates)" in trailers
+    assert msg.count("Gitml-Manifest:") == 1
     shown = json.loads(gitml(pipeline, "show", "--json").stdout)
     assert shown["verified"] is True and shown["trailer_manifest_id"] == shown["manifest_id"]
     assert set(shown["changed_runs"]) == {"prepare", "train"}
+    assert shown["changed_checks"] == ["arrests"] and shown["checks"]["arrests"]["model"] == "arrests"
+    human = gitml(pipeline, "show").stdout
+    assert "arrests: failed (1/2 gates)" in human and "stage train" in human and "scikit-learn" not in human
+    # amending with nothing new keeps one set of trailers
+    git(pipeline, "commit", "-q", "--amend", "--no-edit")
+    msg = git(pipeline, "log", "-1", "--format=%B").stdout
+    assert msg.count("Gitml-Manifest:") == 1 and msg.count("Gitml-Check:") == 1
 
 
 def test_log_show_and_lineage(pipeline: Path) -> None:
@@ -192,6 +208,7 @@ def test_log_show_and_lineage(pipeline: Path) -> None:
     assert [r["summary"] for r in rows] == ["train v1", "raw data"]
     assert rows[0]["metrics"]["accuracy"] == record(pipeline, "train")["metrics"]["accuracy"]
     assert "+models" in rows[0]["artifacts"] and "+data/raw.csv" in rows[1]["artifacts"]
+    assert rows[0]["checks"] == {"arrests": False} and set(rows[0]["stages"]) == {"prepare", "train"}
     table = gitml(pipeline, "log").stdout
     assert "train v1" in table and "accuracy" in table
 
@@ -250,3 +267,31 @@ def test_repro_reruns_only_stale_stages_then_diff(pipeline: Path) -> None:
     human = gitml(pipeline, "diff", "HEAD~1", "HEAD").stdout
     assert "accuracy" in human and "rows:" in human and "min 16 -> 30" in human
     assert json.loads(gitml(pipeline, "repro", "--json").stdout)[1]["stale"] is False
+
+
+def test_manifests_survive_push_and_fresh_clone(pipeline: Path, tmp_path: Path) -> None:
+    """Runs last in this module: clones the pipeline repo with its two training commits."""
+    gitml(pipeline, "remote", "add", "origin", str(tmp_path / "store-remote"), "--default")
+    git(pipeline, "add", ".gitml/config.toml")
+    git(pipeline, "commit", "-q", "--no-verify", "-m", "remote")
+    gitml(pipeline, "push", "--all-commits")
+    bare = tmp_path / "origin.git"
+    git(tmp_path, "clone", "-q", "--bare", str(pipeline), str(bare))
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(bare), str(clone))
+    gitml(clone, "pull")
+    gitml(clone, "install")
+    for rev in ("HEAD~1", "HEAD~2"):
+        original = json.loads(gitml(pipeline, "show", rev, "--json").stdout)
+        cloned = json.loads(gitml(clone, "show", rev, "--json").stdout)
+        assert cloned["manifest_id"] == original["manifest_id"] and cloned["verified"] is True
+        assert cloned["runs"] == original["runs"] and cloned["environments"] == original["environments"]
+        assert cloned["checks"] == original["checks"]
+    assert json.loads(gitml(clone, "log", "--json").stdout) == json.loads(gitml(pipeline, "log", "--json").stdout)
+    d = json.loads(gitml(clone, "diff", "HEAD~2", "HEAD~1", "--json").stdout)
+    data = {a["path"]: a for a in d["artifacts"]}["data/arrests.parquet"]["data"]
+    assert data["columns_changed"]["age"]["min"] == [16, 30]   # read from the pulled store
+    assert "stage prepare" in gitml(clone, "lineage", "models").stdout
+    assert (clone / "models" / "model.pkl").is_file()
+    patch = git(clone, "log", "-p", "-1", "--", "data/raw.csv.gitml").stdout
+    assert "# csv: " in patch and "released: string" in patch
