@@ -13,10 +13,8 @@ import pytest
 from gitml.manifest import environment, params, tabular, tracking
 from gitml.manifest.diff import diff_environments, diff_packages, diff_values
 from gitml.manifest.errors import ManifestError, ParamsError
-from gitml.manifest.lineage import build_graph, render_dot, render_mermaid, render_text, upstream
 from gitml.manifest.manifest import manifest_id, parse_trailers
 from gitml.manifest.records import FileRef, RunRecord, parse_run_record
-from gitml.manifest.repro import order
 from gitml.manifest.tracer import read_tracking
 
 
@@ -181,24 +179,3 @@ def test_tabular_summaries_and_diff(tmp_path: Path) -> None:
     weird.write_bytes(a.read_bytes())
     assert tabular.kind_of("noext", weird) == "parquet"
     assert any("rows: 3 -> 4 (+1)" in ln for ln in tabular.format_diff(d))
-
-
-def test_lineage_graph_rendering_and_stage_order() -> None:
-    runs = {"train": rec("train", ["data/clean.parquet", "train.py"], ["models/m.pkl"]),
-            "prep": rec("prep", ["data/raw.csv"], ["data/clean.parquet"]),
-            "report": rec("report", ["models/m.pkl"], ["report.html"])}
-    assert order(runs) == ["prep", "train", "report"]
-    g = build_graph(runs, {"train": "c" * 40, "prep": None})
-    sub, root = upstream(g, "models/m.pkl")
-    assert {n.label for n in sub.nodes.values()} == {"models/m.pkl", "train", "data/clean.parquet",
-                                                     "train.py", "prep", "data/raw.csv"}
-    text = render_text(sub, root)
-    assert text[0].startswith("models/m.pkl") and "stage train" in text[1] and "@ cccccccccc" in text[1]
-    assert any("(uncommitted)" in ln for ln in text)
-    dot = render_dot(sub)
-    assert dot.count("->") == len(sub.edges) == 5
-    mer = render_mermaid(sub)
-    assert mer.startswith("graph LR") and mer.count("-->") == 5
-    cyc = {"a": rec("a", ["x"], ["y"]), "b": rec("b", ["y"], ["x"])}
-    with pytest.raises(ManifestError, match="cycle"):
-        order(cyc)

@@ -58,6 +58,16 @@ def build_graph(runs: dict[str, RunRecord], stage_commits: dict[str, str | None]
             aid = f"file:{ref.path}"
             g.nodes[aid] = Node(aid, "artifact", ref.path, {"oid": ref.oid, "source": ref.source})
             g.edges.append((sid, aid))
+    # A file read from inside a folder another stage wrote comes from that folder.
+    produced = {b for a, b in g.edges if a.startswith("stage:")}
+    for nid, n in list(g.nodes.items()):
+        if n.kind != "artifact" or nid in produced:
+            continue
+        for pid in produced:
+            folder = g.nodes[pid].label
+            if pid != nid and _within(n.label, folder):
+                g.edges.append((pid, nid))
+                break
     return g
 
 
