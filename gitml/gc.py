@@ -7,6 +7,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gitml.errors import GitMLError
 from gitml.repo import MLRepo
@@ -82,16 +83,23 @@ def gc_local(repo: MLRepo, *, dry_run: bool) -> GcResult:
 
 
 def _clean_tmp(repo: MLRepo) -> None:
+    """Remove partial writes left by killed processes (older than an hour, so never one
+    that is still being written)."""
     now = time.time()
-    tmp = repo.store.tmp_dir
-    if not tmp.is_dir():
-        return
-    for entry in os.scandir(tmp):
-        try:
-            if now - entry.stat().st_mtime > STALE_TMP_SECONDS:
-                os.unlink(entry.path)
-        except FileNotFoundError:
-            pass
+    folders = [repo.store.tmp_dir]
+    for kind in ("objects", "chunked"):
+        base = repo.store.root / kind
+        if base.is_dir():
+            folders += [Path(e.path) for e in os.scandir(base) if e.is_dir()]
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for entry in os.scandir(folder):
+            if not entry.name.endswith(".incomplete"):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if now - entry.stat().st_mtime > STALE_TMP_SECONDS:
+                    os.unlink(entry.path)
 
 
 def gc_remote(repo: MLRepo, remote: Remote, *, dry_run: bool) -> GcResult:

@@ -69,7 +69,7 @@ def tracked_artifacts(repo: MLRepo, paths: Sequence[str] | None = None) -> list[
 @dataclass
 class _FileState:
     rel: str  # path relative to the artifact root (dir) or the work tree (file)
-    abs: Path
+    abs: str
     st: os.stat_result
     oid: str | None = None
 
@@ -117,10 +117,10 @@ def _hash_and_store(repo: MLRepo, items: list[_FileState], *, store: bool, jobs:
         return sum(pool.map(work, batches))
 
 
-def _walk_dir(root: Path, repo_root: Path) -> list[tuple[str, Path, os.stat_result]]:
+def _walk_dir(root: Path, repo_root: Path) -> list[tuple[str, str, os.stat_result]]:
     """Every regular file below ``root`` as (relative posix path, path, stat)."""
-    out: list[tuple[str, Path, os.stat_result]] = []
-    stack = [(root, "")]
+    out: list[tuple[str, str, os.stat_result]] = []
+    stack: list[tuple[str, str]] = [(str(root), "")]
     while stack:
         folder, prefix = stack.pop()
         try:
@@ -140,11 +140,11 @@ def _walk_dir(root: Path, repo_root: Path) -> list[tuple[str, Path, os.stat_resu
                 if stat_mod.S_ISDIR(st.st_mode):
                     raise GitMLError(f"{entry.path} is a link to a folder; gitml does not follow "
                                      "folder links", "replace it with the folder's content")
-                out.append((rel, Path(entry.path), st))
+                out.append((rel, entry.path, st))
             elif entry.is_dir(follow_symlinks=False):
-                stack.append((Path(entry.path), rel + "/"))
+                stack.append((entry.path, rel + "/"))
             elif entry.is_file(follow_symlinks=False):
-                out.append((rel, Path(entry.path), entry.stat(follow_symlinks=False)))
+                out.append((rel, entry.path, entry.stat(follow_symlinks=False)))
     return out
 
 
@@ -156,16 +156,31 @@ def _mode(st: os.stat_result) -> int:
 class _DirScan:
     entries: list[TreeEntry]
     files: list[_FileState]
+    oid: str | None = None  # known tree id (from the fingerprint, or computed)
 
     @property
     def size(self) -> int:
         return sum(e.size for e in self.entries)
 
 
+def _fingerprint(walked: list[tuple[str, str, os.stat_result]]) -> tuple[str, int]:
+    """(hash of every member's path and stat, newest mtime)."""
+    walked.sort(key=lambda w: w[0])
+    text = "".join(f"{r}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+                   f"\0{st.st_mode & 0o111}\n" for r, _, st in walked)
+    newest = max((st.st_mtime_ns for _, _, st in walked), default=0)
+    return hash_bytes(text.encode("utf-8", "surrogateescape")), newest
+
+
 def _scan_dir(repo: MLRepo, rel: str, *, store: bool, jobs: int,
-              progress: ProgressFn | None = None) -> tuple[_DirScan, int]:
+              progress: ProgressFn | None = None, need_entries: bool = True) -> tuple[_DirScan, int]:
     root = repo.abspath(rel)
     walked = _walk_dir(root, repo.workdir)
+    fingerprint, newest = _fingerprint(walked)
+    if not store and not need_entries:
+        oid = repo.stat_cache.lookup_dir(rel, fingerprint, newest)
+        if oid is not None:
+            return _DirScan([], [], oid), 0
     cached = repo.stat_cache.load_prefix(rel + "/")
     files: list[_FileState] = []
     for r, p, st in walked:
@@ -180,7 +195,10 @@ def _scan_dir(repo: MLRepo, rel: str, *, store: bool, jobs: int,
     new = _hash_and_store(repo, files, store=store, jobs=jobs, progress=progress)
     entries = [TreeEntry(f.rel, f.oid or "", f.st.st_size, _mode(f.st)) for f in files]
     _record(repo, [(f"{rel}/{f.rel}", f) for f in files], cached)
-    return _DirScan(entries, files), new
+    data = tree_dumps(entries)
+    tree_oid = repo.store.put_bytes(data) if store else hash_bytes(data)
+    repo.stat_cache.record_dir(rel, fingerprint, tree_oid)
+    return _DirScan(entries, files, tree_oid), new
 
 
 def _record(repo: MLRepo, items: Iterable[tuple[str, _FileState]],
@@ -207,13 +225,12 @@ def current_oid(repo: MLRepo, rel: str, *, store: bool = False, jobs: int | None
         return None
     jobs = jobs or default_jobs()
     if stat_mod.S_ISDIR(st.st_mode):
-        scan, _ = _scan_dir(repo, rel, store=store, jobs=jobs)
-        data = tree_dumps(scan.entries)
-        return repo.store.put_bytes(data) if store else hash_bytes(data)
+        scan, _ = _scan_dir(repo, rel, store=store, jobs=jobs, need_entries=False)
+        return scan.oid
     oid = repo.stat_cache.lookup(rel, st)
     if oid is not None and (not store or repo.store.has(oid)):
         return oid
-    item = _FileState(rel, path, st)
+    item = _FileState(rel, str(path), st)
     _hash_and_store(repo, [item], store=store, jobs=1, progress=None)
     _record(repo, [(rel, item)])
     return item.oid
@@ -315,13 +332,15 @@ def add(repo: MLRepo, paths: Sequence[Path | str], *, jobs: int | None = None,
                 old = None  # a damaged pointer is simply replaced
             if path.is_dir():
                 scan, new = _scan_dir(repo, rel, store=True, jobs=jobs, progress=progress)
-                oid = repo.store.put_tree(scan.entries)
+                oid = scan.oid
+                assert oid is not None
                 repo.stat_cache.mark_complete(oid)
                 pointer = Pointer(oid, scan.size, "dir", len(scan.entries))
             else:
                 st = path.stat()
                 oid_cached = repo.stat_cache.lookup(rel, st)
-                item = _FileState(rel, path, st, oid_cached if oid_cached and repo.store.has(oid_cached) else None)
+                item = _FileState(rel, str(path), st,
+                                  oid_cached if oid_cached and repo.store.has(oid_cached) else None)
                 new = _hash_and_store(repo, [item], store=True, jobs=1, progress=progress)
                 _record(repo, [(rel, item)])
                 assert item.oid is not None
@@ -395,11 +414,12 @@ def status(repo: MLRepo, paths: Sequence[str] | None = None, *, jobs: int | None
             if not path.is_dir():
                 out.append(StatusEntry(art, p.kind, "modified", in_store, "a file where a folder was"))
                 continue
-            scan, _ = _scan_dir(repo, art, store=False, jobs=jobs)
-            cur = hash_bytes(tree_dumps(scan.entries))
-            if cur == p.oid:
+            scan, _ = _scan_dir(repo, art, store=False, jobs=jobs, need_entries=False)
+            if scan.oid == p.oid:
                 out.append(StatusEntry(art, p.kind, "clean" if in_store else "not-in-store", in_store))
             else:
+                if not scan.entries:  # the fingerprint said "changed": list what changed
+                    scan, _ = _scan_dir(repo, art, store=False, jobs=jobs)
                 changes = _tree_changes(repo, p.oid, scan.entries)
                 out.append(StatusEntry(art, p.kind, "modified", in_store, changes=changes))
             continue
@@ -490,8 +510,7 @@ def _materialise(repo: MLRepo, rel: str, oid: str, mode: int, link: str) -> None
         repo.store.copy_to(oid, dest, mode=mode, link=link)
     except OSError as e:
         raise GitMLError(f"cannot write {rel}: {e.strerror}") from e
-    st = dest.stat()
-    repo.stat_cache.record_many([(rel, st, oid)])
+    repo.stat_cache.record_many([(rel, dest.stat(), oid)], written_by_us=True)
 
 
 def _checkout_file(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *, force: bool,
@@ -526,17 +545,19 @@ def _checkout_dir(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *,
     wanted = {e.path: e for e in repo.store.read_tree(p.oid)}
     have: dict[str, _FileState] = {}
     if root.is_dir():
-        scan, _ = _scan_dir(repo, art, store=False, jobs=jobs)
-        if hash_bytes(tree_dumps(scan.entries)) == p.oid:
+        scan, _ = _scan_dir(repo, art, store=False, jobs=jobs, need_entries=False)
+        if scan.oid == p.oid:
             result.unchanged.append(art)
             return
+        if not scan.entries and not scan.files:
+            scan, _ = _scan_dir(repo, art, store=False, jobs=jobs)
         have = {f.rel: f for f in scan.files}
     changed = False
     for rel, f in have.items():
         if rel in wanted:
             continue
         if force or _is_saved(repo, f.oid):
-            f.abs.unlink()
+            os.unlink(f.abs)
             result.removed.append(f"{art}/{rel}")
             changed = True
         else:
@@ -546,7 +567,7 @@ def _checkout_dir(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *,
         cur = have.get(rel)
         if cur is not None and cur.oid == e.oid:
             if _mode(cur.st) != e.mode:
-                os.chmod(cur.abs, e.mode & 0o777)
+                os.chmod(cur.abs, e.mode & 0o777)  # mode-only change
             continue
         if cur is not None and not force and not _is_saved(repo, cur.oid):
             result.kept.append(f"{art}/{rel}")

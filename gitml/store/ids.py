@@ -41,7 +41,7 @@ def hash_stream(stream: BinaryIO) -> tuple[str, int]:
     return hasher.hexdigest(), size
 
 
-def hash_file(path: Path) -> tuple[str, int]:
+def hash_file(path: Path | str) -> tuple[str, int]:
     with open(path, "rb", buffering=0) as f:
         return hash_stream(f)
 

@@ -23,6 +23,10 @@ CREATE TABLE IF NOT EXISTS files (
     oid TEXT NOT NULL, recorded_ns INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS complete (oid TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dirs (
+    path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, oid TEXT NOT NULL,
+    recorded_ns INTEGER NOT NULL
+) WITHOUT ROWID;
 """
 
 StatKey = tuple[int, int, int, int]
@@ -74,9 +78,14 @@ class StatCache:
             "WHERE path >= ? AND path < ?", (prefix, prefix + "\U0010ffff")).fetchall()
         return {r[0]: r[1:] for r in rows}
 
-    def record_many(self, entries: Iterable[tuple[str, os.stat_result, str]]) -> None:
+    def record_many(self, entries: Iterable[tuple[str, os.stat_result, str]], *,
+                    written_by_us: bool = False) -> None:
+        """Remember hashed files. ``written_by_us``: gitml just wrote these bytes itself
+        (checkout), so the entry is trusted at once instead of waiting out the racy window."""
         now = time.time_ns()
-        rows = [(p, *stat_key(st), oid, now) for p, st, oid in entries]
+        rows = [(p, *stat_key(st), oid,
+                 max(now, st.st_mtime_ns + RACY_MARGIN_NS + 1) if written_by_us else now)
+                for p, st, oid in entries]
         if not rows:
             return
         db = self._db()
@@ -92,6 +101,20 @@ class StatCache:
                 if attempt == 4:
                     return  # a cache that cannot be written only costs a re-hash later
                 time.sleep(0.1 * (attempt + 1))
+
+    # A folder's fingerprint hashes every member's path and stat: when it is unchanged the
+    # folder's tree id is known without building the tree (one row instead of one per file).
+    def lookup_dir(self, path: str, fingerprint: str, newest_mtime_ns: int) -> str | None:
+        row = self._db().execute("SELECT fingerprint, oid, recorded_ns FROM dirs WHERE path=?",
+                                 (path,)).fetchone()
+        if row is None or row[0] != fingerprint or newest_mtime_ns >= row[2] - RACY_MARGIN_NS:
+            return None
+        return str(row[1])
+
+    def record_dir(self, path: str, fingerprint: str, oid: str) -> None:
+        with contextlib.suppress(sqlite3.OperationalError):
+            self._db().execute("INSERT OR REPLACE INTO dirs VALUES (?,?,?,?)",
+                               (path, fingerprint, oid, time.time_ns()))
 
     # Directory artifacts whose every member object was seen in the store: saves one
     # stat per member on each status. gc clears it.

@@ -12,7 +12,6 @@ these bytes, so equal directories have equal ids whatever order they were walked
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 from gitml.errors import CorruptObjectError, GitMLError
 from gitml.store.ids import is_valid_id
@@ -31,9 +30,9 @@ class TreeEntry:
 
 def validate_relpath(path: str) -> str:
     """Reject paths that could escape the artifact folder or confuse the format."""
-    p = PurePosixPath(path)
-    if (not path or path.startswith("/") or "\\" in path or "\n" in path or "\r" in path
-            or any(part in ("", ".", "..") for part in path.split("/")) or p.is_absolute()):
+    if (not path or path[0] == "/" or "\\" in path or "\n" in path or "\r" in path
+            or "//" in path or path[-1] == "/"
+            or any(part in (".", "..") for part in path.split("/"))):
         raise GitMLError(f"unsafe path in directory artifact: {path!r}",
                          "paths must be relative, without '..', and without newlines")
     return path
