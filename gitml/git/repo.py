@@ -86,9 +86,22 @@ class GitRepo:
         return proc.stdout
 
     def stage(self, paths: Iterable[str]) -> None:
+        """`git add` the paths; waits out another process's index.lock for a few seconds."""
+        import time
+
         paths = list(paths)
-        if paths:
-            self.run_git("add", "--", *paths)
+        if not paths:
+            return
+        for attempt in range(40):
+            proc = subprocess.run(["git", "add", "--", *paths], cwd=self.workdir,
+                                  capture_output=True, text=True)
+            if proc.returncode == 0:
+                return
+            if "index.lock" not in proc.stderr or attempt == 39:
+                msg = proc.stderr.strip().splitlines()
+                raise GitMLError(f"git add failed: {msg[-1] if msg else proc.returncode}",
+                                 "the files are stored; run `git add` on their pointers")
+            time.sleep(0.15)
 
     def unstage_remove(self, paths: Iterable[str]) -> None:
         paths = list(paths)
