@@ -197,3 +197,31 @@ def test_read_only_store_fails_cleanly(repo: Path) -> None:
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "store" in proc.stderr
     assert not (repo / "a.bin.gitml").exists()  # nothing half-done in the work tree
+
+
+def test_hardlink_checkout_protects_the_store(repo: Path) -> None:
+    _write(repo / "w.bin", b"weights" * 100)
+    gitml(repo, "add", "w.bin")
+    (repo / "w.bin").unlink()
+    gitml(repo, "checkout", "--link", "hardlink")
+    st = (repo / "w.bin").stat()
+    assert st.st_nlink == 2 and (st.st_mode & 0o222) == 0  # shared with the store, read-only
+    assert gitml(repo, "status", "--exit-code").returncode == 0
+    gitml(repo, "fsck")
+
+
+def test_materialize_gives_a_verified_local_path(repo: Path) -> None:
+    import subprocess
+    import sys
+
+    data = os.urandom(9 * 1024 * 1024)  # chunked
+    _write(repo / "big.bin", data)
+    gitml(repo, "add", "big.bin")
+    git(repo, "commit", "-q", "-m", "big")
+    code = "import gitml; p = gitml.materialize('big.bin', rev='HEAD'); print(p)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip()).read_bytes() == data
+    bad = subprocess.run([sys.executable, "-c", "import gitml; gitml.read_bytes('nope.bin')"],
+                         cwd=repo, capture_output=True, text=True)
+    assert "is not a gitml artifact" in bad.stderr
