@@ -105,7 +105,8 @@ def _gitml_install() -> None:
                 sys.path.insert(0, here)
             import _gitml_environment  # type: ignore[import-not-found]
 
-            _gitml_environment.write(os.path.join(trace_dir, "env.json"))
+            _gitml_environment.write(os.path.join(trace_dir, "env.json"),
+                                     os.environ.get("GITML_ENV_CACHE") or None)
         except Exception:
             pass
 

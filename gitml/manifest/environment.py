@@ -125,17 +125,55 @@ def capture() -> dict[str, Any]:
     return env
 
 
-def write(path: str) -> None:
-    """Write the captured environment as JSON to ``path`` (through a temp file + rename)."""
-    env = capture()
+def fingerprint() -> str:
+    """Cheap key that changes whenever the environment could have: the interpreter, the
+    machine, and the modification times of every folder on ``sys.path`` (installing,
+    removing or upgrading a distribution adds or removes entries in its site folder)."""
+    parts = [sys.executable, sys.version, platform.node(), str(os.cpu_count())]
+    here = os.path.dirname(os.path.abspath(__file__))
+    for i, p in enumerate(sys.path):
+        # the script's folder and gitml's injected folder change with every run
+        if i == 0 or not p or os.path.abspath(p) in (here, os.getcwd()):
+            continue
+        try:
+            parts.append(f"{p}:{os.stat(p or '.').st_mtime_ns}")
+        except OSError:
+            continue
+    return hashlib.sha256("\n".join(parts).encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def _dump(env: dict[str, Any], path: str) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(env, f, sort_keys=True, indent=1)
     os.replace(tmp, path)
 
 
+def write(path: str, cache_dir: str | None = None) -> None:
+    """Write the captured environment as JSON to ``path`` (through a temp file + rename).
+    With ``cache_dir``, reuse a capture whose :func:`fingerprint` still matches."""
+    cached = os.path.join(cache_dir, f"env-{fingerprint()}.json") if cache_dir else None
+    if cached:
+        try:
+            with open(cached, encoding="utf-8") as f:
+                env = json.load(f)
+            if isinstance(env, dict) and env.get("id") == environment_id(env):
+                _dump(env, path)
+                return
+        except (OSError, ValueError):
+            pass
+    env = capture()
+    _dump(env, path)
+    if cached:
+        try:
+            os.makedirs(os.path.dirname(cached), exist_ok=True)
+            _dump(env, cached)
+        except OSError:
+            pass
+
+
 if __name__ == "__main__":  # used by `git ml run` when no Python process dumped one itself
-    if len(sys.argv) != 2:
-        print("usage: environment.py OUT.json", file=sys.stderr)
+    if len(sys.argv) not in (2, 3):
+        print("usage: environment.py OUT.json [CACHE_DIR]", file=sys.stderr)
         sys.exit(2)
-    write(sys.argv[1])
+    write(sys.argv[1], sys.argv[2] if len(sys.argv) == 3 else None)

@@ -133,7 +133,8 @@ def run_stage(repo: MLRepo, opts: RunOptions, *, quiet: bool = False) -> RunOutc
 
     started = _now()
     t0 = time.monotonic()
-    with Tracer(workdir, kernel=opts.trace, audit=opts.trace) as tracer:
+    env_cache = repo.ml_dir / "cache" / "environments"
+    with Tracer(workdir, kernel=opts.trace, audit=opts.trace, env_cache=env_cache) as tracer:
         env = tracer.child_env()
         try:
             proc = subprocess.run(opts.cmd, cwd=run_dir, env=env,
@@ -148,7 +149,7 @@ def run_stage(repo: MLRepo, opts: RunOptions, *, quiet: bool = False) -> RunOutc
         trace = tracer.finish() if opts.trace else TraceResult(mode="none")
         warnings += trace.warnings
         t_params, t_metrics, _history = read_tracking(tracer.tracking_file)
-        environment = trace.environment or _environment_fallback(tracer, trace, warnings)
+        environment = trace.environment or _environment_fallback(tracer, trace, warnings, env_cache)
 
     params.update(t_params)
     metrics: dict[str, float] = dict(t_metrics)
@@ -265,13 +266,14 @@ def _slim(procs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _environment_fallback(tracer: Tracer, trace: TraceResult, warnings: list[str]) -> dict[str, Any] | None:
+def _environment_fallback(tracer: Tracer, trace: TraceResult, warnings: list[str],
+                          cache: Path) -> dict[str, Any] | None:
     """No Python process dumped its environment (not Python, or killed): ask the
     interpreter the run used, else describe the one running gitml."""
     out = tracer.tmp / "env-fallback.json"
     for exe in trace.python_executables:
         try:
-            subprocess.run([exe, str(tracer.site_dir / "_gitml_environment.py"), str(out)],
+            subprocess.run([exe, str(tracer.site_dir / "_gitml_environment.py"), str(out), str(cache)],
                            capture_output=True, timeout=60, check=True)
             data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
             return data
@@ -279,7 +281,8 @@ def _environment_fallback(tracer: Tracer, trace: TraceResult, warnings: list[str
             continue
     from gitml.manifest import environment
 
-    env = environment.capture()
+    environment.write(str(out), str(cache))
+    env: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
     env["captured_in"] = "git-ml"
     if trace.python_executables:
         warnings.append("could not capture the environment of the Python that ran; recorded gitml's own")

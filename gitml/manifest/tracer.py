@@ -189,8 +189,10 @@ def inotify_available() -> bool:
 class Tracer:
     """Use as a context manager around the command; pass :meth:`child_env` to it."""
 
-    def __init__(self, workdir: Path, *, kernel: bool = True, audit: bool = True) -> None:
+    def __init__(self, workdir: Path, *, kernel: bool = True, audit: bool = True,
+                 env_cache: Path | None = None) -> None:
         self.workdir = workdir.resolve()
+        self.env_cache = env_cache
         self.kernel = kernel and inotify_available()
         self.audit = audit
         self.tmp = Path(tempfile.mkdtemp(prefix="gitml-run-"))
@@ -231,6 +233,8 @@ class Tracer:
             env["PYTHONPATH"] = str(self.site_dir) + (os.pathsep + old if old else "")
             env["GITML_TRACE_DIR"] = str(self.trace_dir)
             env["GITML_WORKTREE"] = str(self.workdir)
+            if self.env_cache is not None:
+                env["GITML_ENV_CACHE"] = str(self.env_cache)
         return env
 
     # -- results -------------------------------------------------------------------
