@@ -178,8 +178,11 @@ def adjust_pvalues(pvalues: Sequence[float], method: Correction = "holm") -> lis
 
 # ---------------------------------------------------------------------------- column tests
 def column_kind(ref: pd.Series, cur: pd.Series, max_categories: int,
-                both: pd.Series | None = None) -> str:
-    """'numerical', 'categorical' or 'skipped:<why>' for a pair of columns."""
+                both: pd.Series | None = None,
+                counts: tuple[int, int] | None = None) -> str:
+    """'numerical', 'categorical' or 'skipped:<why>' for a pair of columns.
+
+    ``counts`` = (distinct non-missing values, non-missing values) when already known."""
     import pandas as pd
 
     if ref.dtype != cur.dtype:
@@ -188,16 +191,15 @@ def column_kind(ref: pd.Series, cur: pd.Series, max_categories: int,
         if num_ref != num_cur:
             return "skipped:type changed"
     s = pd.concat([ref, cur], ignore_index=True) if both is None else both
-    if s.notna().sum() == 0:
+    n_unique, n = counts if counts is not None else (int(s.nunique(dropna=True)), int(s.notna().sum()))
+    if n == 0:
         return "skipped:all values missing"
     if pd.api.types.is_bool_dtype(s):
         return "categorical"
     if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
-        return "categorical" if s.nunique(dropna=True) <= max_categories else "numerical"
-    n_unique = s.nunique(dropna=True)
+        return "categorical" if n_unique <= max_categories else "numerical"
     if n_unique <= max_categories:
         return "categorical"
-    n = int(s.notna().sum())
     if n_unique > 0.5 * n and n_unique > 50:
         return "skipped:identifier-like (almost every value distinct)"
     return "categorical"
@@ -224,7 +226,10 @@ def numerical_test(ref: np.ndarray, cur: np.ndarray, small_n: int) -> tuple[str,
             res = stats.anderson_ksamp([ref, cur])
         test, statistic, p = "anderson", float(res.statistic), float(res.pvalue)
     else:
-        res_ks = stats.ks_2samp(ref, cur, method="auto")
+        # exact p-values for small samples; the asymptotic ones are accurate (and much
+        # cheaper) once both samples are large
+        method = "exact" if ref.size * cur.size <= 250_000 else "asymp"
+        res_ks = stats.ks_2samp(ref, cur, method=method)
         test, statistic, p = "ks", float(res_ks.statistic), float(res_ks.pvalue)
     scale = _robust_scale(ref)
     w = float(stats.wasserstein_distance(ref, cur))
@@ -233,7 +238,8 @@ def numerical_test(ref: np.ndarray, cur: np.ndarray, small_n: int) -> tuple[str,
 
 
 def categorical_table(ref: pd.Series, cur: pd.Series, min_expected: float,
-                      both: pd.Series | None = None) -> tuple[np.ndarray, list[str]]:
+                      both: pd.Series | None = None,
+                      factorized: tuple[np.ndarray, Any] | None = None) -> tuple[np.ndarray, list[str]]:
     """The 2×k table of counts (rows: reference, current) with rare categories merged.
 
     Missing values are a category of their own. A category is rare when its expected
@@ -245,10 +251,7 @@ def categorical_table(ref: pd.Series, cur: pd.Series, min_expected: float,
 
     if both is None:
         both = pd.concat([ref, cur], ignore_index=True)
-    try:
-        codes, uniques = pd.factorize(both, use_na_sentinel=False)
-    except TypeError:  # unhashable or mixed values: compare their text
-        codes, uniques = pd.factorize(both.astype(str), use_na_sentinel=False)
+    codes, uniques = factorized if factorized is not None else _factorize(both)
     k = len(uniques)
     n_r = len(ref)
     counts = np.vstack([np.bincount(codes[:n_r], minlength=k),
@@ -275,30 +278,49 @@ def categorical_table(ref: pd.Series, cur: pd.Series, min_expected: float,
 def chi2_two_sample(table: np.ndarray) -> tuple[float, float]:
     """Pearson's χ² test of homogeneity on a 2×k table: (statistic, p-value)."""
     import numpy as np
-    from scipy import stats
+    from scipy.special import chdtrc
 
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
         return 0.0, 1.0
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
     statistic = float(((table - expected) ** 2 / expected).sum())
-    return statistic, float(stats.chi2.sf(statistic, table.shape[1] - 1))
+    return statistic, float(chdtrc(table.shape[1] - 1, statistic))
+
+
+def _factorize(both: pd.Series) -> tuple[np.ndarray, Any]:
+    """Codes (missing values get a code of their own) and the distinct values."""
+    import pandas as pd
+
+    try:
+        return pd.factorize(both, use_na_sentinel=False)
+    except TypeError:  # unhashable or mixed values: compare their text
+        return pd.factorize(both.astype(str), use_na_sentinel=False)
 
 
 def categorical_test(ref: pd.Series, cur: pd.Series, min_expected: float,
-                     both: pd.Series | None = None) -> tuple[float, float, float, int]:
+                     both: pd.Series | None = None,
+                     factorized: tuple[np.ndarray, Any] | None = None) -> tuple[float, float, float, int]:
     """(χ² statistic, p-value, Jensen–Shannon distance, categories) of the 2×k table."""
-    import numpy as np
-    from scipy.spatial.distance import jensenshannon
-
-    table, cats = categorical_table(ref, cur, min_expected, both)
+    table, cats = categorical_table(ref, cur, min_expected, both, factorized)
     if table.shape[1] < 2:
         return 0.0, 1.0, 0.0, table.shape[1]
     statistic, p = chi2_two_sample(table)
-    p_ref = table[0] / table[0].sum()
-    p_cur = table[1] / table[1].sum()
-    js = float(jensenshannon(p_ref, p_cur, base=2))
-    return statistic, p, js if np.isfinite(js) else 0.0, len(cats)
+    return statistic, p, jensen_shannon(table[0], table[1]), len(cats)
+
+
+def jensen_shannon(a: np.ndarray, b: np.ndarray) -> float:
+    """Jensen–Shannon distance (base 2, in [0, 1]) between two count vectors."""
+    import numpy as np
+
+    p = a / a.sum()
+    q = b / b.sum()
+    m = 0.5 * (p + q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_p = np.where(p > 0, p * np.log2(p / m), 0.0).sum()
+        kl_q = np.where(q > 0, q * np.log2(q / m), 0.0).sum()
+    js = float(np.sqrt(max(0.0, 0.5 * (kl_p + kl_q))))
+    return js if np.isfinite(js) else 0.0
 
 
 # ---------------------------------------------------------------------------- the report
@@ -328,6 +350,9 @@ def compute_drift(reference: pd.DataFrame, current: pd.DataFrame,
         return df.iloc[np.sort(idx)]
 
     ref_df, cur_df = sample(reference), sample(current)
+    shared = [c for c in columns if c in ref_df.columns and c in cur_df.columns
+              and c not in cfg.exclude]
+    combined = pd.concat([ref_df[shared], cur_df[shared]], ignore_index=True)
     features: list[FeatureDrift] = []
     for col in columns:
         if col in cfg.exclude:
@@ -339,8 +364,14 @@ def compute_drift(reference: pd.DataFrame, current: pd.DataFrame,
                                          False, 0, 0, f"column missing from the {where} data"))
             continue
         r, c = ref_df[col], cur_df[col]
-        both = pd.concat([r, c], ignore_index=True)
-        kind = column_kind(r, c, cfg.max_categories, both)
+        both = combined[col]
+        if r.dtype != c.dtype:
+            both = pd.concat([r, c], ignore_index=True)
+        codes, uniques = _factorize(both)
+        null_codes = [i for i, u in enumerate(uniques) if pd.isna(u)]
+        n_missing = int(np.isin(codes, null_codes).sum()) if null_codes else 0
+        n_distinct = len(uniques) - len(null_codes)
+        kind = column_kind(r, c, cfg.max_categories, both, (n_distinct, len(both) - n_missing))
         if kind.startswith("skipped"):
             features.append(FeatureDrift(name, "skipped", "none", None, None, None, None, "",
                                          False, int(r.notna().sum()), int(c.notna().sum()),
@@ -358,8 +389,8 @@ def compute_drift(reference: pd.DataFrame, current: pd.DataFrame,
             features.append(FeatureDrift(name, "numerical", test, stat, p, None, eff,
                                          "wasserstein_norm", False, int(rv.size), int(cv.size)))
         else:
-            stat, p, eff, k = categorical_test(r, c, cfg.min_expected, both)
-            n_cats = int(both.nunique(dropna=False))
+            stat, p, eff, k = categorical_test(r, c, cfg.min_expected, both, (codes, uniques))
+            n_cats = len(uniques)
             note = f"{n_cats} categories, rare ones merged into {k} cells" if k < n_cats else ""
             features.append(FeatureDrift(name, "categorical", "chi2", stat, p, None, eff,
                                          "jensen_shannon", False, len(r), len(c), note))

@@ -559,7 +559,9 @@ def compare(current: TableProfile, previous: TableProfile | None,
                         f"{current.duplicates} duplicate rows ({rate:.2%} > {r.max_duplicate_rate:.2%})",
                         fix, None, rate))
         elif current.duplicates and (prev_rate is None or rate > prev_rate + 1e-12):
-            add(Finding("duplicates", WARNING,
+            # many tables legitimately repeat rows (few categorical features): a finding
+            # worth a warning only when the share grows against the previous version
+            add(Finding("duplicates", INFO if prev_rate is None else WARNING,
                         f"{current.duplicates} duplicate rows ({rate:.2%}"
                         + (f", was {prev_rate:.2%})" if prev_rate is not None else ")"),
                         fix, None, rate))
