@@ -43,13 +43,15 @@ def _scalar(v: Any) -> Any:
     return str(v)
 
 
-def summarize(path: Path, name: str) -> dict[str, Any] | None:
-    """Schema, rows and per-column stats of a Parquet/CSV file; None if not tabular."""
+def summarize(path: Path, name: str, max_csv_bytes: int | None = None) -> dict[str, Any] | None:
+    """Schema, rows and per-column stats of a Parquet/CSV file; None if not tabular.
+    A CSV larger than ``max_csv_bytes`` gets its schema only (from the first block)."""
     kind = kind_of(name, path)
     if kind == "parquet":
         return _parquet(path)
     if kind == "csv":
-        return _csv(path, tsv=".tsv" in name.lower())
+        schema_only = max_csv_bytes is not None and path.stat().st_size > max_csv_bytes
+        return _csv(path, tsv=".tsv" in name.lower(), schema_only=schema_only)
     return None
 
 
@@ -93,7 +95,7 @@ def _parquet(path: Path) -> dict[str, Any]:
             "bytes": path.stat().st_size}
 
 
-def _csv(path: Path, tsv: bool) -> dict[str, Any]:
+def _csv(path: Path, tsv: bool, schema_only: bool = False) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.compute as pc
     from pyarrow import csv
@@ -102,6 +104,9 @@ def _csv(path: Path, tsv: bool) -> dict[str, Any]:
     reader = csv.open_csv(path, parse_options=parse)
     schema = reader.schema
     cols: dict[str, dict[str, Any]] = {f.name: {"type": str(f.type), "nulls": 0} for f in schema}
+    if schema_only:
+        return {"format": "csv", "rows": None, "columns": {f.name: {"type": str(f.type)} for f in schema},
+                "bytes": path.stat().st_size, "note": "large file: schema only"}
     rows = 0
     for batch in reader:
         rows += batch.num_rows
@@ -133,7 +138,8 @@ def diff_summaries(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[s
             changed[name] = diffs
     return {
         "rows": [a.get("rows"), b.get("rows")],
-        "rows_delta": (b.get("rows") or 0) - (a.get("rows") or 0),
+        "rows_delta": (None if a.get("rows") is None or b.get("rows") is None
+                       else b["rows"] - a["rows"]),
         "columns_added": sorted(set(cb) - set(ca)),
         "columns_removed": sorted(set(ca) - set(cb)),
         "columns_changed": changed,
@@ -141,7 +147,8 @@ def diff_summaries(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[s
 
 
 def format_summary(s: dict[str, Any]) -> list[str]:
-    lines = [f"{s['format']}: {s['rows']} rows, {len(s['columns'])} columns"]
+    rows = "? (large file, not counted)" if s["rows"] is None else s["rows"]
+    lines = [f"{s['format']}: {rows} rows, {len(s['columns'])} columns"]
     for name, c in s["columns"].items():
         extra = []
         if "nulls" in c:
@@ -154,7 +161,8 @@ def format_summary(s: dict[str, Any]) -> list[str]:
 
 def format_diff(d: dict[str, Any]) -> list[str]:
     a, b = d["rows"]
-    lines = [f"rows: {a} -> {b} ({d['rows_delta']:+d})"]
+    delta = "?" if d["rows_delta"] is None else f"{d['rows_delta']:+d}"
+    lines = [f"rows: {a} -> {b} ({delta})"]
     if d["columns_added"]:
         lines.append("columns added: " + ", ".join(d["columns_added"]))
     if d["columns_removed"]:

@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 
+TEXTCONV_MAX_CSV = 256 * 1024 * 1024  # `git log -p` must stay quick: bigger CSVs get their schema only
+
+
 def _content_path(repo: object, oid: str) -> Path | None:
     from gitml.repo import MLRepo
 
@@ -63,7 +66,7 @@ def main(path: str) -> int:
             out.write("# (content not in the local store; `git ml pull` to see its summary)\n")
         return 0
     try:
-        summary = tabular.summarize(content, name)
+        summary = tabular.summarize(content, name, max_csv_bytes=TEXTCONV_MAX_CSV)
     except Exception as e:  # a damaged or mislabelled file must not break `git diff`
         out.write(f"# (cannot summarise: {type(e).__name__}: {e})\n")
         return 0
