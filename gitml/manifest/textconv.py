@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-
 TEXTCONV_MAX_CSV = 256 * 1024 * 1024  # `git log -p` must stay quick: bigger CSVs get their schema only
 
 
