@@ -492,13 +492,15 @@ def locate_table(repo: MLRepo | None, path: str, rev: str | None) -> tuple[Path 
         raise UsageError(f"cannot read {path} at {rev} outside a repository")
     from gitml import api
 
-    try:
-        return Path(api.materialize(path, rev=rev, repo=repo)), None
-    except GitMLError as e:
-        data = repo.git.read_blob(repo.git.resolve(rev), repo.relpath(repo.workdir / path))
-        if data is None:
-            raise UsageError(f"{path} does not exist at {rev}", "check the path and revision") from e
-        return None, data
+    commit = repo.git.resolve(rev)
+    rel = repo.relpath(repo.workdir / path)
+    if repo.git.read_blob(commit, rel + ".gitml") is not None:
+        # a gitml artifact: the verified store object (fetched from the remote if needed)
+        return Path(api.materialize(rel, rev=commit, repo=repo)), None
+    data = repo.git.read_blob(commit, rel)
+    if data is None:
+        raise UsageError(f"{path} does not exist at {rev}", "check the path and revision")
+    return None, data
 
 
 def load_frame(repo: MLRepo | None, path: str, rev: str | None) -> pd.DataFrame:

@@ -371,19 +371,25 @@ def profile_parquet(path: Path | str, baseline: TableProfile | None = None, *,
     for name, cp in cols.items():
         if cp.family not in ("string", "bool"):
             continue
-        table = pf_dict.read(columns=[name])
         loaded.add(name)
-        col = table.column(name)
         distinct: set[str] = set()
         too_many = False
-        for chunk in col.chunks:
-            values = chunk.dictionary if pa.types.is_dictionary(chunk.type) else pc.unique(chunk)
-            if pa.types.is_dictionary(chunk.type) and len(values) > max_categories:
-                # a dictionary may hold unused entries: count the used ones
-                values = chunk.dictionary.take(pc.unique(chunk.indices).drop_null())
-            distinct.update(str(v) for v in values.to_pylist() if v is not None)
-            if len(distinct) > max_categories:
-                too_many = True
+        # row group by row group, so a high-cardinality column (ids, free text) stops early
+        for rg in range(n_rg):
+            col = pf_dict.read_row_group(rg, columns=[name]).column(name)
+            for chunk in col.chunks:
+                if pa.types.is_dictionary(chunk.type):
+                    values = chunk.dictionary
+                    if len(values) > max_categories:
+                        # a dictionary may hold unused entries: count the used ones
+                        values = values.take(pc.unique(chunk.indices).drop_null())
+                else:
+                    values = pc.unique(chunk)
+                distinct.update(str(v) for v in values.to_pylist() if v is not None)
+                if len(distinct) > max_categories:
+                    too_many = True
+                    break
+            if too_many:
                 break
         cp.categories = None if too_many else sorted(distinct)
 

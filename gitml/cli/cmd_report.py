@@ -42,5 +42,20 @@ def run(args: argparse.Namespace) -> int:
                         ["model", "gate", "status", "detail"], rows)
         else:
             say(f"no committed gate results at {args.rev}; the report says so", quiet=False)
+        for doc in data["models"]:
+            hist = doc.get("_history") or {}
+            points = hist.get("points") or []
+            if points:
+                print_table(f"{doc['model']}: {hist.get('metric')} history (last 10 of "
+                            f"{len(points)}; limits learned from the history)",
+                            ["commit", "value", "level", "alarm limit", "alarm"],
+                            [[str(p["commit"])[:10], _f(p.get("value")), _f(p.get("level")),
+                              _f(p.get("lower") if p.get("lower") is not None else p.get("upper")),
+                              "[red]ALARM[/red]" if p.get("alarm") else ""]
+                             for p in points[-10:]])
         say(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)", quiet=False)
     return 0
+
+
+def _f(v: object) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else "-" if v is None else str(v)
