@@ -123,3 +123,19 @@ def test_malformed_inputs_give_one_line_errors(repo: Path) -> None:
     # log reads only the fields it shows, so it keeps working
     rows = json.loads(gitml(repo, "log", "--json").stdout)
     assert rows[0]["stages"] == ["bad"] and rows[0]["summary"] == "bad record"
+
+
+def test_run_from_a_subfolder_and_repro_there(repo: Path) -> None:
+    sub = repo / "exp"
+    sub.mkdir()
+    (sub / "p.json").write_text('{"k": 1}')
+    gitml(sub, "run", "-n", "exp", "-p", "p.json", "--", "python", "-c",
+          "open('o.txt', 'w').write(open('p.json').read())")
+    r = json.loads((repo / ".gitml/runs/exp.json").read_text())
+    assert r["cwd"] == "exp" and r["params"] == {"k": 1}
+    assert [(o["path"], o["source"]) for o in r["outputs"]] == [("exp/o.txt", "artifact")]
+    assert (sub / "o.txt.gitml").exists()
+    (sub / "p.json").write_text('{"k": 2}')
+    res = json.loads(gitml(sub, "repro", "--json").stdout)
+    assert res[0]["ran"] is True and (sub / "o.txt").read_text() == '{"k": 2}'
+    assert "stage exp" in gitml(sub, "lineage", "o.txt").stdout   # uncommitted records too

@@ -9,7 +9,8 @@ HELP = "draw where an artifact came from"
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", nargs="?", default=None, help="artifact (default: the whole graph)")
-    p.add_argument("--rev", default="HEAD", help="read the run records of this commit (default HEAD)")
+    p.add_argument("--rev", default=None,
+                   help="read the run records of this commit (default: the work tree's)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--dot", action="store_true", help="print Graphviz DOT")
     fmt.add_argument("--mermaid", action="store_true", help="print a Mermaid flowchart")
@@ -22,7 +23,6 @@ def register(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from gitml.errors import GitMLError
     from gitml.git import history
     from gitml.manifest.lineage import (
         build_graph,
@@ -32,15 +32,24 @@ def run(args: argparse.Namespace) -> int:
         upstream,
     )
     from gitml.manifest.manifest import load
-    from gitml.manifest.records import run_record_path
+    from gitml.manifest.records import load_run_records, run_record_path
     from gitml.repo import MLRepo
 
     repo = MLRepo.discover()
-    if repo.git.head() is None:
-        raise GitMLError("no commits yet", "commit a `git ml run` record first")
-    m = load(repo, args.rev)
-    commits = {s: history.last_change(repo.git.raw, m.commit, run_record_path(s)) for s in m.runs}
-    g = build_graph(m.runs, commits, include_code=args.code)
+    head = repo.git.head()
+    commits: dict[str, str | None] = {}
+    if args.rev is not None:
+        m = load(repo, args.rev)
+        runs, where = m.runs, m.commit[:12]
+        commits = {s: history.last_change(repo.git.raw, m.commit, run_record_path(s)) for s in runs}
+    else:
+        runs, where = load_run_records(repo.workdir), "the work tree"
+        for s in runs:
+            rel = run_record_path(s)
+            committed = history.blob_at(repo.git.raw, head, rel) if head else None
+            same = committed is not None and committed == (repo.workdir / rel).read_bytes()
+            commits[s] = history.last_change(repo.git.raw, head, rel) if same and head else None
+    g = build_graph(runs, commits, include_code=args.code)
     roots: list[str]
     if args.path:
         rel = repo.relpath(args.path)
@@ -67,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet:
         return 0
     if not g.nodes:
-        print(f"no run records at {m.commit[:12]}; record one with `git ml run`")
+        print(f"no run records in {where}; record one with `git ml run`")
         return 0
     for root in roots:
         for line in render_text(g, root):

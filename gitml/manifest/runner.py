@@ -197,7 +197,7 @@ def run_stage(repo: MLRepo, opts: RunOptions, *, quiet: bool = False) -> RunOutc
 
     added: list[dict[str, Any]] = []
     if exit_code == 0 and opts.add_outputs and store_outs:
-        for res in workspace.add(repo, store_outs):
+        for res in workspace.add(repo, [workdir / p for p in store_outs]):
             ref = out_refs[res.path]
             ref.oid, ref.size, ref.kind = res.oid, res.size, res.kind
             added.append(res.to_dict())
