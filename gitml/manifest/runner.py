@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitml.errors import GitMLError
 from gitml.manifest import params as params_mod
 from gitml.manifest.errors import ParamsError, RunError
 from gitml.manifest.records import (
@@ -173,7 +174,8 @@ def run_stage(repo: MLRepo, opts: RunOptions, *, quiet: bool = False) -> RunOutc
         if not (workdir / o).exists():
             warnings.append(f"declared output {o} was not written")
             continue
-        out_refs[o] = FileRef(o, None, source="artifact", kind="dir" if (workdir / o).is_dir() else "file",
+        src = "git" if o in index_paths else ("file" if o in own else "artifact")
+        out_refs[o] = FileRef(o, None, source=src, kind="dir" if (workdir / o).is_dir() else "file",
                               declared=True)
     for w in sorted(trace.writes):
         if excluded(w) or skip_file(w):
@@ -197,7 +199,12 @@ def run_stage(repo: MLRepo, opts: RunOptions, *, quiet: bool = False) -> RunOutc
 
     added: list[dict[str, Any]] = []
     if exit_code == 0 and opts.add_outputs and store_outs:
-        for res in workspace.add(repo, [workdir / p for p in store_outs]):
+        try:
+            results = workspace.add(repo, [workdir / p for p in store_outs])
+        except GitMLError as e:  # the run happened: record it anyway, say what to fix
+            warnings.append(f"outputs not stored: {e}; fix that and run `git ml add` on them")
+            results = []
+        for res in results:
             ref = out_refs[res.path]
             ref.oid, ref.size, ref.kind = res.oid, res.size, res.kind
             added.append(res.to_dict())
