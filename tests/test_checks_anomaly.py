@@ -10,6 +10,7 @@ import pytest
 
 from gitml.checks.anomaly import (
     AnomalyConfig,
+    StreamDetector,
     detect,
     direction_for,
     gate,
@@ -146,3 +147,13 @@ def test_history_from_git_and_runner_call(repo: Path) -> None:
     bad = gate(None, {}, repo=r, model="m", metrics={"roc_auc": 0.80, "accuracy": 0.75})
     assert not bad.passed and bad.metrics["metric"] == "roc_auc"
     assert metrics_from_checks(b"not json") == {}
+
+
+def test_stream_detector_matches_batch() -> None:
+    rng = np.random.default_rng(9)
+    x = 0.9 + rng.normal(0, 0.01, 40)
+    x[30:] -= 0.04
+    stream = StreamDetector(metric="accuracy")
+    live = [stream.update(f"t{i}", float(v)).alarm for i, v in enumerate(x)]
+    batch = [p.alarm for p in detect(_hist(x), None, "accuracy")]
+    assert live == batch and any(live[30:33])

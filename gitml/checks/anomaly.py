@@ -77,6 +77,17 @@ class AnomalyConfig:
         if unknown:
             raise ConfigError(f"{where}: unknown anomaly setting(s) {', '.join(unknown)}",
                               f"use any of: {', '.join(sorted(known))}")
+        from gitml.checks.drift import _type_ok
+
+        defaults = cls()
+        for k, v in data.items():
+            if k not in known or k in ("metric", "direction", "source"):
+                continue
+            if not _type_ok(v, type(getattr(defaults, k))):
+                raise ConfigError(f"{where}.{k} = {v!r} has the wrong type",
+                                  f"expected a {type(getattr(defaults, k)).__name__}")
+        if data.get("metric") is not None and not isinstance(data.get("metric"), str):
+            raise ConfigError(f"{where}.metric must be a metric name", 'e.g. metric = "accuracy"')
         cfg = cls(**{k: v for k, v in data.items() if k in known})
         cfg.validate(where)
         return cfg
@@ -228,6 +239,26 @@ def detect(history: Sequence[tuple[str, float]],
     return points
 
 
+class StreamDetector:
+    """The same detector fed one value at a time (live metrics from a server's logs).
+
+    Keeps the last ``max_points`` values; each :meth:`update` returns the new point.
+    """
+
+    def __init__(self, config: AnomalyConfig | Mapping[str, Any] | None = None,
+                 metric: str | None = None, max_points: int = 500) -> None:
+        self.config = config if isinstance(config, AnomalyConfig) else AnomalyConfig.from_mapping(config)
+        self.metric = metric or self.config.metric
+        self.max_points = max(self.config.window * 2, max_points)
+        self.history: list[tuple[str, float]] = []
+
+    def update(self, key: str, value: float) -> Point:
+        self.history.append((key, float(value)))
+        if len(self.history) > self.max_points:
+            del self.history[: len(self.history) - self.max_points]
+        return detect(self.history, self.config, self.metric)[-1]
+
+
 def summarize(points: Sequence[Point]) -> dict[str, Any]:
     alarms = [p for p in points if p.alarm]
     return {"n": len(points), "n_alarms": len(alarms),
@@ -245,7 +276,8 @@ def gate(history: Sequence[tuple[str, float]] | None = None,
     ``model``'s committed results is read from Git and the freshly computed ``metrics``
     are appended as the candidate point.
     """
-    cfg = config if isinstance(config, AnomalyConfig) else AnomalyConfig.from_mapping(config)
+    where = f"models.{model}.gates.anomaly" if model else "anomaly"
+    cfg = config if isinstance(config, AnomalyConfig) else AnomalyConfig.from_mapping(config, where)
     metric = cfg.metric
     if history is None:
         if repo is None or model is None:

@@ -76,6 +76,16 @@ class DriftConfig:
             raise ConfigError(f"{where}: unknown drift setting(s) {', '.join(unknown)}",
                               f"use any of: {', '.join(sorted(known))}")
         kwargs = {k: v for k, v in data.items() if k in known}
+        for k, v in kwargs.items():
+            if k in ("columns", "exclude"):
+                if not (isinstance(v, list) and all(isinstance(c, str) for c in v)):
+                    raise ConfigError(f"{where}.{k} must be a list of column names",
+                                      f'e.g. {k} = ["age", "sex"]')
+            elif k == "correction":
+                continue
+            elif not _type_ok(v, type(getattr(cls(), k))):
+                raise ConfigError(f"{where}.{k} = {v!r} has the wrong type",
+                                  f"expected a {type(getattr(cls(), k)).__name__}")
         cfg = cls(**kwargs)
         cfg.validate(where)
         return cfg
@@ -94,6 +104,17 @@ class DriftConfig:
             raise ConfigError(f"{where}.min_effect must be >= 0")
         if int(self.max_categories) < 1 or float(self.min_expected) <= 0:
             raise ConfigError(f"{where}: max_categories and min_expected must be positive")
+
+
+def _type_ok(value: Any, expected: type) -> bool:
+    """TOML types against a field's default type (an int is fine where a float is)."""
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
 
 
 @dataclass
@@ -415,9 +436,12 @@ def _as_float(s: pd.Series) -> np.ndarray:
 
 
 def gate(reference_df: pd.DataFrame, current_df: pd.DataFrame,
-         config: DriftConfig | Mapping[str, Any] | None = None) -> GateResult:
-    """The drift gate: fails when the data set drifts (see the module docstring)."""
-    cfg = config if isinstance(config, DriftConfig) else DriftConfig.from_mapping(config)
+         config: DriftConfig | Mapping[str, Any] | None = None, *,
+         model: str | None = None) -> GateResult:
+    """The drift gate: fails when the data set drifts (see the module docstring).
+    ``model`` only names the config key in error messages."""
+    where = f"models.{model}.gates.drift" if model else "drift"
+    cfg = config if isinstance(config, DriftConfig) else DriftConfig.from_mapping(config, where)
     report = compute_drift(reference_df, current_df, cfg)
     drifted = [f.column for f in report.features if f.drifted]
     if report.dataset_drift:

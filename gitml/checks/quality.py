@@ -99,10 +99,26 @@ class QualityRules:
                     if not isinstance(spec, Mapping) or set(spec) - ckeys:
                         raise ConfigError(f"{where}.columns.{name}: unknown or malformed rules",
                                           f"use any of: {', '.join(sorted(ckeys))}")
+                    for ck, cv in spec.items():
+                        ok = (isinstance(cv, list) if ck == "categories" else
+                              isinstance(cv, int | float) and not isinstance(cv, bool))
+                        if not ok:
+                            raise ConfigError(f"{where}.columns.{name}.{ck} = {cv!r} has the wrong type",
+                                              "min/max/max_null_rate are numbers, categories a list")
                     cols[str(name)] = ColumnRules(**dict(spec))
                 kwargs["columns"] = cols
             else:
                 kwargs[k] = v
+        for k in ("allow_new_columns", "allow_removed_columns", "allow_type_changes",
+                  "allow_new_categories", "allow_out_of_range", "block"):
+            if k in kwargs and not isinstance(kwargs[k], bool):
+                raise ConfigError(f"{where}.{k} = {kwargs[k]!r} must be true or false")
+        for k in ("max_categories", "sample_rows"):
+            if k in kwargs and (not isinstance(kwargs[k], int) or isinstance(kwargs[k], bool)
+                                or kwargs[k] < 1):
+                raise ConfigError(f"{where}.{k} = {kwargs[k]!r} must be a positive integer")
+        if "check_duplicates" in kwargs and not isinstance(kwargs["check_duplicates"], bool):
+            raise ConfigError(f"{where}.check_duplicates must be true or false")
         rules = cls(**kwargs)
         rules.validate(where)
         return rules
@@ -647,7 +663,8 @@ def _short(values: Sequence[str], k: int = 5) -> str:
 def gate(current: pd.DataFrame | TableProfile, previous: pd.DataFrame | TableProfile | None = None,
          rules: QualityRules | Mapping[str, Any] | None = None, *,
          config: Mapping[str, Any] | None = None, data: str | None = None,
-         name: str | None = None, repo: MLRepo | None = None) -> GateResult:
+         name: str | None = None, repo: MLRepo | None = None,
+         model: str | None = None) -> GateResult:
     """The data-quality gate: fails when an ``error`` finding exists and rules.block.
 
     Pure given ``current`` / ``previous`` (DataFrames or profiles) and ``rules``. As the
@@ -655,7 +672,8 @@ def gate(current: pd.DataFrame | TableProfile, previous: pd.DataFrame | TablePro
     empty, the rules come from ``[data."<data>".rules]`` of the repository config.
     """
     if rules is None and config:
-        rules = QualityRules.from_mapping(config, "gates.quality")
+        rules = QualityRules.from_mapping(config, f"models.{model}.gates.quality" if model
+                                          else "gates.quality")
     if rules is None and repo is not None and data:
         rules = rules_for(repo.config.data, data)
     r = rules if isinstance(rules, QualityRules) else QualityRules.from_mapping(rules)
