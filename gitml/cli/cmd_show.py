@@ -80,4 +80,10 @@ def run(args: argparse.Namespace) -> int:
         for name, state in checks_summary(m.checks).items():
             mark = " (changed in this commit)" if name in m.changed_checks else ""
             c.print(f"  {escape(name)}: {state}{mark}")
+            for r in m.checks[name].get("results", []):
+                if not isinstance(r, dict):
+                    continue
+                ok = "skipped" if r.get("skipped") else ("ok" if r.get("passed") else "FAILED")
+                msg = f" — {r['message']}" if r.get("message") else ""
+                c.print(f"    {escape(str(r.get('gate', '?')))}: {ok}{escape(msg)}")
     return 0
