@@ -179,6 +179,11 @@ def test_bad_options(s3_env: dict[str, str]) -> None:
         remote.has_many(["objects/aa/b"])
 
 
+def test_jobs_option_sets_default_parallelism(s3_env: dict[str, str]) -> None:
+    assert S3Remote("origin", "s3://b/p").default_jobs == S3Remote.default_jobs
+    assert S3Remote("origin", "s3://b/p", {"jobs": "32"}).default_jobs == 32
+
+
 def test_url_prefix_forms(s3_bucket: S3Bucket, tmp_path: Path) -> None:
     """s3://bucket, s3://bucket/ and s3://bucket/a/b/ all work and keep keys apart."""
     src = tmp_path / "x"

@@ -148,6 +148,7 @@ class S3Remote(Remote):
         self.region = opts.get("region") or None
         self.profile = opts.get("profile") or None
         self.jobs = _int_option(opts, name, "jobs", self.default_jobs)
+        self.default_jobs = self.jobs  # what the transfer layer uses when -j is not given
         self.max_attempts = _int_option(opts, name, "max_attempts", 8)
         self.retry_mode = opts.get("retry_mode") or "adaptive"
         if self.retry_mode not in ("standard", "adaptive", "legacy"):
@@ -198,7 +199,8 @@ class S3Remote(Remote):
         retries: Any = {"mode": self.retry_mode, "total_max_attempts": self.max_attempts}
         config = botocore.config.Config(
             region_name=region,
-            max_pool_connections=max(10, self.jobs * 2),
+            # transfer threads + the part threads of the odd large object
+            max_pool_connections=max(16, self.jobs * 2 + 8),
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             retries=retries,
@@ -322,7 +324,7 @@ class S3Remote(Remote):
         return TransferConfig(
             multipart_threshold=MULTIPART_THRESHOLD,
             multipart_chunksize=PART_SIZE,
-            max_concurrency=max(2, min(self.jobs, 16)),
+            max_concurrency=max(2, min(self.jobs, 8)),
             use_threads=True,
         )
 
