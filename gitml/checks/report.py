@@ -48,7 +48,7 @@ code{background:#f3f4f6;padding:0 3px;border-radius:3px}
 def collect(repo: MLRepo, rev: str = "HEAD", models: Sequence[str] | None = None) -> dict[str, Any]:
     """Everything the report shows, as plain data."""
     from gitml.checks.anomaly import AnomalyConfig, detect, history_from_git, pick_metric
-    from gitml.git.walk import dir_blobs
+    from gitml.git.walk import dir_blobs, file_history
 
     if repo.git.head() is None:
         raise GitMLError("the repository has no commits yet", "commit once, then `git ml report`")
@@ -74,8 +74,14 @@ def collect(repo: MLRepo, rev: str = "HEAD", models: Sequence[str] | None = None
         anomaly = next((r for r in doc["results"] if r.get("gate") == "anomaly"
                         and (r.get("metrics") or {}).get("points")), None)
         if anomaly is not None:
+            points = [dict(p) for p in anomaly["metrics"]["points"]]
+            if points and str(points[-1].get("commit", "")).startswith("("):
+                # checked before it was committed: name the commit that recorded it
+                versions = file_history(repo.git, commit, f"{CHECKS_DIR}/{doc['model']}.json", 1)
+                if versions:
+                    points[-1]["commit"] = versions[-1].commit
             doc["_history"] = {"metric": anomaly["metrics"].get("metric"),
-                               "points": anomaly["metrics"]["points"], "source": "anomaly gate"}
+                               "points": points, "source": "anomaly gate"}
             continue
         values = _eval_metrics(doc)
         metric = pick_metric(values)
@@ -199,14 +205,19 @@ def _section_bias(results: Sequence[Mapping[str, Any]]) -> str:
                            ("eo_ratio", "equalized odds ratio")):
             v = m.get(key)
             if isinstance(v, Mapping):
+                limit = v.get("limit")
+                if key == "dp_ratio" and limit is None:
+                    limit = (m.get("four_fifths") or {}).get("limit")
                 rows.append([escape(label), _num(v.get("value")),
-                             f"[{_num(v.get('ci_low'))}, {_num(v.get('ci_high'))}]", _num(v.get("limit"))])
+                             f"[{_num(v.get('ci_low'))}, {_num(v.get('ci_high'))}]", _num(limit)])
         if rows:
             out.append(_table(["measure", "value", "interval", "limit"], rows, (1,)))
         cf = m.get("counterfactual") or {}
         if cf.get("applicable"):
-            out.append(f"<p>Counterfactual: flipping {escape(attr)} changes "
-                       f"{_num(cf.get('flip_rate'))} of predictions.</p>")
+            rate = cf.get("flip_rate")
+            shown = f"{rate:.1%}" if isinstance(rate, int | float) else _num(rate)
+            out.append(f"<p>Counterfactual: flipping {escape(attr)} changes {shown} of "
+                       f"predictions (limit {_num(cf.get('limit'))}).</p>")
         out.append(f"<p class=note>{escape(str(r.get('message', '')))}</p>")
     return "".join(out)
 

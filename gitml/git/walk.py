@@ -38,20 +38,21 @@ def file_history(git: GitRepo, rev: str, path: str, max_count: int = 500) -> lis
     newest_first: list[FileVersion] = []
     last_blob: str | None = None
     seen = 0
-    while commit is not None and seen < max_count * 4:
+    while commit is not None and seen < max_count * 20:
         seen += 1
         blob_id = _blob_id(commit.tree, path)
-        if blob_id is not None and blob_id != last_blob:
-            data = raw[blob_id].read_raw()
-            newest_first.append(FileVersion(str(commit.id), blob_id, data, int(commit.commit_time),
-                                            commit.message.split("\n", 1)[0]))
-            if len(newest_first) >= max_count:
-                break
-        elif blob_id is not None and newest_first and newest_first[-1].blob == blob_id:
-            # same content further back: the version was introduced earlier
-            v = newest_first[-1]
-            newest_first[-1] = FileVersion(str(commit.id), v.blob, v.data, int(commit.commit_time),
-                                           commit.message.split("\n", 1)[0])
+        if blob_id is not None:
+            summary = commit.message.split("\n", 1)[0]
+            if newest_first and last_blob == blob_id:
+                # same content one commit further back: the version was introduced earlier
+                v = newest_first[-1]
+                newest_first[-1] = FileVersion(str(commit.id), v.blob, v.data,
+                                               int(commit.commit_time), summary)
+            else:
+                if len(newest_first) >= max_count:
+                    break
+                newest_first.append(FileVersion(str(commit.id), blob_id, raw[blob_id].read_raw(),
+                                                int(commit.commit_time), summary))
         last_blob = blob_id
         commit = commit.parents[0] if commit.parents else None
     return list(reversed(newest_first))
