@@ -190,6 +190,7 @@ def test_commit_carries_trailers(pipeline: Path) -> None:
     acc = record(pipeline, "train")["metrics"]["accuracy"]
     assert f"Gitml-Metric: train.accuracy={acc:.6g}" in trailers
     assert "Gitml-Check: arrests failed (1/2 gates)" in trailers
+    assert "Gitml-Artifact: models " in trailers and "Gitml-Artifact: data/arrests.parquet " in trailers
     assert msg.count("Gitml-Manifest:") == 1
     shown = json.loads(gitml(pipeline, "show", "--json").stdout)
     assert shown["verified"] is True and shown["trailer_manifest_id"] == shown["manifest_id"]

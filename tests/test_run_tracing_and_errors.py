@@ -139,3 +139,26 @@ def test_run_from_a_subfolder_and_repro_there(repo: Path) -> None:
     res = json.loads(gitml(sub, "repro", "--json").stdout)
     assert res[0]["ran"] is True and (sub / "o.txt").read_text() == '{"k": 2}'
     assert "stage exp" in gitml(sub, "lineage", "o.txt").stdout   # uncommitted records too
+
+
+def test_trailers_when_amending(repo: Path) -> None:
+    gitml(repo, "install")
+    gitml(repo, "run", "-n", "mk", "--", "python", "-c",
+          "open('a.bin', 'w').write('a'); import gitml; gitml.log_metric('acc', 0.5)")
+    git(repo, "commit", "-q", "-m", "run mk")
+    first = git(repo, "log", "-1", "--format=%B").stdout
+    assert "Gitml-Run: mk exit=0" in first and "Gitml-Metric: acc=0.5" in first
+    assert "Gitml-Artifact: a.bin " in first
+    # amend in another artifact: the summary covers the whole amended commit
+    (repo / "b.bin").write_text("b")
+    gitml(repo, "add", "b.bin")
+    git(repo, "commit", "-q", "--amend", "--no-edit")
+    msg = git(repo, "log", "-1", "--format=%B").stdout
+    assert msg.count("Gitml-Manifest:") == 1 and "Gitml-Run: mk exit=0" in msg
+    assert "Gitml-Artifact: a.bin " in msg and "Gitml-Artifact: b.bin " in msg
+    assert json.loads(gitml(repo, "show", "--json").stdout)["verified"] is True
+    # a commit that changes no pointer, record or check gets no trailers
+    (repo / "notes.txt").write_text("x")
+    git(repo, "add", "notes.txt")
+    git(repo, "commit", "-q", "-m", "notes")
+    assert "Gitml-" not in git(repo, "log", "-1", "--format=%B").stdout

@@ -306,3 +306,27 @@ def log_raw(workdir: str, rev: str = "HEAD", max_count: int | None = None, *,
                                        None if fields[2] == _ZERO else fields[2],
                                        None if fields[3] == _ZERO else fields[3]))
         yield info
+
+
+def staged_pointer_changes(raw: pygit2.Repository, index: pygit2.Index,
+                           base: str | None) -> list[tuple[str, str, bytes | None]]:
+    """(pointer path, A/M/D, staged bytes or None) for pointers the index changes
+    relative to ``base`` (None: an empty tree, for a root commit). Works on indexes
+    opened from a file (hooks get ``GIT_INDEX_FILE``), which libgit2 cannot diff."""
+    staged = {e.path: str(e.id) for e in index if e.path.endswith(POINTER_SUFFIX)}
+    before: dict[str, str] = {}
+    if base is not None:
+        before = {p: b for p, b in tree_manifest_entries(raw, base).items() if p.endswith(POINTER_SUFFIX)}
+    out: list[tuple[str, str, bytes | None]] = []
+    for path in sorted(set(staged) | set(before)):
+        old, new = before.get(path), staged.get(path)
+        if old == new:
+            continue
+        st = "A" if old is None else ("D" if new is None else "M")
+        out.append((path, st, None if new is None else blob(raw, new)))
+    return out
+
+
+def first_parent(raw: pygit2.Repository, rev: str) -> str | None:
+    c = peel_commit(raw, rev)
+    return str(c.parent_ids[0]) if c.parent_ids else None

@@ -3,13 +3,16 @@
 Adds, with ``git interpret-trailers`` (so ``Signed-off-by`` and friends stay intact):
 
     Gitml-Manifest: <id over every staged pointer and manifest file>
+    Gitml-Artifact: models/model.skops 3f2a9c0d1e4b
     Gitml-Run: train exit=0 in=3 out=1 env=0fda204266a5
     Gitml-Metric: accuracy=0.91
     Gitml-Check: churn passed (4/4 gates)
 
-Only what this commit changes (run records, gate results) is summarised; a commit that
-changes none of them gets no trailers. Earlier ``Gitml-*`` trailers are replaced, so
-amending and re-running is idempotent. An empty message (aborted commit) is left alone.
+Only what this commit changes (pointers, run records, gate results) is summarised; a
+commit that changes none of them gets no trailers. Earlier ``Gitml-*`` trailers are
+replaced; when the message already carries HEAD's manifest id (``git commit --amend``)
+changes are measured against HEAD's parent, so amending keeps the summary whole. An
+empty message (aborted commit) is left alone.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from gitml.manifest.records import CHECKS_DIR, RUNS_DIR, check_passed, parse_che
 from gitml.repo import MLRepo
 
 MAX_METRICS = 12
+MAX_ARTIFACTS = 10
 
 
 def _comment_char(repo: MLRepo) -> str:
@@ -36,14 +40,31 @@ def _fmt(v: float) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
-def build_trailers(repo: MLRepo) -> list[tuple[str, str]]:
+def _base(repo: MLRepo, message: str) -> tuple[str | None, bool]:
+    """The commit this commit's changes are measured against: HEAD, or HEAD's parent when
+    the message being edited already carries HEAD's manifest id (``--amend``, ``-c HEAD``)."""
+    from gitml.git import history
+    from gitml.manifest.manifest import parse_trailers
+
+    head = repo.git.head()
+    if head is None:
+        return None, False
+    old_id = next((v for k, v in parse_trailers(message) if k == "Gitml-Manifest"), None)
+    if old_id and old_id == manifest_id(history.tree_manifest_entries(repo.git.raw, head).items()):
+        return history.first_parent(repo.git.raw, head), True
+    return head, False
+
+
+def build_trailers(repo: MLRepo, message: str = "") -> list[tuple[str, str]]:
     """The trailers for the commit about to be made (from the index being committed)."""
     from gitml.git import history
+    from gitml.store import pointer as ptr
 
     raw = repo.git.raw
     index = repo.git.index()
-    head = repo.git.head()
-    changes = history.staged_changes(raw, index, head, (RUNS_DIR + "/", CHECKS_DIR + "/"))
+    base, _amend = _base(repo, message)
+    changes = history.staged_changes(raw, index, base, (RUNS_DIR + "/", CHECKS_DIR + "/"))
+    pointers = history.staged_pointer_changes(raw, index, base)
     runs = []
     checks = []
     for path, _old, new in changes:
@@ -53,10 +74,22 @@ def build_trailers(repo: MLRepo) -> list[tuple[str, str]]:
             runs.append(parse_run_record(new, f"{path} (staged)"))
         else:
             checks.append((path[len(CHECKS_DIR) + 1:-5], parse_check(new, f"{path} (staged)")))
-    if not runs and not checks:
+    if not runs and not checks and not pointers:
         return []
     out: list[tuple[str, str]] = [
         ("Gitml-Manifest", manifest_id(history.index_manifest_entries(index).items()))]
+    for path, status, data in pointers[:MAX_ARTIFACTS]:
+        art = ptr.artifact_path_for(path)
+        if data is None:
+            out.append(("Gitml-Artifact", f"{art} deleted"))
+            continue
+        try:
+            p = ptr.parse(data, f"{path} (staged)")
+        except GitMLError:
+            continue  # the pre-commit hook reports damaged pointers
+        out.append(("Gitml-Artifact", f"{art} {p.oid[:12]}{' new' if status == 'A' else ''}"))
+    if len(pointers) > MAX_ARTIFACTS:
+        out.append(("Gitml-Artifact", f"... and {len(pointers) - MAX_ARTIFACTS} more"))
     for rec in runs:
         env = f" env={rec.env[:12]}" if rec.env else ""
         out.append(("Gitml-Run", f"{rec.stage} exit={rec.exit_code} in={len(rec.inputs)} "
@@ -107,7 +140,8 @@ def apply_trailers(msg_file: Path, trailers: list[tuple[str, str]], comment: str
 def run_commit_msg(repo: MLRepo, msg_file: Path) -> int:
     """Body of the commit-msg hook. Non-zero stops the commit (a malformed staged record)."""
     try:
-        trailers = build_trailers(repo)
+        message = msg_file.read_text(encoding="utf-8")
+        trailers = build_trailers(repo, message)
     except ManifestError as e:
         print(f"gitml: commit-msg: {e}", file=sys.stderr)
         return 1
