@@ -130,7 +130,10 @@ def test_history_from_git_and_runner_call(repo: Path) -> None:
     checks.mkdir(parents=True, exist_ok=True)
     for i, v in enumerate(values):
         (checks / "m.json").write_text(_results_doc(float(v)))
-        git(repo, "add", ".gitml/checks/m.json")
+        runs = repo / ".gitml" / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        (runs / "train.json").write_text(json.dumps({"stage": "train", "metrics": {"auc": float(v) + 0.1}}))
+        git(repo, "add", ".gitml/checks/m.json", ".gitml/runs/train.json")
         git(repo, "-c", "core.hooksPath=/dev/null", "commit", "-q", "-m", f"model v{i}")
         (repo / "notes.txt").write_text(f"unrelated {i}\n")  # commits that do not touch it
         git(repo, "add", "notes.txt")
@@ -147,6 +150,14 @@ def test_history_from_git_and_runner_call(repo: Path) -> None:
     bad = gate(None, {}, repo=r, model="m", metrics={"roc_auc": 0.80, "accuracy": 0.75})
     assert not bad.passed and bad.metrics["metric"] == "roc_auc"
     assert metrics_from_checks(b"not json") == {}
+    runs_hist = history_from_git(r, "train", "auc", "HEAD", AnomalyConfig(source="runs:train"))
+    assert [round(v - 0.1, 6) for _, v in runs_hist] == [round(float(v), 6) for v in values]
+    # the report shows the stage's history when asked for no model in particular
+    from gitml.checks.report import collect, render
+
+    data = collect(r, "HEAD")
+    assert data["stages"][0]["stage"] == "train" and len(data["stages"][0]["metrics"][0]["points"]) == 10
+    assert "Pipeline metrics" in render(data)
 
 
 def test_stream_detector_matches_batch() -> None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from gitml.repo import MLRepo
 
 CHECKS_DIR = ".gitml/checks"
+RUNS_DIR = ".gitml/runs"
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#111;background:#fff}
@@ -45,7 +46,8 @@ code{background:#f3f4f6;padding:0 3px;border-radius:3px}
 
 
 # ---------------------------------------------------------------------------- collecting
-def collect(repo: MLRepo, rev: str = "HEAD", models: Sequence[str] | None = None) -> dict[str, Any]:
+def collect(repo: MLRepo, rev: str = "HEAD", models: Sequence[str] | None = None,
+            max_metrics: int = 6) -> dict[str, Any]:
     """Everything the report shows, as plain data."""
     from gitml.checks.anomaly import AnomalyConfig, detect, history_from_git, pick_metric
     from gitml.git.walk import dir_blobs, file_history
@@ -91,8 +93,32 @@ def collect(repo: MLRepo, rev: str = "HEAD", models: Sequence[str] | None = None
         hist = history_from_git(repo, str(doc["model"]), metric, commit, cfg)
         points = [p.to_dict() for p in detect(hist, cfg, metric)]
         doc["_history"] = {"metric": metric, "points": points, "source": "history"}
-    return {"rev": rev, "commit": commit, "models": docs,
+    stages: list[dict[str, Any]] = []
+    if not models:
+        stages = _stage_histories(repo, commit, max_metrics)
+    return {"rev": rev, "commit": commit, "models": docs, "stages": stages,
             "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def _stage_histories(repo: MLRepo, commit: str, max_metrics: int) -> list[dict[str, Any]]:
+    """Metric histories of the pipeline stages (``.gitml/runs/<stage>.json``) with the
+    detector's learned limits."""
+    from gitml.checks.anomaly import AnomalyConfig, detect, history_from_git, metrics_from_run
+    from gitml.git.walk import dir_blobs
+
+    out: list[dict[str, Any]] = []
+    for path, data in sorted(dir_blobs(repo.git, commit, RUNS_DIR, ".json").items()):
+        stage = Path(path).stem
+        values = metrics_from_run(data)
+        charts = []
+        for metric in sorted(values)[:max_metrics]:
+            cfg = AnomalyConfig(metric=metric, source=f"runs:{stage}")
+            hist = history_from_git(repo, stage, metric, commit, cfg)
+            charts.append({"metric": metric,
+                           "points": [p.to_dict() for p in detect(hist, cfg, metric)]})
+        if charts:
+            out.append({"stage": stage, "metrics": charts})
+    return out
 
 
 def _eval_metrics(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -303,7 +329,7 @@ def render(data: Mapping[str, Any]) -> str:
              f"<header><h1>git ml report</h1><p>revision {escape(str(data.get('rev', '')))} "
              f"(<code style='background:#374151'>{escape(commit[:12])}</code>) · generated "
              f"{escape(str(data.get('created', '')))}</p></header><main>"]
-    if not models:
+    if not models and not data.get("stages"):
         parts.append("<p>No committed gate results at this revision "
                      "(run <code>git ml check</code> and commit <code>.gitml/checks/</code>).</p>")
     overview = []
@@ -328,5 +354,17 @@ def render(data: Mapping[str, Any]) -> str:
         parts.append(_section_explain(results))
         parts.append(_section_drift(results))
         parts.append(_section_quality(results))
+    stages: list[Mapping[str, Any]] = list(data.get("stages") or [])
+    if stages:
+        parts.append("<h2>Pipeline metrics</h2><p class=note>from the run records "
+                     "(<code>.gitml/runs/</code>) of each commit; limits learned from the history</p>")
+    for st in stages:
+        parts.append(f"<h3>stage {escape(str(st.get('stage')))}</h3>")
+        for chart in st.get("metrics", []):
+            points = chart.get("points") or []
+            metric = str(chart.get("metric"))
+            alarms = sum(bool(p.get("alarm")) for p in points)
+            parts.append(_figure(plots.history_chart(points, metric),
+                                 f"{metric} over {len(points)} run(s); {alarms} alarm(s)"))
     parts.append("</main></body></html>")
     return "".join(parts)

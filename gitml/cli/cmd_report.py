@@ -40,8 +40,20 @@ def run(args: argparse.Namespace) -> int:
         if rows:
             print_table(f"gate results at {args.rev} ({data['commit'][:10]})",
                         ["model", "gate", "status", "detail"], rows)
-        else:
-            say(f"no committed gate results at {args.rev}; the report says so", quiet=False)
+        elif not data.get("stages"):
+            say(f"no committed gate results or run records at {args.rev}; the report says so",
+                quiet=False)
+        for st in data.get("stages", []):
+            rows = []
+            for chart in st["metrics"]:
+                pts = chart["points"]
+                last = pts[-1] if pts else {}
+                rows.append([chart["metric"], str(len(pts)), _f(last.get("value")),
+                             _f(last.get("level")),
+                             str(sum(bool(p.get("alarm")) for p in pts)),
+                             "[red]ALARM[/red]" if last.get("alarm") else ""])
+            print_table(f"stage {st['stage']}: metric history (limits learned from it)",
+                        ["metric", "runs", "last", "level", "alarms", "now"], rows)
         for doc in data["models"]:
             hist = doc.get("_history") or {}
             points = hist.get("points") or []
