@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     from gitml.repo import MLRepo
 
     repo = MLRepo.discover()
+    if args.current and args.current.lower().endswith(TABLE_SUFFIXES) and not Path(args.current).is_file():
+        raise UsageError(f"--current {args.current}: no such file",
+                         "give an existing table file or a revision")
     data = args.data or _default_data(repo, args.current)
     if Path(data).is_absolute() or Path(data).exists():
         data = repo.relpath(data)
