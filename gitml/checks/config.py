@@ -167,6 +167,8 @@ def parse_model(name: str, raw: Any) -> ModelSpec:
     if "baseline" in gates:
         _want_str(name, "gates.baseline", gates["baseline"])
     features = raw.get("features")
+    if "trusted" in raw:
+        raw["trusted"] = _want_str_list(name, "trusted", raw["trusted"])
     spec = ModelSpec(
         name=name,
         path=_want_str(name, "path", raw["path"]).strip("/"),

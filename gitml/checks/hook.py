@@ -87,12 +87,33 @@ def format_failure(res: ModelResult) -> list[str]:
     return [f"{res.model}: {g.gate} FAILED: {g.message}" for g in res.failures]
 
 
+def _restore_results(repo: MLRepo, names: list[str]) -> None:
+    """Re-stage committed results files missing from the index.
+
+    ``git commit -- PATHS`` (``--only``) commits a temporary index: the results staged
+    there reach the commit, but Git leaves them out of the real index, which then shows
+    them as deleted. The next commit would record that deletion; this puts them back.
+    """
+    head = repo.git.head()
+    if head is None:
+        return
+    missing = []
+    for name in names:
+        rel = results_relpath(name)
+        if repo.git.read_blob(None, rel) is None and repo.git.read_blob(head, rel) is not None \
+                and (repo.workdir / rel).is_file():
+            missing.append(rel)
+    if missing:
+        repo.git.stage(missing)
+
+
 def run_pre_commit(repo: MLRepo) -> int:
     """The pre-commit gates: 0 lets the commit through, 1 blocks it."""
     if os.environ.get("GITML_SKIP_GATES") == "1":
         _say("skipped (GITML_SKIP_GATES=1)")
         return 0
     t0 = time.perf_counter()
+    _restore_results(repo, list(_models_section(repo, None)))
     changed, notes = changed_models(repo)
     for n in notes:
         _say(n)
