@@ -429,7 +429,8 @@ def _as_float(s: pd.Series) -> np.ndarray:
 
     s = s.dropna()
     if pd.api.types.is_datetime64_any_dtype(s):
-        return s.astype("int64").to_numpy(dtype=float)
+        epoch = pd.Timestamp(0, tz=getattr(s.dt, "tz", None))
+        return ((s - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=float)
     arr: np.ndarray = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
     out: np.ndarray = arr[np.isfinite(arr)]
     return out

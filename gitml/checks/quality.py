@@ -256,7 +256,9 @@ def _numeric_values(s: pd.Series) -> Any:
 
     s = s.dropna()
     if pd.api.types.is_datetime64_any_dtype(s):
-        return s.astype("int64").to_numpy(dtype=float)
+        # seconds since the epoch, whatever the unit and time zone (as Parquet stats)
+        epoch = pd.Timestamp(0, tz=getattr(s.dt, "tz", None))
+        return ((s - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=float)
     if pd.api.types.is_bool_dtype(s):
         return np.empty(0)
     return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
@@ -282,7 +284,10 @@ def profile_frame(df: pd.DataFrame, baseline: TableProfile | None = None, *,
             _measure_against(cp, vals, baseline)
         elif fam in ("string", "bool"):
             nonnull = s.dropna()
-            uniques = nonnull.unique()
+            try:
+                uniques = nonnull.unique()
+            except TypeError:  # unhashable cells (lists, dicts): compare their text
+                uniques = nonnull.astype(str).unique()
             if len(uniques) <= max_categories:
                 cp.categories = sorted(str(u) for u in uniques)
         cols[str(name)] = cp
@@ -319,7 +324,6 @@ def profile_parquet(path: Path | str, baseline: TableProfile | None = None, *,
     counted only when ``check_duplicates`` (default: when the file is at most
     ``max_duplicate_bytes`` uncompressed).
     """
-    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -417,18 +421,10 @@ def profile_parquet(path: Path | str, baseline: TableProfile | None = None, *,
         loaded.update(numeric)
         for name in numeric:
             arr = table.column(name)
-            if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
-                arr = arr.cast(pa.int64()) if pa.types.is_timestamp(arr.type) else \
-                    arr.cast(pa.timestamp("s")).cast(pa.int64())
-            vals = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=float)
-            vals = vals[np.isfinite(vals)]
+            vals = _arrow_values(arr)
             cp = cols[name]
             cp.median, cp.mad, cp.q1, cp.q3 = _robust_stats(vals)
             _measure_against(cp, vals, baseline)
-            if cp.outliers_sampled is not None and table.num_rows < md.num_rows:
-                # out-of-range counts from a sample are lower bounds; exact ones need the
-                # column: the footer min/max already tell whether any value is out of range
-                pass
         if table.num_rows < md.num_rows:
             # out-of-range on the whole file: load only the columns whose footer range
             # exceeds the baseline's (usually none)
@@ -444,10 +440,7 @@ def profile_parquet(path: Path | str, baseline: TableProfile | None = None, *,
                 if cur_lo >= lo and cur_hi <= hi:
                     cp.out_of_range = 0
                     continue
-                full = pf.read(columns=[name]).column(name)
-                if pa.types.is_timestamp(full.type):
-                    full = full.cast(pa.int64())
-                v = np.asarray(full.to_numpy(zero_copy_only=False), dtype=float)
+                v = _arrow_values(pf.read(columns=[name]).column(name))
                 cp.out_of_range = int(((v < lo) | (v > hi)).sum())
 
     dups: int | None = None
@@ -463,14 +456,32 @@ def profile_parquet(path: Path | str, baseline: TableProfile | None = None, *,
 
 
 def _stat_value(v: Any) -> float | None:
+    """A footer statistic as a number; datetimes and dates as seconds since the epoch."""
     import datetime as dt
 
     if isinstance(v, dt.datetime):
-        return v.timestamp() * 1e9 if v.tzinfo else \
-            v.replace(tzinfo=dt.UTC).timestamp() * 1e9
+        return v.timestamp() if v.tzinfo else v.replace(tzinfo=dt.UTC).timestamp()
     if isinstance(v, dt.date):
         return float(dt.datetime(v.year, v.month, v.day, tzinfo=dt.UTC).timestamp())
     return _num(v)
+
+
+def _arrow_values(arr: Any) -> Any:
+    """Finite float values of a numeric/temporal Arrow column (temporal: epoch seconds)."""
+    import numpy as np
+    import pyarrow as pa
+
+    t = arr.type
+    if pa.types.is_timestamp(t):
+        scale = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}[t.unit]
+        v = np.asarray(arr.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=float) / scale
+    elif pa.types.is_date32(t):
+        v = np.asarray(arr.cast(pa.int32()).to_numpy(zero_copy_only=False), dtype=float) * 86400.0
+    elif pa.types.is_date64(t):
+        v = np.asarray(arr.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=float) / 1e3
+    else:
+        v = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=float)
+    return v[np.isfinite(v)]
 
 
 def _sample_row_groups(md: Any, sample_rows: int) -> list[int]:
