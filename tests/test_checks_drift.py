@@ -181,3 +181,14 @@ def test_gate_result_is_json_clean(arrests: pd.DataFrame) -> None:
     d = res.to_dict()
     json.dumps(d, allow_nan=False)
     assert d["gate"] == "drift" and isinstance(d["metrics"]["features"], list)
+
+
+def test_missingness_shift_in_a_numerical_column(arrests: pd.DataFrame) -> None:
+    ref, cur = arrests.iloc[:2600].copy(), arrests.iloc[2600:].copy()
+    ref["age"] = ref["age"].astype(float)
+    cur["age"] = cur["age"].astype(float)
+    ref.loc[ref.index[:26], "age"] = np.nan  # 1% missing
+    cur.loc[cur.index[:260], "age"] = np.nan  # 10% missing, same distribution otherwise
+    rep = compute_drift(ref, cur)
+    age = next(f for f in rep.features if f.column == "age")
+    assert age.drifted and age.test.endswith("+missing") and "missing" in age.note

@@ -407,8 +407,20 @@ def compute_drift(reference: pd.DataFrame, current: pd.DataFrame,
                                              "no non-missing values on one side"))
                 continue
             test, stat, p, eff = numerical_test(rv, cv, cfg.small_n)
+            note = ""
+            miss_r, miss_c = len(r) - rv.size, len(c) - cv.size
+            if miss_r or miss_c:
+                # a change in how often values are missing is drift too: a 2×2 χ² on the
+                # missing indicator, combined with the distribution test (Bonferroni)
+                _, p_miss = chi2_two_sample(np.array([[miss_r, rv.size], [miss_c, cv.size]], float))
+                note = (f"missing {miss_r / len(r):.1%} -> {miss_c / len(c):.1%} "
+                        f"(p {p_miss:.2g})")
+                if p_miss < p:
+                    test = f"{test}+missing"
+                p = min(1.0, 2 * min(p, p_miss))
             features.append(FeatureDrift(name, "numerical", test, stat, p, None, eff,
-                                         "wasserstein_norm", False, int(rv.size), int(cv.size)))
+                                         "wasserstein_norm", False, int(rv.size), int(cv.size),
+                                         note))
         else:
             stat, p, eff, k = categorical_test(r, c, cfg.min_expected, both, (codes, uniques))
             n_cats = len(uniques)
