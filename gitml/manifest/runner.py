@@ -233,7 +233,11 @@ def run_stage(repo: MLRepo, opts: RunOptions, *, quiet: bool = False) -> RunOutc
     env_id = None
     to_stage: list[str] = []
     if environment:
-        env_id = str(environment["id"])
+        from gitml.manifest.environment import environment_id
+
+        # never trust a child-written id as a file name: it is recomputed from the content
+        env_id = environment_id(environment)
+        environment["id"] = env_id
         rel = env_path(env_id)
         if not (workdir / rel).exists():
             atomic_write_text(workdir / rel, json.dumps(environment, indent=1, sort_keys=True) + "\n")
