@@ -101,7 +101,9 @@ def _csv(path: Path, tsv: bool, schema_only: bool = False) -> dict[str, Any]:
     from pyarrow import csv
 
     parse = csv.ParseOptions(delimiter="\t" if tsv else ",")
-    reader = csv.open_csv(path, parse_options=parse)
+    # empty fields count as missing in string columns too, as pandas reads them
+    reader = csv.open_csv(path, parse_options=parse,
+                          convert_options=csv.ConvertOptions(strings_can_be_null=True))
     schema = reader.schema
     cols: dict[str, dict[str, Any]] = {f.name: {"type": str(f.type), "nulls": 0} for f in schema}
     if schema_only:
