@@ -35,6 +35,8 @@ def test_install_configures_driver_and_textconv_degrades_gracefully(repo: Path) 
     p = subprocess.run([hook, "textconv", str(other)], cwd=repo, capture_output=True, text=True)
     assert p.returncode == 0 and p.stdout == "hello\n"
     # plain git diff shows the summary change
+    git(repo, "add", ".gitattributes")
+    git(repo, "commit", "-q", "--no-verify", "-m", "t.csv")
     csv.write_text("a,b\n1,x\n3,y\n7,z\n")
     gitml(repo, "add", "t.csv")
     diff = git(repo, "diff", "--cached", "--", "t.csv.gitml").stdout
