@@ -83,6 +83,8 @@ def test_paired_bootstrap_blocks_a_worse_model_but_not_noise() -> None:
     auc = bad.metrics["roc_auc"]
     assert auc["ci_high"] < -0.03 and auc["difference"] < -0.05
     assert "roc_auc worse than prod by" in bad.message
+    # lower-is-better metrics are oriented too: a higher log-loss is a negative change
+    assert paired_difference("log_loss", worse, prod, n_boot=200)["difference"] < 0
     # identical models: the interval is exactly zero
     d = paired_difference("accuracy", prod, prod, n_boot=200)
     assert d["ci_low"] == d["ci_high"] == 0.0
@@ -181,6 +183,9 @@ def test_cli_eval_against_a_revision_and_bad_config(repo: Path) -> None:
     assert reg["passed"] is False and reg["metrics"]["baseline"] == "HEAD"
     human = gitml(repo, "eval", check=False)
     assert human.returncode == 1 and "eval.regression" in human.stdout and "FAIL" in human.stdout
+    assert "change vs HEAD" in human.stdout and "roc_auc" in human.stdout
+    bias = gitml(repo, "bias", "--against", "HEAD")  # the worse model is unfair to no one
+    assert "selection ratio (4/5)" in bias.stdout and "Black" in bias.stdout
     # the committed model at HEAD still passes (in-process: saves a CLI start-up)
     from gitml.checks.runner import run_checks
     from gitml.repo import MLRepo

@@ -199,6 +199,12 @@ def _data_gate_state(repo: MLRepo, spec: ModelSpec, base: Baseline, gates: Seque
     return ",".join(parts)
 
 
+def explainer_kind(model: Any) -> str:
+    from gitml.checks.explain import explainer_kind as kind
+
+    return kind(model)
+
+
 def _explanation(repo: MLRepo, spec: ModelSpec, model: Any, df: pd.DataFrame) -> Explanation:
     from gitml.checks.explain import explain
 
@@ -238,7 +244,14 @@ def run_model(repo: MLRepo, spec: ModelSpec, rev: str | None = None, staged: boo
         from gitml.checks.bias import bias_gates
 
         results.extend(bias_gates(spec, cur.preds, cur.df, cur.model))
-    if "explain" in gates:
+    if "explain" in gates and tuple(gates) != ("explain",) and "explain" not in spec.gates \
+            and explainer_kind(cur.model) == "permutation":
+        # in `check` and the hook, the slow explainer runs only when declared
+        results.append(GateResult("explain", True, {"explainer": "permutation"},
+                                  "model-agnostic SHAP takes seconds: add [models.NAME.gates] "
+                                  "explain = { budget_seconds = 10 } to run it on commit",
+                                  skipped=True))
+    elif "explain" in gates:
         from gitml.checks.explain import explain_gate
 
         new_ex = _explanation(repo, spec, cur.model, cur.df)
