@@ -212,6 +212,8 @@ def test_log_show_and_lineage(pipeline: Path) -> None:
     assert rows[0]["checks"] == {"arrests": False} and set(rows[0]["stages"]) == {"prepare", "train"}
     table = gitml(pipeline, "log").stdout
     assert "train v1" in table and "accuracy" in table
+    only = json.loads(gitml(pipeline, "log", "--path", "data/raw.csv", "--json").stdout)
+    assert [r["summary"] for r in only] == ["raw data"]
 
     text = gitml(pipeline, "lineage", "models").stdout
     lines = text.splitlines()

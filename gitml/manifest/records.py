@@ -28,7 +28,7 @@ _FIX = "re-run the stage with `git ml run` or restore the file with `git checkou
 def check_stage_name(name: str) -> str:
     if not STAGE_RE.match(name) or name.endswith(".json"):
         raise ManifestError(f"invalid stage name {name!r}",
-                            "use letters, digits, '.', '_' or '-' (at most 100)")
+                            "use letters, digits, '.', '_' or '-', at most 100 characters")
     return name
 
 
