@@ -88,7 +88,7 @@ def test_concurrent_adds_share_the_store_safely(repo: Path) -> None:
     procs = [subprocess.Popen(["git", "ml", "add", f"set{n}"], cwd=repo, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for n in range(2)]
-    results = [p.communicate() + (p.returncode,) for p in procs]
+    results = [(*p.communicate(), p.returncode) for p in procs]
     ok = [r for r in results if r[2] == 0]
     assert ok, results
     for _out, err, code in results:
