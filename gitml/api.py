@@ -4,7 +4,9 @@
     df = pandas.read_parquet(gitml.open("data/train.parquet", rev="v1.0"))
     raw = gitml.read_bytes("data/images/cat.png", rev="HEAD~3")
 
-Content comes from the local store, else it is fetched (verified) from the default remote.
+``rev`` is a Git revision, None for the work tree's pointers, or ``":"`` for the staged
+ones (the index, as in ``git show :path``). Content comes from the local store, else it is
+fetched (verified) from the default remote.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from gitml.errors import GitMLError, ObjectMissingError
 from gitml.repo import MLRepo
 from gitml.store import pointer as ptr
 from gitml.store.pointer import Pointer
+
+INDEX = ":"
 
 
 def _find(repo: MLRepo, path: str, rev: str | None) -> tuple[str, Pointer, str | None]:
@@ -30,11 +34,14 @@ def _find(repo: MLRepo, path: str, rev: str | None) -> tuple[str, Pointer, str |
         if rev is None:
             ppath = repo.abspath(pointer_rel)
             data = ppath.read_bytes() if ppath.is_file() else None
+        elif rev == INDEX:
+            data = repo.git.read_blob(None, pointer_rel)
         else:
             data = repo.git.read_blob(rev, pointer_rel)
         if data is not None:
             member = "/".join(parts[i:]) or None
-            return art, ptr.parse(data, f"{pointer_rel} ({rev or 'work tree'})"), member
+            where = {None: "work tree", INDEX: "index"}.get(rev, rev)
+            return art, ptr.parse(data, f"{pointer_rel} ({where})"), member
     where = f"at {rev}" if rev else "in the work tree"
     raise GitMLError(f"{rel} is not a gitml artifact {where}", "see `git ml status` for artifacts")
 

@@ -225,3 +225,15 @@ def test_materialize_gives_a_verified_local_path(repo: Path) -> None:
     bad = subprocess.run([sys.executable, "-c", "import gitml; gitml.read_bytes('nope.bin')"],
                          cwd=repo, capture_output=True, text=True)
     assert "is not a gitml artifact" in bad.stderr
+
+
+def test_api_reads_the_index(repo: Path) -> None:
+    import subprocess
+    import sys
+
+    _write(repo / "s.bin", b"staged")
+    gitml(repo, "add", "s.bin")
+    _write(repo / "s.bin", b"edited, not added")
+    code = "import gitml; print(gitml.read_bytes('s.bin', rev=':').decode())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
+    assert out.stdout.strip() == "staged", out.stderr

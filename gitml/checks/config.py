@@ -24,7 +24,6 @@ Parsing here is pure (no pandas); :func:`validate_columns` checks a loaded frame
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -259,15 +258,6 @@ def validate_columns(spec: ModelSpec, df: pd.DataFrame) -> None:
 
 # baseline revisions --------------------------------------------------------------------
 
-def _tags(workdir: Path, pattern: str) -> list[str]:
-    try:
-        proc = subprocess.run(["git", "tag", "--list", pattern, "--sort=-creatordate"], cwd=workdir,
-                              capture_output=True, text=True, check=False)
-    except OSError:
-        return []
-    return [t for t in proc.stdout.splitlines() if t]
-
-
 def resolve_baseline(repo: MLRepo, spec: ModelSpec, baseline: str | None = None) -> str | None:
     """The commit of the baseline: a stage (``prod`` -> ``name#prod`` / the newest
     ``name#prod#N``), a version (``v1.2.0`` -> ``name@v1.2.0``), a full GTO tag, or any
@@ -284,7 +274,7 @@ def resolve_baseline(repo: MLRepo, spec: ModelSpec, baseline: str | None = None)
     for cand in candidates:
         if "#" in cand:
             # GTO stage assignments: name#stage, or name#stage#N (newest wins)
-            numbered = _tags(repo.workdir, cand + "#*")
+            numbered = repo.git.tags(cand + "#*")
             def _num(t: str) -> int:
                 tail = t.rsplit("#", 1)[-1]
                 return int(tail) if tail.isdigit() else -1

@@ -108,6 +108,11 @@ class GitRepo:
         if paths:
             self.run_git("rm", "--cached", "-q", "--ignore-unmatch", "--", *paths)
 
+    def tags(self, pattern: str = "*") -> list[str]:
+        """Tag names matching a glob, newest first (by creation date)."""
+        out = self.run_git("tag", "--list", pattern, "--sort=-creatordate", check=False)
+        return [t for t in out.splitlines() if t]
+
     def hooks_dir(self) -> Path:
         out = self.run_git("rev-parse", "--git-path", "hooks").strip()
         p = Path(out)
