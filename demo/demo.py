@@ -38,7 +38,10 @@ TRAIN_SCRIPT = textwrap.dedent('''\
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     C = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
+    shuffle = "--shuffle-labels" in sys.argv  # a deliberately broken model for the demo
     train = pd.read_parquet("data/train.parquet")
+    if shuffle:
+        train["released"] = train["released"].sample(frac=1.0, random_state=0).to_numpy()
     test = pd.read_parquet("data/eval.parquet")
     cat = ["colour", "sex", "employed", "citizen"]
     num = ["year", "age", "checks"]
@@ -57,11 +60,30 @@ TRAIN_SCRIPT = textwrap.dedent('''\
     try:
         import gitml
         gitml.log_param("C", C)
+        gitml.log_param("shuffle_labels", shuffle)
         for k, v in metrics.items():
             gitml.log_metric(k, v)
     except Exception:
         pass
     print(json.dumps(metrics))
+''')
+
+
+MODEL_CONFIG = textwrap.dedent('''
+    [models.arrests]
+    path = "models/model.skops"
+    data = "data/eval.parquet"
+    target = "released"
+    task = "classification"
+    positive = "Yes"
+    sensitive = ["colour", "sex", "citizen"]
+    features = ["colour", "sex", "employed", "citizen", "year", "age", "checks"]
+
+    [models.arrests.gates]
+    min = { accuracy = 0.75, roc_auc = 0.65 }
+    baseline = "prod"
+    max_regression = { roc_auc = 0.03 }
+    bias = { four_fifths = 0.8, max_counterfactual_flip = 0.15 }
 ''')
 
 
@@ -78,16 +100,6 @@ def sh(cwd: Path, cmd: str, *, check: bool = True) -> subprocess.CompletedProces
     if check and proc.returncode != 0:
         raise SystemExit(f"demo step failed ({proc.returncode}): {cmd}")
     return proc
-
-
-def has_command(name: str) -> bool:
-    from gitml.cli.main import COMMANDS
-
-    try:
-        __import__(f"gitml.cli.cmd_{name}")
-    except ImportError:
-        return False
-    return name in COMMANDS
 
 
 def main() -> int:
@@ -121,18 +133,34 @@ def main() -> int:
     sh(repo, "git ml add data/train.parquet data/eval.parquet")
     sh(repo, "git commit -q -m 'data: arrests v1' && git log --oneline -1")
 
-    step("3. Train a model")
+    step("3. Train a model and declare its gates")
     (repo / "train.py").write_text(TRAIN_SCRIPT)
     sh(repo, "git add train.py")
-    if has_command("run"):
-        sh(repo, "git ml run -n train -- python train.py 1.0")
-    else:
-        sh(repo, "python train.py 1.0")
-        sh(repo, "git ml add models/model.skops")
-    sh(repo, "git add -A . && git commit -q -m 'model: logistic regression C=1.0' && git log -1 --format=%B")
+    sh(repo, "git ml run -n train -- python train.py 1.0")
+    with open(repo / ".gitml/config.toml", "a") as f:
+        f.write(MODEL_CONFIG)
+    print(textwrap.indent(MODEL_CONFIG.strip(), "    "))
+    sh(repo, "git add -A .")
+    step("4. Commit: the pre-commit hook runs the gates on the staged model")
+    sh(repo, "git commit -q -m 'model: logistic regression C=1.0' && git log -1 --format=%B")
+    sh(repo, "git tag -a arrests@v1.0.0 -m 'arrests v1.0.0' && git tag -a 'arrests#prod#1' -m prod")
 
-    step("4. Push code and artifacts; clone elsewhere and pull")
-    sh(repo, "git push -q origin main")
+    step("5. A worse model (trained on shuffled labels) is blocked by the commit hook")
+    sh(repo, "git ml run -n train -- python train.py 1.0 --shuffle-labels")
+    sh(repo, "git add -A .")
+    blocked = sh(repo, "git commit -q -m 'model: oops'", check=False)
+    if blocked.returncode == 0:
+        raise SystemExit("the gates let a model trained on shuffled labels through")
+    print("    -> commit refused; restoring the production model")
+    sh(repo, "git reset -q --hard HEAD && git ml checkout --force")
+
+    step("6. Gates on demand: evaluation, bias, explanations, drift")
+    sh(repo, "git ml eval arrests")
+    sh(repo, "git ml bias arrests")
+    sh(repo, "git ml explain arrests --row 0")
+
+    step("7. Push code and artifacts; clone elsewhere and pull")
+    sh(repo, "git push -q --follow-tags origin main")
     sh(repo, "git ml push")
     clone = base / "clone"
     sh(base, f"git clone -q {remote_git.name} clone")
@@ -142,20 +170,21 @@ def main() -> int:
     if not same:
         raise SystemExit("the clone's model differs")
 
-    step("5. Change the data and see it")
-    extra = evaluation.sample(n=200, random_state=1)
-    import pandas as pd
-
-    pd.concat([evaluation, extra]).to_parquet(clone / "data/eval.parquet", index=False)
+    step("8. Change the data: status, drift, data quality")
+    shifted = evaluation.copy()
+    shifted["age"] = shifted["age"] + 5  # an upstream change: ages recorded five years later
+    shifted.to_parquet(clone / "data/eval.parquet", index=False)
     sh(clone, "git ml status")
-    sh(clone, "git ml add data/eval.parquet && git ml status")
-    sh(clone, "git ml fsck")
+    sh(clone, "git ml drift data/eval.parquet --reference HEAD", check=False)
+    sh(clone, "git ml validate data/eval.parquet", check=False)
+    sh(clone, "git ml checkout --force data/eval.parquet && git ml status && git ml fsck")
 
-    if has_command("log"):
-        step("6. History: metrics and lineage")
-        sh(repo, "git ml log")
-        if has_command("lineage"):
-            sh(repo, "git ml lineage models/model.skops")
+    step("9. History, lineage and the report")
+    sh(repo, "git ml log")
+    sh(repo, "git ml lineage models/model.skops")
+    sh(repo, "git ml diff HEAD~1 HEAD")
+    sh(repo, "git ml report -o report.html")
+    print(f"    open {repo / 'report.html'} in a browser (self-contained, works offline)")
 
     print(f"\n\033[1;32mdemo finished\033[0m: everything is in {base}")
     return 0
