@@ -742,6 +742,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="gitml-bench-store-", dir=args.workdir))
     started = dt.datetime.now(dt.UTC)
+    load_at_start = os.getloadavg()
     results: dict[str, ToolResult] = {}
     try:
         env = make_env(tmp / "home")
@@ -783,7 +784,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "date": started.isoformat(timespec="seconds"),
         "scale": args.scale, "repeats": args.repeats,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "load_at_end": os.getloadavg()},
+                    "load_at_start": load_at_start, "load_at_end": os.getloadavg()},
         "versions": versions,
         "sizes": {"big": sizes.big, "mid": sizes.mid, "n_small": sizes.n_small, "csv": sizes.csv},
         "results": {n: {"figures": r.figures, "samples": r.samples, "notes": r.notes, "error": r.error}
