@@ -179,6 +179,24 @@ def test_bad_options(s3_env: dict[str, str]) -> None:
         remote.has_many(["objects/aa/b"])
 
 
+def test_iter_key_info_sizes_and_times(s3_bucket: S3Bucket, tmp_path: Path) -> None:
+    import time
+
+    remote = S3Remote("origin", s3_bucket.url, s3_bucket.options)
+    src = tmp_path / "x"
+    src.write_bytes(b"12345")
+    before = time.time() - 5
+    remote.put_file("objects/aa/k1", src)
+    info = list(remote.iter_key_info("objects/"))
+    assert [(k, n) for k, n, _ in info] == [("objects/aa/k1", 5)]
+    assert before <= info[0][2] <= time.time() + 5
+    calls = count_calls(remote)
+    assert remote.key_size("objects/aa/k1") == 5  # from the listing, no HEAD
+    assert calls["HeadObject"] == 0
+    remote.delete_many(["objects/aa/k1"])
+    assert remote.key_size("objects/aa/k1") is None
+
+
 def test_jobs_option_sets_default_parallelism(s3_env: dict[str, str]) -> None:
     assert S3Remote("origin", "s3://b/p").default_jobs == S3Remote.default_jobs
     assert S3Remote("origin", "s3://b/p", {"jobs": "32"}).default_jobs == 32

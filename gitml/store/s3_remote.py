@@ -412,6 +412,16 @@ class S3Remote(Remote):
         return self.key_size(key) is not None
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        for key, _size, _mtime in self.iter_key_info(prefix):
+            yield key
+
+    def iter_key_info(self, prefix: str = "") -> Iterator[tuple[str, int, float]]:
+        """``(key, size, last-modified epoch seconds)`` for every key under ``prefix``.
+
+        Not (yet) in the Remote ABC: it lets remote gc report sizes without a HEAD per
+        key and spare objects younger than a grace period (a push from another clone
+        whose commits this clone has not fetched yet).
+        """
         paginator = self.client.get_paginator("list_objects_v2")
         pages = paginator.paginate(
             Bucket=self.bucket,
@@ -426,8 +436,10 @@ class S3Remote(Remote):
                 return
             for obj in page.get("Contents", ()):
                 key = obj["Key"][strip:]
-                self._sizes[key] = int(obj.get("Size", 0))
-                yield key
+                size = int(obj.get("Size", 0))
+                self._sizes[key] = size
+                modified = obj.get("LastModified")
+                yield key, size, (modified.timestamp() if modified is not None else 0.0)
 
     def delete_many(self, keys: Iterable[str]) -> None:
         batch: list[str] = []
