@@ -27,9 +27,10 @@ class GcResult:
     bytes: int = 0
     deleted: bool = False
     broken_pointers: list[str] = field(default_factory=list)
+    recent: int = 0  # unreachable but younger than the grace period: kept
 
     def to_dict(self) -> dict[str, object]:
-        return {"where": self.where, "reachable_objects": self.reachable,
+        return {"where": self.where, "reachable_objects": self.reachable, "kept_recent": self.recent,
                 "unreachable_objects": len(self.unreachable), "bytes": self.bytes,
                 "deleted": self.deleted, "broken_pointers": self.broken_pointers}
 
@@ -102,7 +103,13 @@ def _clean_tmp(repo: MLRepo) -> None:
                     os.unlink(entry.path)
 
 
-def gc_remote(repo: MLRepo, remote: Remote, *, dry_run: bool) -> GcResult:
+REMOTE_GRACE_SECONDS = 14 * 24 * 3600  # like `git gc`'s prune expiry
+
+
+def gc_remote(repo: MLRepo, remote: Remote, *, dry_run: bool,
+              grace_seconds: float = REMOTE_GRACE_SECONDS) -> GcResult:
+    """Objects on the remote that no local ref reaches. Objects younger than the grace period
+    are kept: another clone may have pushed them for commits this clone has not fetched."""
     from gitml.sync import known_index
 
     res = GcResult(f"remote {remote.name}")
@@ -114,10 +121,15 @@ def gc_remote(repo: MLRepo, remote: Remote, *, dry_run: bool) -> GcResult:
             f"local store and {len(broken)} pointer(s) cannot be read",
             "run `git ml fetch --all-commits` first")
     res.reachable = len(keys)
-    for key in remote.iter_keys():
-        if parse_key(key) is not None and key not in keys:
-            res.unreachable.append(key)
-            res.bytes += remote.key_size(key) or 0
+    cutoff = time.time() - grace_seconds
+    for key, size, modified in remote.iter_key_info():
+        if parse_key(key) is None or key in keys:
+            continue
+        if modified > cutoff:  # unknown times (0.0) count as old
+            res.recent += 1
+            continue
+        res.unreachable.append(key)
+        res.bytes += size
     if not dry_run:
         remote.delete_many(res.unreachable)
         known_index(repo, remote.name).forget(res.unreachable)

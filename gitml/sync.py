@@ -38,9 +38,9 @@ def known_index(repo: MLRepo, remote_name: str) -> KnownIndex:
 
 
 def push_artifacts(repo: MLRepo, arts: Sequence[Artifact], *, remote: Remote, jobs: int | None = None,
-                   advance: Advance | None = None) -> TransferStats:
+                   advance: Advance | None = None, verify: bool = False) -> TransferStats:
     return transfer.push(repo.store, remote, arts, known=known_index(repo, remote.name), jobs=jobs,
-                         advance=advance)
+                         advance=advance, verify=verify)
 
 
 def fetch_artifacts(repo: MLRepo, arts: Sequence[Artifact], *, remote: Remote | None = None,

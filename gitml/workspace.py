@@ -10,7 +10,6 @@ import contextlib
 import os
 import stat as stat_mod
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,6 +112,8 @@ def _hash_and_store(repo: MLRepo, items: list[_FileState], *, store: bool, jobs:
         batches.append(current)
     if len(batches) == 1 or jobs <= 1:
         return sum(work(b) for b in batches)
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return sum(pool.map(work, batches))
 
@@ -504,13 +505,18 @@ def _is_saved(repo: MLRepo, oid: str | None) -> bool:
     return oid is not None and repo.store.has(oid)
 
 
-def _materialise(repo: MLRepo, rel: str, oid: str, mode: int, link: str) -> None:
+def _materialise_nocache(repo: MLRepo, rel: str, oid: str, mode: int, link: str) -> os.stat_result:
     dest = repo.abspath(rel)
     try:
         repo.store.copy_to(oid, dest, mode=mode, link=link)
     except OSError as e:
         raise GitMLError(f"cannot write {rel}: {e.strerror}") from e
-    repo.stat_cache.record_many([(rel, dest.stat(), oid)], written_by_us=True)
+    return dest.stat()
+
+
+def _materialise(repo: MLRepo, rel: str, oid: str, mode: int, link: str) -> None:
+    st = _materialise_nocache(repo, rel, oid, mode, link)
+    repo.stat_cache.record_many([(rel, st, oid)], written_by_us=True)
 
 
 def _checkout_file(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *, force: bool,
@@ -574,17 +580,25 @@ def _checkout_dir(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *,
             continue
         todo.append(e)
 
-    def work(batch: list[TreeEntry]) -> None:
+    def work(batch: list[TreeEntry]) -> list[tuple[str, os.stat_result, str]]:
+        rows = []
         for e in batch:
-            _materialise(repo, f"{art}/{e.path}", e.oid, e.mode, link)
+            rel = f"{art}/{e.path}"
+            rows.append((rel, _materialise_nocache(repo, rel, e.oid, e.mode, link), e.oid))
+        return rows
 
     batches = [todo[i:i + 64] for i in range(0, len(todo), 64)]
+    rows: list[tuple[str, os.stat_result, str]] = []
     if len(batches) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            list(pool.map(work, batches))
+            for r in pool.map(work, batches):
+                rows.extend(r)
     else:
         for b in batches:
-            work(b)
+            rows.extend(work(b))
+    repo.stat_cache.record_many(rows, written_by_us=True)  # one transaction, owning thread
     _prune_empty_dirs(root)
     if todo or changed:
         result.restored.append(art)

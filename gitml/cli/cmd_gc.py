@@ -13,6 +13,9 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--remote", nargs="?", const="", default=None, metavar="NAME",
                    help="collect garbage on a remote instead (needs --force to delete)")
     p.add_argument("-f", "--force", action="store_true", help="really delete on the remote")
+    p.add_argument("--grace-days", type=float, default=14.0,
+                   help="on a remote, keep unreachable objects younger than this (default 14): "
+                        "other clones may have pushed them for commits not fetched here")
     p.add_argument("--json", action="store_true")
 
 
@@ -25,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
         remote = open_named_remote(repo, args.remote or None)
         dry = args.dry_run or not args.force
-        res = gc.gc_remote(repo, remote, dry_run=dry)
+        res = gc.gc_remote(repo, remote, dry_run=dry, grace_seconds=args.grace_days * 86400)
     else:
         dry = args.dry_run
         res = gc.gc_local(repo, dry_run=dry)
@@ -35,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
         verb = "would delete" if dry else "deleted"
         print(f"{res.where}: {verb} {len(res.unreachable)} unreachable objects "
               f"({human_size(res.bytes)}); kept {res.reachable} reachable")
+        if res.recent:
+            print(f"kept {res.recent} unreachable objects younger than {args.grace_days:g} days "
+                  "(--grace-days 0 to include them)")
         if args.remote is not None and dry and not args.dry_run:
             print("nothing deleted: pass --force to delete on the remote")
     return 0

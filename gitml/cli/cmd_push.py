@@ -11,6 +11,9 @@ HELP = "upload artifacts to a remote"
 
 def register(p: argparse.ArgumentParser) -> None:
     add_selection_args(p)
+    p.add_argument("--verify-remote", action="store_true",
+                   help="ask the remote about every object instead of trusting what it is "
+                        "known to hold (after another clone's gc or a lost bucket)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         with progress(f"Pushing to {remote.name}", None, quiet=args.quiet or args.json,
                       unit="bytes") as bar:
-            stats = push_artifacts(repo, arts, remote=remote, jobs=args.jobs, advance=bar.advance)
+            stats = push_artifacts(repo, arts, remote=remote, jobs=args.jobs, advance=bar.advance,
+                                   verify=args.verify_remote)
     finally:
         remote.close()
     if args.json:

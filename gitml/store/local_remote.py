@@ -64,6 +64,14 @@ class LocalRemote(Remote):
                     continue
                 yield (rel / fn).as_posix()
 
+    def iter_key_info(self, prefix: str = "") -> Iterator[tuple[str, int, float]]:
+        for key in self.iter_keys(prefix):
+            try:
+                st = self._path(key).stat()
+            except FileNotFoundError:
+                continue
+            yield key, st.st_size, st.st_mtime
+
     def delete_many(self, keys: Iterable[str]) -> None:
         for k in keys:
             with contextlib.suppress(FileNotFoundError):

@@ -16,6 +16,7 @@ import contextlib
 import errno
 import io
 import os
+import queue
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -63,6 +64,8 @@ def _store_write_error(e: OSError, where: Path) -> GitMLError:
 
 
 class ObjectStore:
+    _reflink_works: bool | None = None  # learnt on the first copy
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.tmp_dir = root / "tmp"
@@ -105,7 +108,10 @@ class ObjectStore:
         """Make ``tmp`` read-only and rename it to ``dest`` (write-once: an existing object wins)."""
         try:
             os.chmod(tmp, 0o444)
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            fan = str(dest.parent)
+            if fan not in self._fans:
+                os.makedirs(fan, exist_ok=True)
+                self._fans.add(fan)
             os.replace(tmp, dest)
         except OSError as e:
             with contextlib.suppress(FileNotFoundError):
@@ -178,18 +184,42 @@ class ObjectStore:
         return self._put_chunked(stream)
 
     def _put_chunked(self, stream: BinaryIO) -> StoredFile:
+        """Chunk and hash on this thread while a second thread writes new chunks, so a large
+        add costs about max(chunking, writing) rather than their sum."""
         whole = new_hasher()
         refs: list[ChunkRef] = []
         size = new = 0
-        for view in chunking.iter_chunks(stream):
-            whole.update(view)
-            coid = hash_bytes(view)
-            refs.append(ChunkRef(coid, len(view)))
-            size += len(view)
-            dest = self.object_path(coid)
-            if not dest.exists():
-                self._write(dest, view)
-                new += len(view)
+        pending: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=16)
+        failures: list[BaseException] = []
+
+        def writer() -> None:
+            while (item := pending.get()) is not None:
+                if not failures:
+                    try:
+                        self.put_bytes(item[1], item[0])
+                    except BaseException as e:
+                        failures.append(e)
+
+        thread = threading.Thread(target=writer, name="gitml-chunk-writer", daemon=True)
+        thread.start()
+        queued: set[str] = set()
+        try:
+            for view in chunking.iter_chunks(stream):
+                if failures:
+                    break
+                whole.update(view)
+                coid = hash_bytes(view)
+                refs.append(ChunkRef(coid, len(view)))
+                size += len(view)
+                if coid not in queued and not os.path.exists(self._object_str(coid)):
+                    queued.add(coid)
+                    new += len(view)
+                    pending.put((coid, bytes(view)))  # a copy: the chunker reuses its buffer
+        finally:
+            pending.put(None)
+            thread.join()
+        if failures:
+            raise failures[0]
         oid = whole.hexdigest()
         if self.has_object(oid):  # the same bytes were once stored whole
             return StoredFile(oid, size, new)
@@ -197,6 +227,18 @@ class ObjectStore:
         if not dest.exists():
             self._write(dest, chunking.dumps(size, refs))
         return StoredFile(oid, size, new)
+
+    def _object_str(self, oid: str) -> str:
+        return f"{self.root}/{OBJECTS}/{oid[:2]}/{oid[2:]}"
+
+    def temp_path_beside(self, dest: Path) -> Path:
+        """A private temp name in ``dest``'s own folder (created if needed): renaming it into
+        place is then a same-folder rename."""
+        fan = str(dest.parent)
+        if fan not in self._fans:
+            os.makedirs(fan, exist_ok=True)
+            self._fans.add(fan)
+        return dest.parent / f".{dest.name}.{os.getpid()}.{threading.get_ident()}.incomplete"
 
     def put_file(self, path: Path | str) -> StoredFile:
         with open(path, "rb", buffering=0) as f:
@@ -253,7 +295,11 @@ class ObjectStore:
                 tmp.unlink()
                 os.link(src, tmp)  # the store copy is read-only: edits can't reach the store
             elif src.is_file() and link in ("copy", "reflink", "auto"):
-                if not try_reflink(src, tmp):
+                cloned = False
+                if ObjectStore._reflink_works is not False:
+                    cloned = try_reflink(src, tmp)
+                    ObjectStore._reflink_works = cloned  # one failure: this fs can't
+                if not cloned:
                     with open(src, "rb") as s, open(tmp, "wb") as d:
                         _copy_stream(s, d)
                 os.chmod(tmp, mode & 0o777)

@@ -53,6 +53,12 @@ class Remote(ABC):
     def delete_many(self, keys: Iterable[str]) -> None:
         """Delete keys; absent keys are not an error."""
 
+    def iter_key_info(self, prefix: str = "") -> Iterator[tuple[str, int, float]]:
+        """``(key, size, last-modified epoch seconds)`` for every key under ``prefix``.
+        Implementations override this when a listing gives sizes and times for free."""
+        for key in self.iter_keys(prefix):
+            yield key, self.key_size(key) or 0, 0.0
+
     def key_size(self, key: str) -> int | None:
         """Size in bytes of a key, or None when unknown/absent (used to report gc savings)."""
         return None

@@ -47,7 +47,8 @@ class StatCache:
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+            conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None,
+                                   check_same_thread=False)
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
@@ -57,7 +58,8 @@ class StatCache:
                 conn.close()
                 for suffix in ("", "-wal", "-shm"):
                     Path(str(self.db_path) + suffix).unlink(missing_ok=True)
-                conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+                conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None,
+                                       check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(_SCHEMA)
             self._conn = conn

@@ -135,7 +135,9 @@ def artifact_keys(store: ObjectStore, arts: Iterable[Artifact]) -> tuple[list[st
 
 
 def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known: KnownIndex,
-         jobs: int | None, advance: Advance | None = None) -> TransferStats:
+         jobs: int | None, advance: Advance | None = None, verify: bool = False) -> TransferStats:
+    """Upload what ``remote`` lacks. ``verify`` asks the remote about every key instead of
+    trusting the known-keys index (after someone else's gc, or a lost bucket)."""
     leaves, roots, missing = artifact_keys(store, arts)
     if missing:
         raise ObjectMissingError(
@@ -143,9 +145,11 @@ def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known:
             "run `git ml add` on them (or `git ml fetch` from where they are) before pushing")
     stats = TransferStats(remote.name)
     all_keys = leaves + roots
-    unknown = [k for k in all_keys if k not in known.keys]
+    unknown = all_keys if verify else [k for k in all_keys if k not in known.keys]
     if unknown:
         present = remote.has_many(unknown)
+        if verify:
+            known.forget([k for k in unknown if k not in present])
         known.add(present)
     todo_leaves = [k for k in leaves if k not in known.keys]
     todo_roots = [k for k in roots if k not in known.keys]
@@ -186,8 +190,8 @@ def _download_verified(store: ObjectStore, remote: Remote, key: str) -> int:
     if parsed is None:
         raise GitMLError(f"remote '{remote.name}' returned a bad key {key!r}")
     kind, oid = parsed
-    fd, tmp_name = _tmp(store)
-    tmp = Path(tmp_name)
+    dest = store.path_of_key(key)
+    tmp = store.temp_path_beside(dest)
     try:
         remote.get_file(key, tmp)
         size = tmp.stat().st_size
@@ -200,19 +204,11 @@ def _download_verified(store: ObjectStore, remote: Remote, key: str) -> int:
                     "the remote copy is bad: push it again from a clone that has it")
         else:
             chunking.loads(tmp.read_bytes(), oid)  # well-formed; content verified after chunks
-        store.install_tmp(tmp, store.path_of_key(key))
+        store.install_tmp(tmp, dest)
         return size
     finally:
-        os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-
-
-def _tmp(store: ObjectStore) -> tuple[int, str]:
-    import tempfile
-
-    store.tmp_dir.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix="dl-", suffix=".incomplete", dir=store.tmp_dir)
 
 
 def fetch(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known: KnownIndex,
