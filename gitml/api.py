@@ -92,11 +92,16 @@ def materialize(path: str, rev: str | None = None, repo: MLRepo | None = None) -
     ``<ml dir>/cache/materialized/``.
     """
     repo = repo or MLRepo.discover()
-    oid = _resolve_oid(repo, path, rev)
+    return local_path_of(repo, _resolve_oid(repo, path, rev))
+
+
+def local_path_of(repo: MLRepo, oid: str) -> Path:
+    """A read-only local file holding content ``oid`` (which must be in the store)."""
     obj = repo.store.object_path(oid)
     if obj.is_file():
         return obj
     dest = repo.ml_dir / "cache" / "materialized" / oid
     if not dest.is_file():
+        dest.parent.mkdir(parents=True, exist_ok=True)
         repo.store.copy_to(oid, dest, mode=0o444)
     return dest

@@ -18,9 +18,6 @@ from gitml.errors import ConfigError
 from gitml.store.fsutil import atomic_write_bytes
 from gitml.store.remote import SECRET_OPTIONS
 
-COMMITTED_DIR = ".gitml"
-COMMITTED_NAME = "config.toml"
-
 
 def _load(path: Path) -> dict[str, Any]:
     try:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gitml.config import COMMITTED_DIR, COMMITTED_NAME, Config
 from gitml.errors import GitMLError, NotARepositoryError
 from gitml.git.repo import GitRepo
+from gitml.layout import COMMITTED_DIR, COMMITTED_NAME, ML_DIR
 from gitml.store.objects import ObjectStore
 from gitml.store.stat_cache import StatCache
 
-ML_DIR = "ml"
+if TYPE_CHECKING:
+    from gitml.config import Config
+
+
 
 
 class MLRepo:
@@ -38,6 +42,8 @@ class MLRepo:
 
     @cached_property
     def config(self) -> Config:
+        from gitml.config import Config
+
         return Config(self.workdir / COMMITTED_DIR / COMMITTED_NAME, self.ml_dir / "config.local.toml")
 
     def relpath(self, path: Path | str) -> str:

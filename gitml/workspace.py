@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat as stat_mod
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from gitml.errors import GitMLError, ObjectMissingError, PointerError, UsageErro
 from gitml.repo import MLRepo
 from gitml.store import pointer as ptr
 from gitml.store.fsutil import atomic_write_text, file_lock
-from gitml.store.ids import hash_bytes
+from gitml.store.ids import hash_bytes, new_hasher
 from gitml.store.pointer import Pointer
 from gitml.store.stat_cache import trusted
 from gitml.store.tree import TreeEntry
@@ -165,12 +166,19 @@ class _DirScan:
 
 
 def _fingerprint(walked: list[tuple[str, str, os.stat_result]]) -> tuple[str, int]:
-    """(hash of every member's path and stat, newest mtime)."""
-    walked.sort(key=lambda w: w[0])
-    text = "".join(f"{r}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
-                   f"\0{st.st_mode & 0o111}\n" for r, _, st in walked)
-    newest = max((st.st_mtime_ns for _, _, st in walked), default=0)
-    return hash_bytes(text.encode("utf-8", "surrogateescape")), newest
+    """(hash of every member's path, size, mtime and ctime in walk order; newest mtime).
+
+    Not sorted: readdir order is stable while a folder is unchanged, and a different order
+    only costs a full scan, never a wrong answer. Any rewrite, rename-over or chmod moves
+    ctime, so size/mtime/ctime identify a file's state without its inode."""
+    names = "\0".join([w[0] for w in walked]).encode("utf-8", "surrogateescape")
+    mtimes = array("q", [w[2].st_mtime_ns for w in walked])
+    hasher = new_hasher()
+    hasher.update(names)
+    hasher.update(mtimes.tobytes())
+    hasher.update(array("q", [w[2].st_ctime_ns for w in walked]).tobytes())
+    hasher.update(array("q", [w[2].st_size for w in walked]).tobytes())
+    return hasher.hexdigest(), max(mtimes, default=0)
 
 
 def _scan_dir(repo: MLRepo, rel: str, *, store: bool, jobs: int,
@@ -505,13 +513,19 @@ def _is_saved(repo: MLRepo, oid: str | None) -> bool:
     return oid is not None and repo.store.has(oid)
 
 
-def _materialise_nocache(repo: MLRepo, rel: str, oid: str, mode: int, link: str) -> os.stat_result:
-    dest = repo.abspath(rel)
+def _materialise_nocache(repo: MLRepo, rel: str, oid: str, mode: int, link: str,
+                         made_dirs: set[str] | None = None) -> os.stat_result:
+    dest = f"{repo.workdir}/{rel}"
+    folder = dest.rpartition("/")[0]
     try:
+        if made_dirs is None or folder not in made_dirs:
+            os.makedirs(folder, exist_ok=True)
+            if made_dirs is not None:
+                made_dirs.add(folder)
         repo.store.copy_to(oid, dest, mode=mode, link=link)
+        return os.stat(dest)
     except OSError as e:
         raise GitMLError(f"cannot write {rel}: {e.strerror}") from e
-    return dest.stat()
 
 
 def _materialise(repo: MLRepo, rel: str, oid: str, mode: int, link: str) -> None:
@@ -584,11 +598,12 @@ def _checkout_dir(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *,
         rows = []
         for e in batch:
             rel = f"{art}/{e.path}"
-            rows.append((rel, _materialise_nocache(repo, rel, e.oid, e.mode, link), e.oid))
+            rows.append((rel, _materialise_nocache(repo, rel, e.oid, e.mode, link, made_dirs), e.oid))
         return rows
 
     batches = [todo[i:i + 64] for i in range(0, len(todo), 64)]
     rows: list[tuple[str, os.stat_result, str]] = []
+    made_dirs: set[str] = set()  # shared by the threads: set.add is atomic
     if len(batches) > 1:
         from concurrent.futures import ThreadPoolExecutor
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 
 from gitml.cli.output import say
-from gitml.config import COMMITTED_DIR, COMMITTED_NAME
+from gitml.layout import COMMITTED_DIR, COMMITTED_NAME
 from gitml.repo import MLRepo
 
 HELP = "set up gitml in this Git repository"

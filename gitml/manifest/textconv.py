@@ -14,18 +14,13 @@ TEXTCONV_MAX_CSV = 256 * 1024 * 1024  # `git log -p` must stay quick: bigger CSV
 
 
 def _content_path(repo: object, oid: str) -> Path | None:
+    from gitml.api import local_path_of
     from gitml.repo import MLRepo
 
     assert isinstance(repo, MLRepo)
-    obj = repo.store.object_path(oid)
-    if obj.is_file():
-        return obj
     if not repo.store.has(oid):
         return None
-    dest = repo.ml_dir / "cache" / "materialized" / oid
-    if not dest.is_file():
-        repo.store.copy_to(oid, dest, mode=0o444)
-    return dest
+    return local_path_of(repo, oid)
 
 
 def main(path: str) -> int:

@@ -6,7 +6,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,31 +36,6 @@ def atomic_write_bytes(dest: Path, data: bytes, *, readonly: bool = False) -> No
 
 def atomic_write_text(dest: Path, text: str) -> None:
     atomic_write_bytes(dest, text.encode("utf-8"))
-
-
-def try_reflink(src: Path, dest: Path) -> bool:
-    """Clone ``src`` into the (new, empty) file ``dest``; False when the fs cannot."""
-    try:
-        with open(src, "rb") as s, open(dest, "wb") as d:
-            fcntl.ioctl(d.fileno(), FICLONE, s.fileno())
-        return True
-    except OSError:
-        return False
-
-
-def atomic_copy(src: Path, dest: Path, *, readonly: bool = False, reflink: bool = False) -> None:
-    """Copy ``src`` to ``dest`` through a temp file in ``dest``'s folder and a rename."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(dest)
-    try:
-        if not (reflink and try_reflink(src, tmp)):
-            shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o444 if readonly else 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from gitml.errors import CorruptObjectError, GitMLError, ObjectMissingError
 from gitml.store import chunking, tree
-from gitml.store.ids import hash_file
+from gitml.store.ids import hash_bytes, hash_file
 from gitml.store.objects import CHUNKED, OBJECTS, ObjectStore, key_for, parse_key
 from gitml.store.pointer import Pointer
 from gitml.store.remote import Remote
@@ -190,25 +190,35 @@ def _download_verified(store: ObjectStore, remote: Remote, key: str) -> int:
     if parsed is None:
         raise GitMLError(f"remote '{remote.name}' returned a bad key {key!r}")
     kind, oid = parsed
+    if kind == OBJECTS:
+        data = remote.get_bytes(key)
+        if data is not None:  # verify in memory, then one write into the store
+            _verify(hash_bytes(data), oid, remote)
+            store.put_bytes(data, oid)
+            return len(data)
     dest = store.path_of_key(key)
     tmp = store.temp_path_beside(dest)
     try:
         remote.get_file(key, tmp)
         size = tmp.stat().st_size
         if kind == OBJECTS:
-            actual, _ = hash_file(tmp)
-            if actual != oid:
-                raise CorruptObjectError(
-                    f"object {oid} from remote '{remote.name}' is damaged (its bytes hash to "
-                    f"{actual}); nothing was kept",
-                    "the remote copy is bad: push it again from a clone that has it")
+            _verify(hash_file(tmp)[0], oid, remote)
         else:
             chunking.loads(tmp.read_bytes(), oid)  # well-formed; content verified after chunks
         store.install_tmp(tmp, dest)
         return size
-    finally:
+    except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        raise
+
+
+def _verify(actual: str, oid: str, remote: Remote) -> None:
+    if actual != oid:
+        raise CorruptObjectError(
+            f"object {oid} from remote '{remote.name}' is damaged (its bytes hash to "
+            f"{actual}); nothing was kept",
+            "the remote copy is bad: push it again from a clone that has it")
 
 
 def fetch(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known: KnownIndex,
