@@ -384,8 +384,29 @@ def _try_clone(src: object, dst: io.FileIO) -> bool:
 
 
 def _copy_stream(src: BinaryIO, dst: BinaryIO) -> None:
+    """Copy in the kernel (copy_file_range) where possible: no bytes through Python."""
+    if isinstance(src, _ChunkReader):
+        for path in src.remaining_paths():
+            with open(path, "rb", buffering=0) as chunk:
+                _copy_stream(chunk, dst)  # type: ignore[arg-type]
+        return
+    if isinstance(src, io.FileIO) and _kernel_copy(src.fileno(), dst.fileno()):
+        return
     while block := src.read(8 << 20):
         dst.write(block)
+
+
+def _kernel_copy(src_fd: int, dst_fd: int) -> bool:
+    """Copy the rest of ``src_fd`` into ``dst_fd``; False (nothing copied) when unsupported."""
+    copied = 0
+    try:
+        while n := os.copy_file_range(src_fd, dst_fd, 1 << 30):
+            copied += n
+    except OSError:
+        if copied:
+            raise
+        return False
+    return True
 
 
 class _Prefixed(io.RawIOBase):
@@ -418,6 +439,13 @@ class _ChunkReader(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def remaining_paths(self) -> Iterator[Path]:
+        """Paths of the chunks not read yet (for kernel-side copies)."""
+        if self._current is not None:
+            raise RuntimeError("remaining_paths() after a partial read")
+        for ref in self._chunks:
+            yield self._store.object_path(ref.oid)
 
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         while True:
