@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from gitml.cli.cmd_check import add_place_args, fmt, print_gates, run_models
-from gitml.cli.output import print_json, print_table
+from gitml.cli.cmd_check import add_place_args, fmt, machine_output, print_gates, run_models
+from gitml.cli.output import print_table
 
 HELP = "fairness metrics per sensitive attribute"
 
@@ -18,12 +18,10 @@ def register(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     results = run_models(args, ("bias",), [args.model] if args.model else None)
+    code = machine_output(args, results)
+    if code is not None:
+        return code
     ok = all(r.passed for r in results)
-    if args.json:
-        print_json({"passed": ok, "models": [r.to_dict() | {"cached": r.cached} for r in results]})
-        return 0 if ok else 1
-    if args.quiet:
-        return 0 if ok else 1
     for res in results:
         if not res.results:
             print(f"{res.model}: no sensitive attributes declared (sensitive = [...])")

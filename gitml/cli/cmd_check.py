@@ -61,6 +61,18 @@ def run_models(args: argparse.Namespace, gates: tuple[str, ...], names: list[str
                       gates=gates, use_cache=not args.no_cache)
 
 
+def machine_output(args: argparse.Namespace, results: list[ModelResult]) -> int | None:
+    """With --json or -q: print the JSON (or nothing) and return the exit code. None means
+    the command goes on to print its human report."""
+    ok = all(r.passed for r in results)
+    if args.json:
+        print_json({"passed": ok, "models": [r.to_dict() | {"cached": r.cached} for r in results]})
+        return 0 if ok else 1
+    if args.quiet:
+        return 0 if ok else 1
+    return None
+
+
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("models", nargs="*", metavar="MODEL", help="models to check (default: all)")
     add_place_args(p)
@@ -79,10 +91,9 @@ def run(args: argparse.Namespace) -> int:
         repo = MLRepo.discover()
         for res in results:
             write_results(repo.workdir, res)
-    if args.json:
-        print_json({"passed": all(r.passed for r in results),
-                    "models": [r.to_dict() | {"cached": r.cached} for r in results]})
-    elif not args.quiet:
-        for res in results:
-            print_gates(res)
+    code = machine_output(args, results)
+    if code is not None:
+        return code
+    for res in results:
+        print_gates(res)
     return 0 if all(r.passed for r in results) else 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from gitml.cli.cmd_check import add_place_args, fmt, print_gates, run_models
-from gitml.cli.output import print_json, print_table
+from gitml.cli.cmd_check import add_place_args, fmt, machine_output, print_gates, run_models
+from gitml.cli.output import print_table
 
 HELP = "evaluate a model: metrics and gates"
 
@@ -17,12 +17,9 @@ def register(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     results = run_models(args, ("eval",), [args.model] if args.model else None)
-    if args.json:
-        print_json({"passed": all(r.passed for r in results),
-                    "models": [r.to_dict() | {"cached": r.cached} for r in results]})
-        return 0 if all(r.passed for r in results) else 1
-    if args.quiet:
-        return 0 if all(r.passed for r in results) else 1
+    code = machine_output(args, results)
+    if code is not None:
+        return code
     for res in results:
         thr = next((g for g in res.results if g.gate == "eval.threshold"), None)
         reg = next((g for g in res.results if g.gate == "eval.regression"), None)

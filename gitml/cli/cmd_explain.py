@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from gitml.cli.cmd_check import add_place_args, fmt, print_gates, run_models
+from gitml.cli.cmd_check import add_place_args, fmt, machine_output, print_gates, run_models
 from gitml.cli.output import print_json, print_table
 
 HELP = "SHAP explanations: global importance or one prediction"
@@ -47,12 +47,10 @@ def run(args: argparse.Namespace) -> int:
     if args.row is not None:
         return _row(args)
     results = run_models(args, ("explain",), [args.model] if args.model else None)
+    code = machine_output(args, results)
+    if code is not None:
+        return code
     ok = all(r.passed for r in results)
-    if args.json:
-        print_json({"passed": ok, "models": [r.to_dict() | {"cached": r.cached} for r in results]})
-        return 0 if ok else 1
-    if args.quiet:
-        return 0 if ok else 1
     for res in results:
         for g in res.results:
             m = g.metrics

@@ -8,7 +8,7 @@ the ones that changed. Parsed blobs can be cached by blob id by the caller.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pygit2
@@ -163,19 +163,22 @@ def blob_at(raw: pygit2.Repository, rev: str, path: str) -> bytes | None:
 
 def pointer_blobs(raw: pygit2.Repository, rev: str) -> dict[str, bytes]:
     """Every pointer file at ``rev``: pointer path -> bytes."""
-    tree = peel_commit(raw, rev).tree
-    out: dict[str, bytes] = {}
-    stack: list[tuple[pygit2.Tree, str]] = [(tree, "")]
+    return {path: blob(raw, oid) for path, oid in
+            _walk_blobs(raw, rev, lambda path: path.endswith(POINTER_SUFFIX))}
+
+
+def _walk_blobs(raw: pygit2.Repository, rev: str,
+                wanted: Callable[[str], bool]) -> Iterator[tuple[str, pygit2.Oid]]:
+    """(path, blob id) of every blob at ``rev`` whose path ``wanted`` accepts."""
+    stack: list[tuple[pygit2.Tree, str]] = [(peel_commit(raw, rev).tree, "")]
     while stack:
         t, prefix = stack.pop()
         for e in t:
             path = prefix + str(e.name)
             if e.type == _TREE:
-                if path != ".git":
-                    stack.append((_tree_obj(raw, e.id), path + "/"))
-            elif e.type == _BLOB and path.endswith(POINTER_SUFFIX):
-                out[path] = blob(raw, e.id)
-    return out
+                stack.append((_tree_obj(raw, e.id), path + "/"))
+            elif e.type == _BLOB and wanted(path):
+                yield path, e.id
 
 
 def last_change(raw: pygit2.Repository, rev: str, path: str, limit: int = 5000) -> str | None:
@@ -215,18 +218,7 @@ def is_manifest_path(path: str) -> bool:
 
 def tree_manifest_entries(raw: pygit2.Repository, rev: str) -> dict[str, str]:
     """path -> Git blob id of every pointer and manifest file at ``rev``."""
-    tree = peel_commit(raw, rev).tree
-    out: dict[str, str] = {}
-    stack: list[tuple[pygit2.Tree, str]] = [(tree, "")]
-    while stack:
-        t, prefix = stack.pop()
-        for e in t:
-            path = prefix + str(e.name)
-            if e.type == _TREE:
-                stack.append((_tree_obj(raw, e.id), path + "/"))
-            elif e.type == _BLOB and is_manifest_path(path):
-                out[path] = str(e.id)
-    return out
+    return {path: str(oid) for path, oid in _walk_blobs(raw, rev, is_manifest_path)}
 
 
 def index_manifest_entries(index: pygit2.Index) -> dict[str, str]:
