@@ -57,8 +57,14 @@ def run_models(args: argparse.Namespace, gates: tuple[str, ...], names: list[str
     from gitml.repo import MLRepo
 
     repo = MLRepo.discover()
-    return run_checks(repo, names, rev=args.rev, staged=bool(args.staged), against=args.against,
-                      gates=gates, use_cache=not args.no_cache)
+    results = run_checks(repo, names, rev=args.rev, staged=bool(args.staged), against=args.against,
+                         gates=gates, use_cache=not args.no_cache)
+    if not results and not names:
+        from gitml.errors import ConfigError
+
+        raise ConfigError("no models are declared in .gitml/config.toml",
+                          "add a [models.NAME] table with path, data, target and task")
+    return results
 
 
 def machine_output(args: argparse.Namespace, results: list[ModelResult]) -> int | None:
