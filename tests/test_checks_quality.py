@@ -108,7 +108,7 @@ def test_parquet_footer_profile_matches_dataframe(tmp_path: Path, arrests: pd.Da
 
 
 def test_large_parquet_validated_in_seconds(tmp_path: Path) -> None:
-    """~150 MB of float/int/string columns (uncompressed): the footer answers rows, schema,
+    """~290 MB of float/int/string columns (uncompressed): the footer answers rows, schema,
     nulls and ranges; only a sample and the dictionary of the string column are read. (The
     1 GB figure in the issue note comes from the same code at groups = 14.)"""
     import pyarrow as pa
@@ -116,7 +116,7 @@ def test_large_parquet_validated_in_seconds(tmp_path: Path) -> None:
 
     rng = np.random.default_rng(0)
     rows_per_group = 1_000_000
-    groups = 2
+    groups = 4
     path = tmp_path / "big.parquet"
     schema = pa.schema([(f"f{i}", pa.float64()) for i in range(8)]
                        + [("n", pa.int64()), ("cat", pa.dictionary(pa.int32(), pa.string()))])
@@ -130,7 +130,7 @@ def test_large_parquet_validated_in_seconds(tmp_path: Path) -> None:
         for _ in range(groups):
             w.write_table(tbl)
     size = path.stat().st_size
-    assert size > 0.1e9
+    assert size > 0.27e9  # above the 256 MB limit for loading whole files
     prev = profile_parquet(path)
     t0 = time.perf_counter()
     cur = profile_parquet(path, prev)
