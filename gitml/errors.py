@@ -51,7 +51,3 @@ class CorruptObjectError(GitMLError):
 
 class RemoteError(GitMLError):
     """A remote that cannot be reached, read or written."""
-
-
-class GateFailedError(GitMLError):
-    """A quality gate blocked a commit or a deploy."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitml.errors import GitMLError, ObjectMissingError, PointerError, UsageError
+from gitml.errors import GitMLError, PointerError, UsageError
 from gitml.repo import MLRepo
 from gitml.store import pointer as ptr
 from gitml.store.fsutil import atomic_write_text, file_lock
@@ -626,9 +626,3 @@ def _prune_empty_dirs(root: Path) -> None:
         if dirpath != str(root) and not dirnames and not filenames:
             with contextlib.suppress(OSError):
                 os.rmdir(dirpath)
-
-
-def require_in_store(repo: MLRepo, oid: str, what: str) -> None:
-    if not repo.store.has(oid):
-        raise ObjectMissingError(f"{what}: content {oid} is not in the local store",
-                                 "run `git ml pull`")

@@ -385,12 +385,3 @@ def history_from_git(repo: MLRepo, name: str, metric: str, rev: str = "HEAD",
         if value is not None and math.isfinite(value):
             out.append((v.commit, value))
     return out
-
-
-def available_metrics(repo: MLRepo, name: str, rev: str = "HEAD", source: str = "checks") -> list[str]:
-    """Metric names found in the newest version of the results/run record."""
-    path = f".gitml/checks/{name}.json" if source == "checks" else f".gitml/runs/{name}.json"
-    data = repo.git.read_blob(rev, path)
-    if data is None:
-        return []
-    return sorted((metrics_from_checks if source == "checks" else metrics_from_run)(data))

@@ -69,10 +69,6 @@ class ModelSpec:
         return f"models.{self.name}.{sub}"
 
     @property
-    def metric_names(self) -> tuple[str, ...]:
-        return CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
-
-    @property
     def confidence(self) -> float:
         return float(self.gates.get("confidence", 0.95))
 

@@ -165,11 +165,3 @@ def write_results(workdir: Path, result: ModelResult) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, result.dumps().encode())
     return path
-
-
-def read_results(workdir: Path, model: str) -> ModelResult | None:
-    path = workdir / results_relpath(model)
-    try:
-        return ModelResult.from_dict(json.loads(path.read_text()))
-    except (OSError, ValueError, KeyError):
-        return None

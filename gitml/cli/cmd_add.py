@@ -5,8 +5,6 @@ import argparse
 from gitml.cli.output import human_size, print_json, progress
 from gitml.repo import MLRepo
 
-HELP = "put files or folders in the store and stage their pointers"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", help="files or folders to version")

@@ -8,8 +8,6 @@ import argparse
 from gitml.cli.cmd_check import add_place_args, fmt, machine_output, print_gates, run_models
 from gitml.cli.output import print_table
 
-HELP = "fairness metrics per sensitive attribute"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", metavar="MODEL", help="declared model (default: all)")

@@ -13,8 +13,6 @@ from gitml.cli.output import print_json, print_table
 if TYPE_CHECKING:
     from gitml.checks.results import GateResult, ModelResult
 
-HELP = "run every gate (what the commit hook runs)"
-
 
 def add_place_args(p: argparse.ArgumentParser) -> None:
     """--rev / --staged: where the model and data are read (default: the work tree)."""

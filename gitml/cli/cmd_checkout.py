@@ -10,8 +10,6 @@ from gitml.repo import MLRepo
 if TYPE_CHECKING:
     from gitml.workspace import CheckoutResult
 
-HELP = "materialise the artifacts the current commit points to"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="*", help="limit to these artifacts")

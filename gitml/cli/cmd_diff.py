@@ -5,8 +5,6 @@ from typing import Any
 
 from gitml.cli.output import console, human_size, print_json
 
-HELP = "compare metrics, params, environment and data of two commits"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", nargs="?", default=None, help="old commit (default: the parent of B)")

@@ -9,8 +9,6 @@ from typing import Any
 
 from gitml.errors import UsageError
 
-HELP = "data drift between a reference and a current data set"
-
 TABLE_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".jsonl", ".ndjson", ".feather", ".arrow")
 
 

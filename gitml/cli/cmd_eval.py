@@ -7,8 +7,6 @@ import argparse
 from gitml.cli.cmd_check import add_place_args, fmt, machine_output, print_gates, run_models
 from gitml.cli.output import print_table
 
-HELP = "evaluate a model: metrics and gates"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", metavar="MODEL", help="declared model (default: all)")

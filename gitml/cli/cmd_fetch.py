@@ -10,8 +10,6 @@ from gitml.repo import MLRepo
 if TYPE_CHECKING:
     from gitml.store.transfer import TransferStats
 
-HELP = "download artifacts from a remote into the store"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     add_selection_args(p)

@@ -6,8 +6,6 @@ import sys
 from gitml.cli.output import print_json, progress
 from gitml.repo import MLRepo
 
-HELP = "verify every object against its id"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-j", "--jobs", type=int, default=4)

@@ -5,8 +5,6 @@ import argparse
 from gitml.cli.output import human_size, print_json
 from gitml.repo import MLRepo
 
-HELP = "delete store objects no ref, stash or worktree reaches"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", "--dry-run", action="store_true", help="only report what would go")

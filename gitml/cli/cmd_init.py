@@ -6,8 +6,6 @@ from gitml.cli.output import say
 from gitml.layout import COMMITTED_DIR, COMMITTED_NAME
 from gitml.repo import MLRepo
 
-HELP = "set up gitml in this Git repository"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-hooks", action="store_true", help="do not install the Git hooks")

@@ -5,8 +5,6 @@ import argparse
 from gitml.cli.output import say
 from gitml.repo import MLRepo
 
-HELP = "install the Git hooks (chains existing ones)"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     pass

@@ -4,8 +4,6 @@ import argparse
 
 from gitml.cli.output import print_json
 
-HELP = "draw where an artifact came from"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", nargs="?", default=None, help="artifact (default: the whole graph)")

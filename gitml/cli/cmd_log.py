@@ -5,8 +5,6 @@ import time
 
 from gitml.cli.output import print_json, print_table
 
-HELP = "commits with the artifacts they changed and their key metrics"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("rev", nargs="?", default="HEAD", help="start from this revision (default HEAD)")

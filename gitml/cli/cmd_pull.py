@@ -8,8 +8,6 @@ from gitml.cli.output import human_size, print_json
 from gitml.cli.transfer_common import add_selection_args
 from gitml.repo import MLRepo
 
-HELP = "fetch, then checkout"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     add_selection_args(p)

@@ -6,8 +6,6 @@ from gitml.cli.output import human_size, print_json, progress
 from gitml.cli.transfer_common import add_selection_args, selected_artifacts
 from gitml.repo import MLRepo
 
-HELP = "upload artifacts to a remote"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     add_selection_args(p)

@@ -7,8 +7,6 @@ from gitml.errors import UsageError
 from gitml.repo import MLRepo
 from gitml.store.remote import SECRET_OPTIONS
 
-HELP = "add, list, modify or remove remotes"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION")

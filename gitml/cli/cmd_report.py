@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "write one self-contained HTML report"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("rev", nargs="?", default="HEAD", metavar="REV",

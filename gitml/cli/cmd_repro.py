@@ -4,8 +4,6 @@ import argparse
 
 from gitml.cli.output import print_json
 
-HELP = "re-run the stages whose inputs changed"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("stages", nargs="*", help="only these stages (and what they depend on)")

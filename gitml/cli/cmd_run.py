@@ -5,8 +5,6 @@ import sys
 
 from gitml.cli.output import print_json
 
-HELP = "run a command and record its lineage, environment and metrics"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", "--name", dest="stage", help="stage name (default: the script's name)")

@@ -5,8 +5,6 @@ import time
 
 from gitml.cli.output import console, human_size, print_json
 
-HELP = "the full manifest of a commit"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("rev", nargs="?", default="HEAD", help="the commit (default HEAD)")

@@ -5,8 +5,6 @@ import argparse
 from gitml.cli.output import print_json
 from gitml.repo import MLRepo
 
-HELP = "show which artifacts are modified, missing or not in the store"
-
 _HINT = {
     "modified": "run `git ml add {path}` to save, or `git ml checkout --force {path}` to discard",
     "missing": "run `git ml checkout {path}`",

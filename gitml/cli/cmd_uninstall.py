@@ -5,8 +5,6 @@ import argparse
 from gitml.cli.output import say
 from gitml.repo import MLRepo
 
-HELP = "remove the Git hooks gitml installed"
-
 
 def register(p: argparse.ArgumentParser) -> None:
     pass

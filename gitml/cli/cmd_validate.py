@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-HELP = "data quality against rules and the previous version"
-
 TABLE_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".jsonl", ".ndjson", ".feather", ".arrow")
 
 

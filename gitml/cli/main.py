@@ -1,8 +1,9 @@
 """`git ml` entry point: argument parsing, command dispatch and the one error handler.
 
-Every command lives in its own module ``gitml.cli.cmd_<name>`` exposing ``HELP``,
-``register(parser)`` and ``run(args) -> int``. Only the module of the command being run
-is imported, so heavy libraries never slow down other commands.
+Every command lives in its own module ``gitml.cli.cmd_<name>`` exposing ``register(parser)``
+and ``run(args) -> int``; its one-line help is in ``COMMANDS`` below, so listing commands
+imports none of them. Only the module of the command being run is imported, so heavy
+libraries never slow down other commands.
 """
 
 from __future__ import annotations

@@ -136,22 +136,6 @@ def _tree_obj(raw: pygit2.Repository, tree_id: pygit2.Oid) -> pygit2.Tree:
     return obj
 
 
-def files_under(raw: pygit2.Repository, rev: str, folder: str) -> dict[str, str]:
-    """path -> blob id of every file directly in ``folder`` at ``rev`` (empty if absent)."""
-    tree = peel_commit(raw, rev).tree
-    try:
-        sub = tree[folder]
-    except KeyError:
-        return {}
-    if sub.type != _TREE:
-        return {}
-    out: dict[str, str] = {}
-    for e in _tree_obj(raw, sub.id):
-        if e.type == _BLOB:
-            out[f"{folder.rstrip('/')}/{e.name}"] = str(e.id)
-    return out
-
-
 def blob_at(raw: pygit2.Repository, rev: str, path: str) -> bytes | None:
     tree = peel_commit(raw, rev).tree
     try:
@@ -159,12 +143,6 @@ def blob_at(raw: pygit2.Repository, rev: str, path: str) -> bytes | None:
     except KeyError:
         return None
     return blob(raw, obj.id) if obj.type == _BLOB else None
-
-
-def pointer_blobs(raw: pygit2.Repository, rev: str) -> dict[str, bytes]:
-    """Every pointer file at ``rev``: pointer path -> bytes."""
-    return {path: blob(raw, oid) for path, oid in
-            _walk_blobs(raw, rev, lambda path: path.endswith(POINTER_SUFFIX))}
 
 
 def _walk_blobs(raw: pygit2.Repository, rev: str,

@@ -103,11 +103,6 @@ class GitRepo:
                                  "the files are stored; run `git add` on their pointers")
             time.sleep(0.15)
 
-    def unstage_remove(self, paths: Iterable[str]) -> None:
-        paths = list(paths)
-        if paths:
-            self.run_git("rm", "--cached", "-q", "--ignore-unmatch", "--", *paths)
-
     def tags(self, pattern: str = "*") -> list[str]:
         """Tag names matching a glob, newest first (by creation date)."""
         out = self.run_git("tag", "--list", pattern, "--sort=-creatordate", check=False)
@@ -331,11 +326,3 @@ class GitRepo:
         if self.index_file is not None:
             files.append(self.index_file)
         return [f for f in files if f.is_file()]
-
-
-def _common_dir(git_dir: Path) -> Path:
-    marker = git_dir / "commondir"
-    if marker.is_file():
-        rel = marker.read_text().strip()
-        return (git_dir / rel).resolve()
-    return git_dir

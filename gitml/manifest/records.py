@@ -107,12 +107,6 @@ class RunRecord:
     def dumps(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
-    def output_paths(self) -> list[str]:
-        return [o.path for o in self.outputs]
-
-    def input_paths(self) -> list[str]:
-        return [i.path for i in self.inputs]
-
 
 class _Reader:
     """Typed field access that raises one-line errors naming the file and the field."""

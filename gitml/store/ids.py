@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
 import xxhash
 
-ID_HEX_LEN = 32
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
 READ_BLOCK = 8 * 1024 * 1024
 
@@ -62,10 +60,3 @@ def hash_file(path: Path | str) -> tuple[str, int]:
                 return xxhash.xxh3_128_hexdigest(data), len(data)
             f.seek(0)
         return hash_stream(f)  # type: ignore[arg-type]
-
-
-def hash_chunks(chunks: Iterable[bytes | memoryview]) -> str:
-    hasher = xxhash.xxh3_128()
-    for c in chunks:
-        hasher.update(c)
-    return hasher.hexdigest()

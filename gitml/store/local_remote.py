@@ -25,15 +25,6 @@ class LocalRemote(Remote):
     def _path(self, key: str) -> Path:
         return self.root / key
 
-    def _ensure_root(self) -> None:
-        if not self.root.is_dir():
-            try:
-                self.root.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise RemoteError(
-                    f"remote '{self.name}': cannot create folder {self.root}: {e.strerror}"
-                ) from e
-
     def has_many(self, keys: Iterable[str]) -> set[str]:
         return {k for k in keys if self._path(k).is_file()}
 

@@ -17,7 +17,7 @@ import errno
 import io
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -29,7 +29,6 @@ from gitml.store.ids import hash_bytes, is_valid_id, new_hasher
 
 OBJECTS = "objects"
 CHUNKED = "chunked"
-SMALL_READ = CHUNK_THRESHOLD
 
 
 def key_for(kind: str, oid: str) -> str:
@@ -92,9 +91,6 @@ class ObjectStore:
         except (ObjectMissingError, CorruptObjectError):
             return False
         return all(self.has_object(c.oid) for c in chunks)
-
-    def is_chunked(self, oid: str) -> bool:
-        return not self.has_object(oid) and self.chunklist_path(oid).is_file()
 
     # writing ---------------------------------------------------------------
     def _tmp_file(self) -> tuple[int, Path]:
@@ -245,9 +241,6 @@ class ObjectStore:
     def put_file(self, path: Path | str) -> StoredFile:
         with open(path, "rb", buffering=0) as f:
             return self.put_stream(f, os.fstat(f.fileno()).st_size)  # type: ignore[arg-type]
-
-    def put_tree(self, entries: list[tree.TreeEntry]) -> str:
-        return self.put_bytes(tree.dumps(entries))
 
     # reading ---------------------------------------------------------------
     def read_chunklist(self, oid: str) -> tuple[int, list[ChunkRef]]:
@@ -464,6 +457,3 @@ class _ChunkReader(io.RawIOBase):
         if self._current is not None:
             self._current.close()
         super().close()
-
-
-ProgressFn = Callable[[int], None]
