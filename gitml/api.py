@@ -47,10 +47,9 @@ def _find(repo: MLRepo, path: str, rev: str | None) -> tuple[str, Pointer, str |
 
 
 def _ensure(repo: MLRepo, art: str, p: Pointer) -> None:
-    present = repo.store.has(p.oid) if p.kind == "file" else repo.store.has_object(p.oid)
-    if p.kind == "dir" and present:
-        present = all(repo.store.has(e.oid) for e in repo.store.read_tree(p.oid))
-    if present:
+    from gitml.workspace import content_in_store
+
+    if content_in_store(repo, p):
         return
     if repo.config.default_remote() is None and not repo.config.remotes():
         raise ObjectMissingError(f"{art} ({p.oid}) is not in the local store and no remote is set",

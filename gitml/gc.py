@@ -178,12 +178,6 @@ def fsck(repo: MLRepo, *, jobs: int = 4, advance: object = None) -> FsckResult:
             continue
         if p is None:
             continue
-        if not repo.store.has(p.oid):
+        if not workspace.content_in_store(repo, p, trust_marks=False):
             res.missing.append(path)
-        elif p.kind == "dir":
-            try:
-                if not all(repo.store.has(e.oid) for e in repo.store.read_tree(p.oid)):
-                    res.missing.append(path)
-            except GitMLError as e:
-                res.damaged[path] = e.message
     return res

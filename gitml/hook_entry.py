@@ -42,9 +42,7 @@ def verify_pointers(repo: MLRepo) -> int:
         except GitMLError as e:
             problems.append(f"{e.message}; restore it or run `git ml add {art}`")
             continue
-        in_store = (workspace._dir_in_store(repo, p.oid) if p.kind == "dir"
-                    else repo.store.has(p.oid))
-        if not in_store:
+        if not workspace.content_in_store(repo, p):
             problems.append(f"{art}: its content {p.oid[:12]} is not in the gitml store; "
                             f"run `git ml add {art}` (or `git ml pull`)")
             continue
@@ -117,7 +115,9 @@ def pre_push(repo: MLRepo, argv: Sequence[str]) -> int:
         p = ptr.parse(data, "pushed pointer")
         arts.append((f"<pushed artifact {i}>", p))
     # Pointers to content we never had (pushed through from elsewhere) are skipped.
-    have = [(a, p) for a, p in arts if repo.store.has(p.oid)]
+    from gitml.workspace import content_in_store
+
+    have = [(a, p) for a, p in arts if content_in_store(repo, p)]
     remote = open_named_remote(repo, None)
     try:
         stats = push_artifacts(repo, have, remote=remote, jobs=None)

@@ -387,17 +387,26 @@ class StatusEntry:
         return d
 
 
-def _dir_in_store(repo: MLRepo, oid: str) -> bool:
-    if repo.stat_cache.is_complete(oid):
+def content_in_store(repo: MLRepo, p: Pointer, *, trust_marks: bool = True) -> bool:
+    """True when the whole content of ``p`` (every member of a folder, every chunk of a large
+    file) is in the local store. A positive answer for multi-object content is remembered
+    in the stat cache (gc clears it), so status does not stat thousands of objects each time;
+    ``trust_marks=False`` (fsck) always looks."""
+    if trust_marks and repo.stat_cache.is_complete(p.oid):
         return True
-    if not repo.store.has_object(oid):
-        return False
-    try:
-        ok = all(repo.store.has(e.oid) for e in repo.store.read_tree(oid))
-    except GitMLError:
-        return False
+    if p.kind == "dir":
+        if not repo.store.has_object(p.oid):
+            return False
+        try:
+            ok = all(repo.store.has(e.oid) for e in repo.store.read_tree(p.oid))
+        except GitMLError:
+            return False
+    else:
+        if repo.store.has_object(p.oid):
+            return True  # one object: nothing worth remembering
+        ok = repo.store.has(p.oid)
     if ok:
-        repo.stat_cache.mark_complete(oid)
+        repo.stat_cache.mark_complete(p.oid)
     return ok
 
 
@@ -414,7 +423,7 @@ def status(repo: MLRepo, paths: Sequence[str] | None = None, *, jobs: int | None
             out.append(StatusEntry(art, "?", "invalid-pointer", False,
                                    "pointer file deleted from the work tree"))
             continue
-        in_store = _dir_in_store(repo, p.oid) if p.kind == "dir" else repo.store.has(p.oid)
+        in_store = content_in_store(repo, p)
         path = repo.abspath(art)
         if not path.exists():
             out.append(StatusEntry(art, p.kind, "missing" if in_store else "not-in-store", in_store))
@@ -471,7 +480,7 @@ class CheckoutResult:
 
 
 def _needs_fetch(repo: MLRepo, p: Pointer) -> bool:
-    return not (_dir_in_store(repo, p.oid) if p.kind == "dir" else repo.store.has(p.oid))
+    return not content_in_store(repo, p)
 
 
 def checkout(repo: MLRepo, paths: Sequence[str] | None = None, *, force: bool = False,

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         runs, where = load_run_records(repo.workdir), "the work tree"
         for s in runs:
             rel = run_record_path(s)
-            committed = history.blob_at(repo.git.raw, head, rel) if head else None
+            committed = repo.git.read_blob(head, rel) if head else None
             same = committed is not None and committed == (repo.workdir / rel).read_bytes()
             commits[s] = history.last_change(repo.git.raw, head, rel) if same and head else None
     g = build_graph(runs, commits, include_code=args.code)

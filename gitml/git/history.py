@@ -130,19 +130,21 @@ def blob(raw: pygit2.Repository, blob_id: str | pygit2.Oid) -> bytes:
     return bytes(obj.data)
 
 
+def blob_id_at(tree: pygit2.Tree, path: str) -> str | None:
+    """Id of the blob at ``path`` in ``tree`` (None when absent or not a file)."""
+    try:
+        obj = tree[path]
+    except KeyError:
+        return None
+    return str(obj.id) if obj.type == _BLOB else None
+
+
 def _tree_obj(raw: pygit2.Repository, tree_id: pygit2.Oid) -> pygit2.Tree:
     obj = raw[tree_id]
     assert isinstance(obj, pygit2.Tree)
     return obj
 
 
-def blob_at(raw: pygit2.Repository, rev: str, path: str) -> bytes | None:
-    tree = peel_commit(raw, rev).tree
-    try:
-        obj = tree[path]
-    except KeyError:
-        return None
-    return blob(raw, obj.id) if obj.type == _BLOB else None
 
 
 def _walk_blobs(raw: pygit2.Repository, rev: str,
@@ -167,18 +169,13 @@ def last_change(raw: pygit2.Repository, rev: str, path: str, limit: int = 5000) 
     for n, c in enumerate(walker):
         if n >= limit:
             return None
-        here = _entry_id(c.tree, path)
-        before = _entry_id(c.parents[0].tree, path) if c.parents else None
+        here = blob_id_at(c.tree, path)
+        before = blob_id_at(c.parents[0].tree, path) if c.parents else None
         if here != before:
             return str(c.id) if here is not None else None
     return None
 
 
-def _entry_id(tree: pygit2.Tree, path: str) -> str | None:
-    try:
-        return str(tree[path].id)
-    except KeyError:
-        return None
 
 
 def is_dirty(raw: pygit2.Repository) -> bool:

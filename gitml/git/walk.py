@@ -29,6 +29,8 @@ def file_history(git: GitRepo, rev: str, path: str, max_count: int = 500) -> lis
     """Versions of ``path`` along the first-parent history of ``rev``, oldest first."""
     import pygit2
 
+    from gitml.git.history import blob_id_at
+
     raw = git.raw
     try:
         commit: pygit2.Commit | None = raw.revparse_single(rev).peel(pygit2.Commit)
@@ -40,7 +42,7 @@ def file_history(git: GitRepo, rev: str, path: str, max_count: int = 500) -> lis
     seen = 0
     while commit is not None and seen < max_count * 20:
         seen += 1
-        blob_id = _blob_id(commit.tree, path)
+        blob_id = blob_id_at(commit.tree, path)
         if blob_id is not None:
             summary = commit.message.split("\n", 1)[0]
             if newest_first and last_blob == blob_id:
@@ -58,15 +60,6 @@ def file_history(git: GitRepo, rev: str, path: str, max_count: int = 500) -> lis
     return list(reversed(newest_first))
 
 
-def _blob_id(tree: object, path: str) -> str | None:
-    import pygit2
-
-    assert isinstance(tree, pygit2.Tree)
-    try:
-        obj = tree[path]
-    except KeyError:
-        return None
-    return str(obj.id) if obj.type == pygit2.enums.ObjectType.BLOB else None
 
 
 def dir_blobs(git: GitRepo, rev: str, folder: str, suffix: str = "") -> dict[str, bytes]:
