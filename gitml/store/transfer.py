@@ -112,6 +112,19 @@ def _raise_first(errors: list[tuple[str, Exception]], verb: str, remote: Remote)
                      "run the command again; finished objects are not redone") from exc
 
 
+def learn_presence(remote: Remote, known: KnownIndex, keys: Sequence[str], *,
+                   verify: bool = False) -> None:
+    """Ask the remote (one batched ``has_many``) about the keys ``known`` does not list yet,
+    or about all of them when ``verify``; afterwards ``known.keys`` is what the remote has."""
+    unknown = list(keys) if verify else [k for k in dict.fromkeys(keys) if k not in known.keys]
+    if not unknown:
+        return
+    present = remote.has_many(unknown)
+    if verify:
+        known.forget([k for k in unknown if k not in present])
+    known.add(present)
+
+
 # ---------------------------------------------------------------------------------- push
 def artifact_keys(store: ObjectStore, arts: Iterable[Artifact]) -> tuple[list[str], list[str], list[str]]:
     """(leaf keys, root keys, artifacts missing locally) for the given artifacts."""
@@ -145,12 +158,7 @@ def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known:
             "run `git ml add` on them (or `git ml fetch` from where they are) before pushing")
     stats = TransferStats(remote.name)
     all_keys = leaves + roots
-    unknown = all_keys if verify else [k for k in all_keys if k not in known.keys]
-    if unknown:
-        present = remote.has_many(unknown)
-        if verify:
-            known.forget([k for k in unknown if k not in present])
-        known.add(present)
+    learn_presence(remote, known, all_keys, verify=verify)
     todo_leaves = [k for k in leaves if k not in known.keys]
     todo_roots = [k for k in roots if k not in known.keys]
     stats.skipped = len(all_keys) - len(todo_leaves) - len(todo_roots)
