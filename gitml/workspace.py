@@ -484,8 +484,7 @@ def _needs_fetch(repo: MLRepo, p: Pointer) -> bool:
 
 
 def checkout(repo: MLRepo, paths: Sequence[str] | None = None, *, force: bool = False,
-             link: str | None = None, fetch: bool = True, jobs: int | None = None,
-             quiet: bool = True) -> CheckoutResult:
+             link: str | None = None, fetch: bool = True, jobs: int | None = None) -> CheckoutResult:
     """Make the work tree hold what the pointers say. Fetches what the store lacks from the
     default remote when ``fetch`` and one is configured."""
     jobs = jobs or default_jobs()

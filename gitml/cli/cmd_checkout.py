@@ -16,28 +16,24 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true",
                    help="overwrite modified files that were never added")
     p.add_argument("--link", choices=["copy", "reflink", "hardlink"], default=None,
-                   help="how to materialise files (default: core.link or copy)")
+                   help="copy (a reflink clone where the file system can: the default) or "
+                        "hardlink to the read-only store copy (default: core.link)")
     p.add_argument("--no-fetch", action="store_true", help="do not download missing content")
     p.add_argument("-j", "--jobs", type=int, default=None)
     p.add_argument("--json", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
+    from gitml import workspace
+
     repo = MLRepo.discover()
-    res = do_checkout(repo, args.paths or None, force=args.force, link=args.link,
-                      fetch=not args.no_fetch, jobs=args.jobs, quiet=args.quiet or args.json)
+    res = workspace.checkout(repo, args.paths or None, force=args.force, link=args.link,
+                             fetch=not args.no_fetch, jobs=args.jobs)
     if args.json:
         print_json(res.to_dict())
     else:
         report(res, quiet=args.quiet)
     return 1 if res.missing else 0
-
-
-def do_checkout(repo: MLRepo, paths: list[str] | None, *, force: bool = False, link: str | None = None,
-                fetch: bool = True, jobs: int | None = None, quiet: bool = True) -> CheckoutResult:
-    from gitml import workspace
-
-    return workspace.checkout(repo, paths, force=force, link=link, fetch=fetch, jobs=jobs, quiet=quiet)
 
 
 def report(res: CheckoutResult, *, quiet: bool) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import argparse
 
-from gitml.cli.cmd_checkout import do_checkout, report
+from gitml.cli.cmd_checkout import report
 from gitml.cli.cmd_fetch import fetch
 from gitml.cli.output import human_size, print_json
 from gitml.cli.transfer_common import add_selection_args
@@ -18,7 +18,9 @@ def register(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     repo = MLRepo.discover()
     stats = fetch(repo, args)
-    res = do_checkout(repo, args.paths or None, force=args.force, fetch=False, jobs=args.jobs)
+    from gitml import workspace
+
+    res = workspace.checkout(repo, args.paths or None, force=args.force, fetch=False, jobs=args.jobs)
     if args.json:
         print_json({"fetch": stats.to_dict(), "checkout": res.to_dict()})
     else:
