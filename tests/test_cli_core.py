@@ -237,3 +237,9 @@ def test_api_reads_the_index(repo: Path) -> None:
     code = "import gitml; print(gitml.read_bytes('s.bin', rev=':').decode())"
     out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
     assert out.stdout.strip() == "staged", out.stderr
+
+
+def test_gate_commands_without_declared_models(repo: Path) -> None:
+    proc = gitml(repo, "check", check=False)
+    msg = _assert_clean_error(proc)
+    assert "no models are declared" in msg and "[models.NAME]" in msg
