@@ -28,11 +28,16 @@ class GcResult:
     deleted: bool = False
     broken_pointers: list[str] = field(default_factory=list)
     recent: int = 0  # unreachable but younger than the grace period: kept
+    repacked: int = 0  # remote packs rewritten without their dead objects
+    deleted_packs: int = 0  # remote packs with no live object
+    kept_in_packs: int = 0  # dead objects left in packs that are mostly live
 
     def to_dict(self) -> dict[str, object]:
         return {"where": self.where, "reachable_objects": self.reachable, "kept_recent": self.recent,
                 "unreachable_objects": len(self.unreachable), "bytes": self.bytes,
-                "deleted": self.deleted, "broken_pointers": self.broken_pointers}
+                "deleted": self.deleted, "broken_pointers": self.broken_pointers,
+                "packs_repacked": self.repacked, "packs_deleted": self.deleted_packs,
+                "kept_in_live_packs": self.kept_in_packs}
 
 
 def reachable_keys(repo: MLRepo) -> tuple[set[str], list[str], list[str]]:
@@ -109,8 +114,10 @@ REMOTE_GRACE_SECONDS = 14 * 24 * 3600  # like `git gc`'s prune expiry
 def gc_remote(repo: MLRepo, remote: Remote, *, dry_run: bool,
               grace_seconds: float = REMOTE_GRACE_SECONDS) -> GcResult:
     """Objects on the remote that no local ref reaches. Objects younger than the grace period
-    are kept: another clone may have pushed them for commits this clone has not fetched."""
-    from gitml.sync import known_index
+    are kept: another clone may have pushed them for commits this clone has not fetched.
+    A pack with no live object is deleted; one that is mostly dead is rewritten."""
+    from gitml.store import packs as packs_mod
+    from gitml.sync import known_index, pack_cache_dir
 
     res = GcResult(f"remote {remote.name}")
     keys, incomplete, broken = reachable_keys(repo)
@@ -122,16 +129,55 @@ def gc_remote(repo: MLRepo, remote: Remote, *, dry_run: bool,
             "run `git ml fetch --all-commits` first")
     res.reachable = len(keys)
     cutoff = time.time() - grace_seconds
+    pack_files: dict[str, dict[str, tuple[int, float]]] = {}
+    loose_dead: list[str] = []
     for key, size, modified in remote.iter_key_info():
+        pk = packs_mod.parse_pack_key(key)
+        if pk is not None:
+            pack_files.setdefault(pk[0], {})[pk[1]] = (size, modified)
+            continue
         if parse_key(key) is None or key in keys:
             continue
         if modified > cutoff:  # unknown times (0.0) count as old
             res.recent += 1
             continue
-        res.unreachable.append(key)
+        loose_dead.append(key)
         res.bytes += size
+    res.unreachable += loose_dead
+    index = packs_mod.PackIndex(remote, pack_cache_dir(repo, remote.name))
+    verdicts: list[packs_mod.PackVerdict] = []
+    orphans: list[str] = []  # a pack whose index never arrived, or an index without its pack
+    if pack_files:
+        index.refresh()
+    for pack_id, files in sorted(pack_files.items()):
+        if "pack" not in files or "idx" not in files:
+            size, modified = files.get("pack", files.get("idx", (0, 0.0)))
+            if "pack" not in files or modified <= cutoff:  # a young pack may await its index
+                orphans.append(pack_id)
+                res.bytes += sum(s for s, _ in files.values())
+            continue
+        v = packs_mod.judge_pack(pack_id, index.by_pack.get(pack_id, {}), files["pack"][0],
+                                 files["idx"][0], keys, old=files["pack"][1] <= cutoff)
+        if v.action == "keep":
+            if files["pack"][1] > cutoff:
+                res.recent += len(v.dead)
+            else:
+                res.kept_in_packs += len(v.dead)
+            continue
+        verdicts.append(v)
+        res.unreachable += v.dead
+        res.bytes += v.freed
+        res.repacked += v.action == "repack"
+        res.deleted_packs += v.action == "delete"
     if not dry_run:
-        remote.delete_many(res.unreachable)
+        remote.delete_many(loose_dead)
+        for v in verdicts:
+            if v.action == "repack":
+                packs_mod.repack(remote, index, v.pack, v.live)
+            else:
+                packs_mod.delete_pack(remote, index, v.pack)
+        for pack_id in orphans:
+            remote.delete_many([packs_mod.index_key(pack_id), packs_mod.pack_key(pack_id)])
         known_index(repo, remote.name).forget(res.unreachable)
         res.deleted = True
     return res

@@ -166,6 +166,13 @@ class S3Bucket:
     def s3key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    def read(self, key: str) -> bytes:
+        body: bytes = self.client().get_object(Bucket=self.name, Key=self.s3key(key))["Body"].read()
+        return body
+
+    def write(self, key: str, data: bytes) -> None:
+        self.client().put_object(Bucket=self.name, Key=self.s3key(key), Body=data)
+
     def keys(self) -> list[str]:
         """Every key in the bucket under the prefix, without the prefix."""
         client = self.client()

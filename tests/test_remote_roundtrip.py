@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, gitml
+from tests.remote_support import folder_remote_objects, pack_location
 
 
 @pytest.fixture
@@ -65,16 +66,22 @@ def test_noop_push_is_cheap_and_status_remote(published: dict[str, object]) -> N
 def test_damaged_remote_object_is_refused(published: dict[str, object], tmp_path: Path) -> None:
     store = published["store"]
     assert isinstance(store, Path)
-    victim = sorted(p for p in (store / "objects").rglob("*") if p.is_file())[0]
-    victim.chmod(0o644)
-    victim.write_bytes(b"bit rot")
+    objects = folder_remote_objects(store)
+    victim = sorted(k for k in objects if k.startswith("objects/"))[0]
+    listed = [p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file()]
+    where, entry = pack_location(listed, lambda k: (store / k).read_bytes(), victim)
+    pack = store / where
+    data = bytearray(pack.read_bytes())
+    data[entry.offset: entry.offset + 7] = b"bit rot"[: entry.size]
+    pack.chmod(0o644)
+    pack.write_bytes(bytes(data))
     clone = tmp_path / "clone2"
     git(tmp_path, "clone", "-q", f"file://{published['bare']}", str(clone))
     proc = gitml(clone, "pull", check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "is damaged" in proc.stderr and "remote 'origin'" in proc.stderr
-    key = victim.relative_to(store).as_posix()
-    assert not (clone / ".git/ml/store" / key).exists()  # nothing bad was kept
+    assert victim in proc.stderr
+    assert not (clone / ".git/ml/store" / victim).exists()  # nothing bad was kept
 
 
 def test_python_api_reads_any_revision(published: dict[str, object], tmp_path: Path) -> None:
@@ -153,12 +160,17 @@ def test_many_files_pull_and_lost_remote_objects(repo: Path, tmp_path: Path) -> 
     assert sorted(p.name for p in d.iterdir()) == [f"f{i:03}.txt" for i in range(300)]
     assert (d / "f123.txt").read_text() == "file 123\n"
     assert json.loads(gitml(repo, "status", "--json").stdout)["artifacts"][0]["state"] == "clean"
-    # someone deletes objects on the remote: the known index still believes they are there
-    lost = sorted(p for p in (store / "objects").rglob("*") if p.is_file())[:5]
-    for p in lost:
+    # someone deletes a pack on the remote: the known index still believes it is there
+    held = folder_remote_objects(store)
+    assert len(held) == 301  # 300 files and the tree
+    packs = sorted((store / "packs").glob("*.pack"))
+    assert packs and len(list(store.rglob("*"))) < 20  # packed: a few files, not 301
+    for p in (packs[0], packs[0].with_suffix(".idx")):
         p.chmod(0o644)
         p.unlink()
+    lost = set(held) - set(folder_remote_objects(store))
+    assert lost
     assert json.loads(gitml(repo, "push", "--json").stdout)["transferred"] == 0
     fixed = json.loads(gitml(repo, "push", "--verify-remote", "--json").stdout)
-    assert fixed["transferred"] == 5
-    assert all(p.exists() for p in lost)
+    assert fixed["transferred"] == len(lost)
+    assert folder_remote_objects(store) == held

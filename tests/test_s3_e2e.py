@@ -9,7 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import git, gitml
+from tests.remote_support import pack_location, remote_objects
 from tests.s3_server import MotoServer, S3Bucket, free_port
 
 SECRET = "s3cr3t-DO-NOT-PRINT-0123456789"
@@ -82,9 +85,12 @@ def test_push_clone_pull_status_gc(repo: Path, s3_bucket: S3Bucket, tmp_path: Pa
     res = gitml(repo, "status", "--remote").stdout
     assert "not on the remote (2): data, model.bin" in res, res
     out = gitml(repo, "push", "-j", "8").stdout
-    on_server = set(s3_bucket.keys())
+    listed = set(s3_bucket.keys())
+    on_server = remote_objects(listed, s3_bucket.read)
+    # small files and chunks travel in packs: a handful of keys, not one per object
     assert sum(k.startswith("chunked/") for k in on_server) == 1
     assert sum(k.startswith("objects/") for k in on_server) > 31  # 30 files + tree + chunks
+    assert len(listed) <= 6, sorted(listed)
     assert f"pushed {len(on_server)} objects" in out, out
     assert "everything is on the remote" in gitml(repo, "status", "--remote").stdout
 
@@ -94,12 +100,7 @@ def test_push_clone_pull_status_gc(repo: Path, s3_bucket: S3Bucket, tmp_path: Pa
     for rel, data in files.items():
         assert (other / rel).read_bytes() == data, rel
     # the clone's store holds exactly what the server holds, byte for byte
-    local = store_files(other)
-    assert set(local) == on_server
-    client = s3_bucket.client()
-    for k in sorted(on_server)[:5]:
-        body = client.get_object(Bucket=s3_bucket.name, Key=s3_bucket.s3key(k))["Body"].read()
-        assert body == local[k]
+    assert store_files(other) == on_server
     # a push from the clone moves nothing (it asks the remote in a batch, not per object)
     again = gitml(other, "push", "-j", "8", "--json").stdout
     assert '"transferred": 0' in again and f'"already_there": {len(on_server)}' in again
@@ -107,74 +108,89 @@ def test_push_clone_pull_status_gc(repo: Path, s3_bucket: S3Bucket, tmp_path: Pa
     # remote gc: unreachable objects are reported with their size, deleted only with --force
     junk = {f"objects/ee/{'e' * 29}{i}": b"j" * (1000 * (i + 1)) for i in range(3)}
     for k, v in junk.items():
-        client.put_object(Bucket=s3_bucket.name, Key=s3_bucket.s3key(k), Body=v)
-    client.put_object(Bucket=s3_bucket.name, Key=s3_bucket.s3key("README.txt"), Body=b"not ours")
+        s3_bucket.write(k, v)
+    s3_bucket.write("README.txt", b"not ours")
     # just-pushed objects are spared: another clone may have pushed them for unfetched commits
     recent = gitml(repo, "gc", "--remote", "--force").stdout
     assert "deleted 0 unreachable objects" in recent and "kept 3 unreachable objects" in recent
     dry = gitml(repo, "gc", "--remote", "--dry-run", "--grace-days", "0").stdout
     assert "would delete 3 unreachable objects (5.9 KiB)" in dry, dry
-    assert set(s3_bucket.keys()) == on_server | set(junk) | {"README.txt"}
+    assert set(s3_bucket.keys()) == listed | set(junk) | {"README.txt"}
     no_force = gitml(repo, "gc", "--remote", "--grace-days", "0").stdout
     assert "pass --force" in no_force
-    assert set(s3_bucket.keys()) == on_server | set(junk) | {"README.txt"}
+    assert set(s3_bucket.keys()) == listed | set(junk) | {"README.txt"}
     gitml(repo, "gc", "--remote", "--force", "--grace-days", "0")
-    assert set(s3_bucket.keys()) == on_server | {"README.txt"}
+    assert set(s3_bucket.keys()) == listed | {"README.txt"}
 
 
-def test_corrupt_object_on_server_is_refused(repo: Path, s3_bucket: S3Bucket, tmp_path: Path) -> None:
+@pytest.mark.parametrize("packed", [True, False], ids=["in-pack", "loose"])
+def test_corrupt_object_on_server_is_refused(repo: Path, s3_bucket: S3Bucket, tmp_path: Path,
+                                             packed: bool) -> None:
     files = make_data(repo, n_small=3, big_mib=0)
     add_and_commit(repo, "data", "model.bin")
     setup_remote(repo, s3_bucket)
+    if not packed:
+        gitml(repo, "remote", "modify", "origin", "pack_mib", "0")
     git(repo, "commit", "-q", "-am", "remote")
     gitml(repo, "push")
     store = repo / ".git" / "ml" / "store"
-    victim = next(k for k in s3_bucket.keys()  # noqa: SIM118
+    victim = next(k for k in store_files(repo)
                   if k.startswith("objects/") and (store / k).read_bytes() == files["data/f001.csv"])
     oid = victim.split("/", 1)[1].replace("/", "")
-    good = (store / victim).read_bytes()
+    listed = s3_bucket.keys()
+    if packed:
+        assert victim not in listed
+        where, entry = pack_location(listed, s3_bucket.read, victim)
+        flip_at = entry.offset + entry.size // 2
+    else:
+        where, flip_at = victim, len(files["data/f001.csv"]) // 2
+    good = s3_bucket.read(where)
     bad = bytearray(good)
-    bad[len(bad) // 2] ^= 0xFF  # same size, one byte flipped
-    client = s3_bucket.client()
-    client.put_object(Bucket=s3_bucket.name, Key=s3_bucket.s3key(victim), Body=bytes(bad))
+    bad[flip_at] ^= 0xFF  # same size, one byte flipped
+    s3_bucket.write(where, bytes(bad))
 
     other = clone(repo, tmp_path / "clone")
     proc = gitml(other, "pull", check=False)
     line = assert_one_line_error(proc)
-    assert oid in line and "origin" in line and "damaged" in line, line
+    assert oid[:2] in line and oid[2:] in line and "origin" in line and "damaged" in line, line
     # nothing bad was kept: the damaged key is not in the store, no temp files linger
     local = store_files(other)
     assert victim not in local
-    assert bytes(bad) not in local.values()
+    assert all(files["data/f001.csv"][:40] not in v for v in local.values())
     tmp_dir = other / ".git" / "ml" / "store" / "tmp"
     assert not tmp_dir.exists() or not any(tmp_dir.iterdir())
     assert not (other / "data" / "f001.csv").exists()
 
     # once the server copy is repaired, the same pull succeeds and gives exact bytes
-    client.put_object(Bucket=s3_bucket.name, Key=s3_bucket.s3key(victim), Body=good)
+    s3_bucket.write(where, good)
     gitml(other, "pull")
     for rel, data in files.items():
         assert (other / rel).read_bytes() == data
 
 
-def test_push_killed_midway_then_resumed(repo: Path, s3_bucket: S3Bucket, s3_server: MotoServer) -> None:
-    """SIGKILL a running push after some objects landed; the next push does only the rest."""
+@pytest.mark.parametrize("pack_mib", ["0", "0.002"], ids=["loose", "packs"])
+def test_push_killed_midway_then_resumed(repo: Path, s3_bucket: S3Bucket, s3_server: MotoServer,
+                                         pack_mib: str) -> None:
+    """SIGKILL a running push after some keys landed; the next push does only the rest
+    (with packs of ~2 KiB: ~10 files per pack)."""
     (repo / "many").mkdir()
     for i in range(150):
         (repo / "many" / f"{i:04d}.txt").write_bytes(f"file {i}\n".encode() + os.urandom(200))
     add_and_commit(repo, "many")
     setup_remote(repo, s3_bucket)
+    gitml(repo, "remote", "modify", "origin", "pack_mib", pack_mib)
     git(repo, "commit", "-q", "-am", "remote")
-    total = len([p for p in (repo / ".git" / "ml" / "store" / "objects").rglob("*") if p.is_file()])
+    local = store_files(repo)
 
     proc = subprocess.Popen(["git-ml", "push", "-j", "2", "--quiet"], cwd=repo,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
+    enough = 30 if pack_mib == "0" else 6
     deadline = time.monotonic() + 30
     try:
         while True:
             n = len(s3_bucket.keys())
-            if n >= 30 or proc.poll() is not None or time.monotonic() > deadline:
+            if n >= enough or proc.poll() is not None or time.monotonic() > deadline:
                 break
             time.sleep(0.02)
     finally:
@@ -183,20 +199,25 @@ def test_push_killed_midway_then_resumed(repo: Path, s3_bucket: S3Bucket, s3_ser
     assert proc.returncode == -signal.SIGKILL, "push finished before it could be killed"
     time.sleep(0.3)  # let the server finish requests that were already whole
     before = set(s3_bucket.keys())
-    assert 30 <= len(before) < total
+    had = remote_objects(before, s3_bucket.read)
+    assert enough <= len(before) and 0 < len(had) < len(local)
 
     log = s3_server.log_path
     offset = log.stat().st_size
     out = gitml(repo, "push", "-j", "8").stdout
     after = set(s3_bucket.keys())
-    assert len(after) == total
+    assert remote_objects(after, s3_bucket.read) == local
     new_log = log.read_bytes()[offset:].decode(errors="replace")
     prefix = f"/{s3_bucket.name}/{s3_bucket.prefix}/"
     put_keys = re.findall(rf'"PUT {re.escape(prefix)}(\S+) HTTP', new_log)
     assert put_keys, new_log[-2000:]
-    assert not set(put_keys) & before, "finished objects were uploaded again"
-    assert set(put_keys) == after - before
-    assert f"pushed {len(after - before)} objects" in out
+    # nothing that was whole on the remote went up again (a pack whose index never
+    # arrived is not whole: it may be sent again)
+    again = {k for k in set(put_keys) & before
+             if not (k.endswith(".pack") and k[:-5] + ".idx" not in before)}
+    assert not again, "finished objects were uploaded again"
+    assert set(put_keys) == after - before | (set(put_keys) & before)
+    assert f"pushed {len(local) - len(had)} objects" in out
 
 
 def test_wrong_credentials_clear_error(repo: Path, s3_auth_server: MotoServer, s3_env: dict[str, str]) -> None:

@@ -36,6 +36,13 @@ def run(args: argparse.Namespace) -> int:
         verb = "would delete" if dry else "deleted"
         print(f"{res.where}: {verb} {len(res.unreachable)} unreachable objects "
               f"({human_size(res.bytes)}); kept {res.reachable} reachable")
+        if res.repacked or res.deleted_packs:
+            verb_p = "would rewrite" if dry else "rewrote"
+            print(f"packs: {verb_p} {res.repacked} mostly unreachable pack(s) with only their live "
+                  f"objects; {'would delete' if dry else 'deleted'} {res.deleted_packs} with none")
+        if res.kept_in_packs:
+            print(f"kept {res.kept_in_packs} unreachable objects inside packs that are mostly "
+                  "reachable (rewritten once half of a pack is unreachable)")
         if res.recent:
             print(f"kept {res.recent} unreachable objects younger than {args.grace_days:g} days "
                   "(--grace-days 0 to include them)")

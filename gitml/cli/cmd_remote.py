@@ -40,13 +40,17 @@ def run(args: argparse.Namespace) -> int:
         cfg.add_remote(args.name, url, default=args.default, local=args.local)
     elif action == "remove":
         cfg.remove_remote(args.name)
-        from gitml.sync import known_index
+        from gitml.sync import forget_remote
 
-        known_index(repo, args.name).forget()
+        forget_remote(repo, args.name)
     elif action == "modify":
         if not args.option.replace("_", "").isalnum():
             raise UsageError(f"bad option name {args.option!r}")
         cfg.set_remote_option(args.name, args.option, args.value, local=args.local)
+        if args.option in ("url", "endpoint_url"):  # another place: what we knew is void
+            from gitml.sync import forget_remote
+
+            forget_remote(repo, args.name)
     elif action == "default":
         cfg.set_default_remote(args.name)
     elif action == "list":

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 def _not_on_remote(repo: MLRepo, name: str | None) -> list[str]:
     from gitml import workspace
     from gitml.store.transfer import artifact_keys, learn_presence
-    from gitml.sync import known_index, open_named_remote
+    from gitml.sync import known_index, open_named_remote, pack_index
 
     remote = open_named_remote(repo, name)
     ptrs = workspace.pointers(repo)
@@ -70,6 +70,7 @@ def _not_on_remote(repo: MLRepo, name: str | None) -> list[str]:
     for art, p in ptrs.items():
         leaves, roots, missing = artifact_keys(repo.store, [(art, p)])
         per_art[art] = leaves + roots if not missing else []
-    learn_presence(remote, known, [k for keys in per_art.values() for k in keys])
+    learn_presence(remote, known, [k for keys in per_art.values() for k in keys],
+                   packs=pack_index(repo, remote))
     return sorted(a for a, keys in per_art.items()
                   if not keys or any(k not in known.keys for k in keys))

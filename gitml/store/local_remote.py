@@ -49,6 +49,40 @@ class LocalRemote(Remote):
                 os.unlink(tmp)
             raise RemoteError(f"remote '{self.name}': cannot write {dest}: {e.strerror}") from e
 
+    def put_bytes(self, key: str, data: bytes | bytearray) -> None:
+        dest = f"{self.root}/{key}"
+        folder = dest.rpartition("/")[0]
+        tmp = f"{folder}/.tmp-{key.rpartition('/')[2]}.{os.getpid()}.{threading.get_ident()}.incomplete"
+        try:
+            if folder not in self._made:
+                os.makedirs(folder, exist_ok=True)
+                self._made.add(folder)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
+            with open(fd, "wb", buffering=0) as d:
+                view = memoryview(data)
+                while view:
+                    view = view[d.write(view) or 0:]
+            os.replace(tmp, dest)
+        except OSError as e:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise RemoteError(f"remote '{self.name}': cannot write {dest}: {e.strerror}") from e
+
+    def get_range(self, key: str, start: int = 0, length: int | None = None) -> bytes:
+        try:
+            with open(f"{self.root}/{key}", "rb", buffering=0) as f:
+                if start:
+                    f.seek(start)
+                data = f.read() if length is None else f.read(length)
+        except FileNotFoundError as e:
+            raise ObjectMissingError(f"remote '{self.name}' does not have {key}") from e
+        except OSError as e:
+            raise RemoteError(f"remote '{self.name}': cannot read {key}: {e.strerror}") from e
+        if length is not None and len(data) != length:
+            raise RemoteError(f"remote '{self.name}': {key} is shorter than expected "
+                              f"({start + len(data)} bytes, wanted {start + length})")
+        return data
+
     def get_bytes(self, key: str) -> bytes | None:
         try:
             with open(f"{self.root}/{key}", "rb", buffering=0) as f:

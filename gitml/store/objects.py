@@ -43,6 +43,24 @@ def parse_key(key: str) -> tuple[str, str] | None:
     return (parts[0], oid) if is_valid_id(oid) and len(parts[1]) == 2 else None
 
 
+def check_blob(key: str, data: bytes | memoryview) -> str | None:
+    """None when ``data`` may be stored under ``key``, else what is wrong with it. An object
+    must hash to its id; a chunk list must be well formed (its content is verified once
+    its chunks are there, by reassembling)."""
+    parsed = parse_key(key)
+    if parsed is None:
+        return "not a gitml object name"
+    kind, oid = parsed
+    if kind == OBJECTS:
+        actual = hash_bytes(data)
+        return None if actual == oid else f"its bytes hash to {actual}"
+    try:
+        chunking.loads(bytes(data), oid)
+    except CorruptObjectError as e:
+        return e.message
+    return None
+
+
 @dataclass(frozen=True)
 class StoredFile:
     oid: str
@@ -165,6 +183,18 @@ class ObjectStore:
                 raise _store_write_error(e, Path(dest)) from e
             raise
         return oid
+
+    def put_key_bytes(self, key: str, data: bytes | memoryview) -> None:
+        """Install content already checked with :func:`check_blob` under its store key."""
+        kind, oid = parse_key(key) or ("", "")
+        if kind == OBJECTS:
+            self.put_bytes(data, oid)
+        elif kind == CHUNKED:
+            dest = self.chunklist_path(oid)
+            if not dest.exists():
+                self._write(dest, data)
+        else:
+            raise GitMLError(f"not a gitml object name: {key!r}")
 
     def put_stream(self, stream: BinaryIO, size_hint: int) -> StoredFile:
         """Store a file's content; large ones as content-defined chunks. Streams: memory stays flat."""

@@ -45,6 +45,17 @@ class Remote(ABC):
         Raises :class:`gitml.errors.ObjectMissingError` when the key is absent.
         """
 
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes | bytearray) -> None:
+        """Upload ``data`` under ``key`` (a pack or its index); atomic like :meth:`put_file`."""
+
+    @abstractmethod
+    def get_range(self, key: str, start: int = 0, length: int | None = None) -> bytes:
+        """``length`` bytes of ``key`` from ``start`` (to the end when None), in memory.
+
+        Raises :class:`gitml.errors.ObjectMissingError` when the key is absent.
+        """
+
     def get_bytes(self, key: str) -> bytes | None:
         """The content of ``key`` in memory, or None when this remote prefers files
         (then :meth:`get_file` is used). Objects are at most a few MiB (large files are
@@ -68,6 +79,10 @@ class Remote(ABC):
     def key_size(self, key: str) -> int | None:
         """Size in bytes of a key, or None when unknown/absent (used to report gc savings)."""
         return None
+
+    def warm_up(self) -> None:  # noqa: B027 - optional hook
+        """Start costly set-up (imports, a client) in the background; the caller is about
+        to use the remote after some local work."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

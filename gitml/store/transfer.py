@@ -8,6 +8,8 @@
 - Every downloaded key is verified against its id before it is renamed into the store; a
   chunk list is verified by reassembling the file. Nothing unverified is ever kept.
 - Each object lands atomically, so an interrupted push or pull resumes where it stopped.
+- Small objects travel in packs (:mod:`gitml.store.packs`): one PUT per ~16 MiB going up,
+  ranged GETs that read neighbours together coming down.
 """
 
 from __future__ import annotations
@@ -19,15 +21,20 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from gitml.errors import CorruptObjectError, GitMLError, ObjectMissingError
 from gitml.store import chunking, tree
+from gitml.store import packs as packs_mod
 from gitml.store.ids import hash_bytes, hash_file
-from gitml.store.objects import CHUNKED, OBJECTS, ObjectStore, key_for, parse_key
+from gitml.store.objects import CHUNKED, OBJECTS, ObjectStore, check_blob, key_for, parse_key
+from gitml.store.packs import PackIndex
 from gitml.store.pointer import Pointer
 from gitml.store.remote import Remote
 
 Artifact = tuple[str, Pointer]
+#: packs built and uploaded at once (each is held in memory while it goes up)
+PACK_JOBS = 6
 Advance = Callable[[int], None]
 
 
@@ -76,14 +83,17 @@ class KnownIndex:
             os.replace(tmp, self.path)
 
 
-def _run_pool(jobs: int, items: Sequence[str], fn: Callable[[str], None]) -> list[tuple[str, Exception]]:
+T = TypeVar("T")
+
+
+def _run_pool(jobs: int, items: Sequence[T], fn: Callable[[T], None]) -> list[tuple[T, Exception]]:
     """Run ``fn`` over ``items`` in a pool; collect failures instead of stopping at the first,
     but stop early on Ctrl-C."""
-    errors: list[tuple[str, Exception]] = []
+    errors: list[tuple[T, Exception]] = []
     if not items:
         return errors
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures: dict[Future[None], str] = {pool.submit(fn, k): k for k in items}
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(items)))) as pool:
+        futures: dict[Future[None], T] = {pool.submit(fn, k): k for k in items}
         try:
             pending = set(futures)
             while pending:
@@ -101,7 +111,7 @@ def _run_pool(jobs: int, items: Sequence[str], fn: Callable[[str], None]) -> lis
     return errors
 
 
-def _raise_first(errors: list[tuple[str, Exception]], verb: str, remote: Remote) -> None:
+def _raise_first(errors: Sequence[tuple[str, Exception]], verb: str, remote: Remote) -> None:
     if not errors:
         return
     key, exc = errors[0]
@@ -112,14 +122,31 @@ def _raise_first(errors: list[tuple[str, Exception]], verb: str, remote: Remote)
                      "run the command again; finished objects are not redone") from exc
 
 
+def present_keys(remote: Remote, packs: PackIndex | None, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` the remote holds, in its packs or loose (one batched ``has_many``
+    for the keys no pack holds)."""
+    found: set[str] = set()
+    rest = list(keys)
+    if packs is not None and rest:
+        if not packs.refreshed:
+            packs.refresh()
+        found = {k for k in rest if k in packs.entries}
+        rest = [k for k in rest if k not in found]
+    if rest:
+        found |= remote.has_many(rest)
+    return found
+
+
 def learn_presence(remote: Remote, known: KnownIndex, keys: Sequence[str], *,
-                   verify: bool = False) -> None:
-    """Ask the remote (one batched ``has_many``) about the keys ``known`` does not list yet,
-    or about all of them when ``verify``; afterwards ``known.keys`` is what the remote has."""
+                   verify: bool = False, packs: PackIndex | None = None) -> None:
+    """Ask the remote about the keys ``known`` does not list yet, or about all of them when
+    ``verify``; afterwards ``known.keys`` is what the remote has."""
     unknown = list(keys) if verify else [k for k in dict.fromkeys(keys) if k not in known.keys]
     if not unknown:
         return
-    present = remote.has_many(unknown)
+    if verify and packs is not None:
+        packs.refresh()
+    present = present_keys(remote, packs, unknown)
     if verify:
         known.forget([k for k in unknown if k not in present])
     known.add(present)
@@ -147,10 +174,24 @@ def artifact_keys(store: ObjectStore, arts: Iterable[Artifact]) -> tuple[list[st
     return list(leaves), list(roots), missing
 
 
+def _upload_batches(store: ObjectStore, keys: Sequence[str], pack_bytes: int) -> list[tuple[str, ...]]:
+    """Cut keys into upload batches: one key alone (a PUT of its own) or several that go
+    up as one pack. An object of half a pack or more gains nothing from packing."""
+    if pack_bytes <= 0:
+        return [(k,) for k in keys]
+    sized = [(k, os.stat(store.path_of_key(k)).st_size) for k in keys]
+    alone = [(k,) for k, size in sized if size >= pack_bytes // 2]
+    small = [(k, size) for k, size in sized if size < pack_bytes // 2]
+    return alone + [tuple(k for k, _ in b) for b in packs_mod.plan_batches(small, pack_bytes)]
+
+
 def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known: KnownIndex,
-         jobs: int | None, advance: Advance | None = None, verify: bool = False) -> TransferStats:
-    """Upload what ``remote`` lacks. ``verify`` asks the remote about every key instead of
-    trusting the known-keys index (after someone else's gc, or a lost bucket)."""
+         jobs: int | None, advance: Advance | None = None, verify: bool = False,
+         packs: PackIndex | None = None, pack_bytes: int = packs_mod.DEFAULT_PACK_BYTES,
+         ) -> TransferStats:
+    """Upload what ``remote`` lacks: small objects in packs of about ``pack_bytes`` (when
+    ``packs`` is given), the rest one by one. ``verify`` asks the remote about every key
+    instead of trusting the known-keys index (after someone else's gc, or a lost bucket)."""
     leaves, roots, missing = artifact_keys(store, arts)
     if missing:
         raise ObjectMissingError(
@@ -158,37 +199,63 @@ def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known:
             "run `git ml add` on them (or `git ml fetch` from where they are) before pushing")
     stats = TransferStats(remote.name)
     all_keys = leaves + roots
-    learn_presence(remote, known, all_keys, verify=verify)
+    learn_presence(remote, known, all_keys, verify=verify, packs=packs)
     todo_leaves = [k for k in leaves if k not in known.keys]
     todo_roots = [k for k in roots if k not in known.keys]
     stats.skipped = len(all_keys) - len(todo_leaves) - len(todo_roots)
     lock = threading.Lock()
     done_batch: list[str] = []
 
-    def upload(key: str) -> None:
-        src = store.path_of_key(key)
-        remote.put_file(key, src)
-        size = src.stat().st_size
+    def finished(keys: Sequence[str], size: int) -> None:
         with lock:
-            stats.transferred += 1
+            stats.transferred += len(keys)
             stats.bytes += size
-            done_batch.append(key)
+            done_batch.extend(keys)
             if len(done_batch) >= 256:
                 known.add(done_batch)
                 done_batch.clear()
         if advance:
             advance(size)
 
+    def upload(batch: tuple[str, ...]) -> None:
+        if len(batch) == 1:
+            src = store.path_of_key(batch[0])
+            remote.put_file(batch[0], src)
+            finished(batch, src.stat().st_size)
+            return
+        assert packs is not None
+        sized = [(k, os.stat(store.path_of_key(k)).st_size) for k in batch]
+        data = bytearray(sum(size for _, size in sized))
+        view = memoryview(data)
+        offset = 0
+        for key, size in sized:
+            with open(store.path_of_key(key), "rb", buffering=0) as f:
+                if f.readinto(view[offset: offset + size]) != size:
+                    raise CorruptObjectError(f"{key} changed size in the local store",
+                                             "run `git ml fsck`")
+            offset += size
+        pack_id, index = packs_mod.upload_pack(remote, data, sized)
+        packs.add(pack_id, index)
+        finished(batch, len(data))
+
     jobs = jobs or remote.default_jobs
+    pack_bytes = pack_bytes if packs is not None else 0
     try:
         for group in (todo_leaves, todo_roots):
-            errors = _run_pool(jobs, group, upload)
+            batches = _upload_batches(store, group, pack_bytes)
+            # a pack is held in memory while it goes up: bound how many at once
+            workers = jobs if all(len(b) == 1 for b in batches) else min(jobs, PACK_JOBS)
+            errors = _run_pool(workers, batches, upload)
             if errors:
-                stats.failed = [k for k, _ in errors]
-                _raise_first(errors, "uploading", remote)
+                stats.failed = [k for b, _ in errors for k in b]
+                _raise_first([(_label(b), e) for b, e in errors], "uploading", remote)
     finally:
         known.add(done_batch)
     return stats
+
+
+def _label(batch: Sequence[str]) -> str:
+    return batch[0] if len(batch) == 1 else f"a pack of {len(batch)} objects ({batch[0]}, ...)"
 
 
 # --------------------------------------------------------------------------------- fetch
@@ -229,28 +296,75 @@ def _verify(actual: str, oid: str, remote: Remote) -> None:
             "the remote copy is bad: push it again from a clone that has it")
 
 
+def _install_range(store: ObjectStore, remote: Remote, rng: packs_mod.ReadRange) -> tuple[int, int]:
+    """Read one range of a pack; verify and store each object in it. (objects, bytes)"""
+    data = remote.get_range(packs_mod.pack_key(rng.pack), rng.start, rng.length)
+    count = 0
+    for key, blob in packs_mod.slice_range(rng, data):
+        problem = check_blob(key, blob)
+        if problem:
+            raise CorruptObjectError(
+                f"{key} in pack {rng.pack} on remote '{remote.name}' is damaged ({problem}); "
+                "nothing was kept", "the remote copy is bad: push it again from a clone that has it")
+        store.put_key_bytes(key, blob)
+        count += 1
+    return count, len(data)
+
+
 def fetch(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known: KnownIndex,
-          jobs: int | None = None, advance: Advance | None = None) -> TransferStats:
-    """Download what ``store`` lacks to reproduce ``arts``; every key is verified."""
+          jobs: int | None = None, advance: Advance | None = None,
+          packs: PackIndex | None = None) -> TransferStats:
+    """Download what ``store`` lacks to reproduce ``arts``; every key is verified. Objects
+    in packs come down in ranged reads, neighbours together."""
     jobs = jobs or remote.default_jobs
     stats = TransferStats(remote.name)
     lock = threading.Lock()
 
     def fetch_keys(keys: list[str]) -> None:
         keys = [k for k in dict.fromkeys(keys) if not store.path_of_key(k).is_file()]
+        for attempt in range(2):
+            if not keys:
+                return
+            errors = _fetch_once(keys)
+            # a pack may vanish under us (another clone's gc repacked it): look again, once
+            vanished = [(t, e) for t, e in errors if isinstance(t, packs_mod.ReadRange)
+                        and isinstance(e, ObjectMissingError)]
+            if attempt == 0 and packs is not None and vanished and len(vanished) == len(errors):
+                packs.refresh(jobs)
+                keys = [k for t, _ in vanished for k, _ in t.items]  # type: ignore[union-attr]
+                continue
+            if errors:
+                labels = [t if isinstance(t, str) else f"pack {t.pack}" for t, _ in errors]
+                stats.failed += labels
+                _raise_first([(label, e) for label, (_, e) in zip(labels, errors, strict=True)],
+                             "downloading", remote)
+            return
 
-        def one(key: str) -> None:
-            size = _download_verified(store, remote, key)
+    def _fetch_once(keys: list[str]) -> list[tuple[str | packs_mod.ReadRange, Exception]]:
+        located: list[tuple[str, packs_mod.PackEntry]] = []
+        loose: list[str] = []
+        if packs is not None and not packs.refreshed:
+            packs.refresh(jobs)
+        for k in keys:
+            entry = packs.locate(k) if packs is not None else None
+            if entry is None:
+                loose.append(k)
+            else:
+                located.append((k, entry))
+        tasks: list[str | packs_mod.ReadRange] = [*packs_mod.plan_ranges(located), *loose]
+
+        def one(task: str | packs_mod.ReadRange) -> None:
+            if isinstance(task, str):
+                count, size = 1, _download_verified(store, remote, task)
+            else:
+                count, size = _install_range(store, remote, task)
             with lock:
-                stats.transferred += 1
+                stats.transferred += count
                 stats.bytes += size
             if advance:
                 advance(size)
 
-        errors = _run_pool(jobs, keys, one)
-        if errors:
-            stats.failed += [k for k, _ in errors]
-            _raise_first(errors, "downloading", remote)
+        return _run_pool(jobs, tasks, one)
 
     # 1. trees of directory artifacts
     dirs = [p for _, p in arts if p.kind == "dir"]
@@ -264,11 +378,11 @@ def fetch(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known
             files.setdefault(p.oid, path)
     # 2. which files are whole objects and which are chunk lists on the remote
     need = [oid for oid in files if not store.has(oid)]
-    candidates = [key_for(OBJECTS, o) for o in need] + [key_for(CHUNKED, o) for o in need]
-    present = remote.has_many(candidates) if need else set()
+    present = present_keys(remote, packs, [key_for(OBJECTS, o) for o in need])
+    maybe_chunked = [key_for(CHUNKED, o) for o in need if key_for(OBJECTS, o) not in present]
+    present |= present_keys(remote, packs, maybe_chunked)
     whole = [key_for(OBJECTS, o) for o in need if key_for(OBJECTS, o) in present]
-    lists = [key_for(CHUNKED, o) for o in need
-             if key_for(OBJECTS, o) not in present and key_for(CHUNKED, o) in present]
+    lists = [k for k in maybe_chunked if k in present]
     absent = [o for o in need if key_for(OBJECTS, o) not in present
               and key_for(CHUNKED, o) not in present]
     if absent:

@@ -1,0 +1,380 @@
+"""Pack files on a remote: many objects in one key, so a transfer costs one request per
+~16 MiB instead of one per object (S3 charges and waits per request; a folder remote
+pays a file creation per object).
+
+Layout on the remote, beside the loose ``objects/`` and ``chunked/`` keys:
+
+- ``packs/<pack id>.pack``: the objects' bytes, concatenated, nothing else. The pack id
+  is the xxh3-128 of those bytes, so the same batch always makes the same pack.
+- ``packs/<pack id>.idx``: text, ``gitml-pack-index 1 <pack id> <pack bytes> <count>``
+  then one ``<store key> <offset> <size>`` line per object.
+
+The pack goes up before its index and a reader only trusts packs whose index it sees,
+so nobody ever looks for an object in a pack that is not complete. Index files never
+change once written (a repack writes a new pack), so each is downloaded once and
+cached locally, one file per pack. Objects read from a pack are verified against their
+id by the transfer layer exactly like loose ones.
+
+This module knows nothing about Git or the CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitml.errors import ConfigError, CorruptObjectError
+from gitml.store.ids import hash_bytes, is_valid_id
+from gitml.store.objects import parse_key
+from gitml.store.remote import Remote
+
+MiB = 1024 * 1024
+PACKS = "packs/"
+INDEX_MAGIC = "gitml-pack-index"
+INDEX_VERSION = "1"
+#: a pack is cut when the next object would take it over this many bytes
+DEFAULT_PACK_BYTES = 16 * MiB
+#: ranged reads join neighbouring objects when the gap between them is at most this
+RANGE_GAP = 256 * 1024
+#: and stop growing at this many bytes, so one large pack is still read in parallel
+RANGE_MAX = 16 * MiB
+
+
+def pack_key(pack_id: str) -> str:
+    return f"{PACKS}{pack_id}.pack"
+
+
+def index_key(pack_id: str) -> str:
+    return f"{PACKS}{pack_id}.idx"
+
+
+def parse_pack_key(key: str) -> tuple[str, str] | None:
+    """``packs/<id>.pack`` -> (id, "pack"); ``packs/<id>.idx`` -> (id, "idx"); else None."""
+    if not key.startswith(PACKS):
+        return None
+    name = key[len(PACKS):]
+    stem, dot, ext = name.rpartition(".")
+    if not dot or ext not in ("pack", "idx") or not is_valid_id(stem):
+        return None
+    return stem, ext
+
+
+def pack_bytes_option(remote: Remote) -> int:
+    """Target pack size from the remote's ``pack_mib`` option (0 turns packing off)."""
+    raw = remote.options.get("pack_mib")
+    if raw is None or str(raw).strip() == "":
+        return DEFAULT_PACK_BYTES
+    try:
+        mib = float(str(raw))
+    except ValueError:
+        mib = -1.0
+    if mib < 0:
+        raise ConfigError(
+            f"remote '{remote.name}': option pack_mib must be a number of MiB >= 0, not {raw!r}",
+            f"`git ml remote modify {remote.name} pack_mib 16` (0 stores every object alone)")
+    return int(mib * MiB)
+
+
+@dataclass(frozen=True, slots=True)
+class PackEntry:
+    pack: str
+    offset: int
+    size: int
+
+
+def plan_batches(sized: Sequence[tuple[str, int]], target: int) -> list[list[tuple[str, int]]]:
+    """Cut ``(key, size)`` pairs, in their order, into batches of at most ``target`` bytes
+    (an object bigger than that is a batch of its own)."""
+    batches: list[list[tuple[str, int]]] = []
+    current: list[tuple[str, int]] = []
+    total = 0
+    for key, size in sized:
+        if current and total + size > target:
+            batches.append(current)
+            current, total = [], 0
+        current.append((key, size))
+        total += size
+    if current:
+        batches.append(current)
+    return batches
+
+
+def build_index(data: bytes | bytearray, sized: Sequence[tuple[str, int]]) -> tuple[str, bytes]:
+    """(pack id, index bytes) for pack ``data`` holding ``(store key, size)`` in order."""
+    pack_id = hash_bytes(data)
+    lines = [f"{INDEX_MAGIC} {INDEX_VERSION} {pack_id} {len(data)} {len(sized)}"]
+    offset = 0
+    for key, size in sized:
+        lines.append(f"{key} {offset} {size}")
+        offset += size
+    if offset != len(data):
+        raise ValueError(f"pack holds {len(data)} bytes but its entries {offset}")
+    return pack_id, ("\n".join(lines) + "\n").encode()
+
+
+def build_pack(parts: Sequence[tuple[str, bytes | memoryview]]) -> tuple[str, bytes, bytes]:
+    """(pack id, pack bytes, index bytes) for ``(store key, content)`` pairs."""
+    data = b"".join(blob for _, blob in parts)
+    pack_id, index = build_index(data, [(key, len(blob)) for key, blob in parts])
+    return pack_id, data, index
+
+
+def parse_index(data: bytes, pack_id: str, where: str = "remote") -> dict[str, PackEntry]:
+    """The entries of a pack index; a damaged one raises :class:`CorruptObjectError`."""
+
+    def bad(why: str) -> CorruptObjectError:
+        return CorruptObjectError(
+            f"pack index {pack_id} on {where} is damaged: {why}",
+            "run `git ml push --verify-remote` from a clone that has the objects")
+
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError as e:
+        raise bad("not ASCII text") from e
+    lines = text.split("\n")
+    if not lines or lines[-1] != "":
+        raise bad("truncated")
+    head = lines[0].split(" ")
+    if len(head) != 5 or head[0] != INDEX_MAGIC or head[1] != INDEX_VERSION or head[2] != pack_id:
+        raise bad("bad header")
+    try:
+        pack_size, count = int(head[3]), int(head[4])
+    except ValueError as e:
+        raise bad("bad header") from e
+    body = lines[1:-1]
+    if len(body) != count:
+        raise bad(f"{len(body)} entries where the header says {count}")
+    entries: dict[str, PackEntry] = {}
+    for line in body:
+        fields = line.split(" ")
+        if len(fields) != 3 or parse_key(fields[0]) is None:
+            raise bad(f"bad entry {line[:80]!r}")
+        try:
+            offset, size = int(fields[1]), int(fields[2])
+        except ValueError as e:
+            raise bad(f"bad entry {line[:80]!r}") from e
+        if offset < 0 or size < 0 or offset + size > pack_size:
+            raise bad(f"entry {fields[0]} lies outside the pack")
+        entries[fields[0]] = PackEntry(pack_id, offset, size)
+    return entries
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRange:
+    """One ranged read of a pack and the objects it yields."""
+
+    pack: str
+    start: int
+    length: int
+    items: tuple[tuple[str, PackEntry], ...]
+
+
+def plan_ranges(located: Iterable[tuple[str, PackEntry]], *, gap: int = RANGE_GAP,
+                max_bytes: int = RANGE_MAX) -> list[ReadRange]:
+    """Group wanted objects into as few ranged reads as possible: neighbours in a pack
+    whose gap is small are read together, up to ``max_bytes`` per read."""
+    by_pack: dict[str, list[tuple[str, PackEntry]]] = {}
+    for key, entry in located:
+        by_pack.setdefault(entry.pack, []).append((key, entry))
+    ranges: list[ReadRange] = []
+    for pack, items in by_pack.items():
+        items.sort(key=lambda kv: kv[1].offset)
+        group: list[tuple[str, PackEntry]] = []
+        start = end = 0
+        for key, e in items:
+            if group and (e.offset - end > gap or e.offset + e.size - start > max_bytes):
+                ranges.append(ReadRange(pack, start, end - start, tuple(group)))
+                group = []
+            if not group:
+                start = e.offset
+            group.append((key, e))
+            end = max(end, e.offset + e.size)
+        if group:
+            ranges.append(ReadRange(pack, start, end - start, tuple(group)))
+    return ranges
+
+
+def slice_range(rng: ReadRange, data: bytes) -> Iterable[tuple[str, memoryview]]:
+    """The objects of one ranged read, as views into ``data``."""
+    if len(data) != rng.length:
+        raise CorruptObjectError(
+            f"pack {rng.pack}: asked for {rng.length} bytes at {rng.start}, got {len(data)}",
+            "run the command again; if it persists the pack on the remote is damaged")
+    view = memoryview(data)
+    for key, e in rng.items:
+        yield key, view[e.offset - rng.start: e.offset - rng.start + e.size]
+
+
+class PackIndex:
+    """What the packs of one remote hold, with their index files cached in ``cache_dir``.
+
+    :meth:`refresh` lists ``packs/`` on the remote (one request per 1,000 packs),
+    downloads only the indexes not cached yet and forgets packs the remote no longer has.
+    """
+
+    def __init__(self, remote: Remote, cache_dir: Path) -> None:
+        self.remote = remote
+        self.cache_dir = cache_dir
+        self.entries: dict[str, PackEntry] = {}
+        self.by_pack: dict[str, dict[str, PackEntry]] = {}
+        self.refreshed = False
+        self._lock = threading.Lock()
+
+    def locate(self, key: str) -> PackEntry | None:
+        return self.entries.get(key)
+
+    def refresh(self, jobs: int = 8) -> None:
+        listed: set[str] = set()
+        packs_seen: set[str] = set()
+        for key in self.remote.iter_keys(PACKS):
+            parsed = parse_pack_key(key)
+            if parsed is None:
+                continue
+            (listed if parsed[1] == "idx" else packs_seen).add(parsed[0])
+        complete = listed & packs_seen  # an index whose pack is gone is useless
+        cached = set()
+        if self.cache_dir.is_dir():
+            cached = {p.stem for p in self.cache_dir.glob("*.idx") if is_valid_id(p.stem)}
+        for stale in cached - complete:
+            with contextlib.suppress(FileNotFoundError):
+                (self.cache_dir / f"{stale}.idx").unlink()
+        todo = sorted(complete - cached)
+        where = f"remote '{self.remote.name}'"
+        loaded: dict[str, dict[str, PackEntry]] = {}
+
+        def download(pack_id: str) -> None:
+            data = self.remote.get_range(index_key(pack_id))
+            loaded[pack_id] = parse_index(data, pack_id, where)
+            self._cache(pack_id, data)
+
+        if todo:
+            with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo)))) as pool:
+                list(pool.map(download, todo))
+        for pack_id in sorted(complete & cached):
+            path = self.cache_dir / f"{pack_id}.idx"
+            try:
+                loaded[pack_id] = parse_index(path.read_bytes(), pack_id, f"{where} (cached)")
+            except (OSError, CorruptObjectError):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                download(pack_id)
+        with self._lock:
+            self.by_pack = loaded
+            self.entries = {k: e for entries in loaded.values() for k, e in entries.items()}
+            self.refreshed = True
+
+    def add(self, pack_id: str, index: bytes) -> None:
+        """Record a pack this process just uploaded (no need to download its index)."""
+        entries = parse_index(index, pack_id)
+        self._cache(pack_id, index)
+        with self._lock:
+            self.by_pack[pack_id] = entries
+            self.entries.update(entries)
+
+    def drop(self, pack_id: str) -> None:
+        """Forget a pack deleted from the remote."""
+        with self._lock:
+            for key in self.by_pack.pop(pack_id, {}):
+                if self.entries.get(key, PackEntry("", 0, 0)).pack == pack_id:
+                    del self.entries[key]
+        with contextlib.suppress(FileNotFoundError):
+            (self.cache_dir / f"{pack_id}.idx").unlink()
+
+    def clear(self) -> None:
+        with self._lock:
+            self.entries.clear()
+            self.by_pack.clear()
+            self.refreshed = False
+        if self.cache_dir.is_dir():
+            for p in self.cache_dir.glob("*"):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+
+    def _cache(self, pack_id: str, data: bytes) -> None:
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        dest = self.cache_dir / f"{pack_id}.idx"
+        tmp = self.cache_dir / f".{pack_id}.{os.getpid()}.{threading.get_ident()}.incomplete"
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+
+
+def upload_pack(remote: Remote, data: bytes | bytearray, sized: Sequence[tuple[str, int]]
+                ) -> tuple[str, bytes]:
+    """Upload one pack, then its index (readers trust only packs whose index they see);
+    returns (pack id, index bytes)."""
+    pack_id, index = build_index(data, sized)
+    remote.put_bytes(pack_key(pack_id), data)
+    remote.put_bytes(index_key(pack_id), index)
+    return pack_id, index
+
+
+def read_entries(remote: Remote, pack_id: str, entries: Sequence[tuple[str, PackEntry]]
+                 ) -> Iterable[tuple[str, memoryview]]:
+    """Download the given objects of one pack with as few ranged reads as possible."""
+    for rng in plan_ranges(entries):
+        yield from slice_range(rng, remote.get_range(pack_key(pack_id), rng.start, rng.length))
+
+
+@dataclass
+class PackVerdict:
+    """What remote gc does with one pack: keep it, delete it, or rewrite it with only its
+    live objects."""
+
+    pack: str
+    action: str  # "keep" | "delete" | "repack"
+    dead: list[str]
+    live: list[tuple[str, PackEntry]]
+    freed: int  # bytes the action frees
+
+
+def judge_pack(pack_id: str, entries: dict[str, PackEntry], pack_size: int, index_size: int,
+               reachable: set[str] | frozenset[str], *, old: bool,
+               repack_ratio: float = 0.5) -> PackVerdict:
+    """A pack with no live object goes; one whose dead bytes are at least ``repack_ratio``
+    of it is rewritten; the rest stay (rewriting costs a download and an upload). Packs
+    newer than the grace period (not ``old``) always stay."""
+    live = [(k, e) for k, e in entries.items() if k in reachable]
+    dead = [k for k in entries if k not in reachable]
+    if not dead or not old:
+        return PackVerdict(pack_id, "keep", dead, live, 0)
+    if not live:
+        return PackVerdict(pack_id, "delete", dead, live, pack_size + index_size)
+    dead_bytes = sum(entries[k].size for k in dead)
+    if dead_bytes >= repack_ratio * pack_size:
+        return PackVerdict(pack_id, "repack", dead, live, dead_bytes)
+    return PackVerdict(pack_id, "keep", dead, live, 0)
+
+
+def repack(remote: Remote, index: PackIndex, pack_id: str,
+           live: Sequence[tuple[str, PackEntry]]) -> str:
+    """Rewrite a pack with only ``live`` objects (each verified on the way), then delete
+    the old one. The new pack is complete before the old goes, so the live objects are
+    on the remote at every moment. Returns the new pack's id."""
+    from gitml.store.objects import check_blob
+
+    parts: list[tuple[str, bytes]] = []
+    for key, blob in read_entries(remote, pack_id, live):
+        problem = check_blob(key, blob)
+        if problem:
+            raise CorruptObjectError(
+                f"{key} in pack {pack_id} on remote '{remote.name}' is damaged ({problem}); "
+                "the pack was left as it is", "push it again from a clone that has it")
+        parts.append((key, bytes(blob)))
+    new_id, data, new_index = build_pack(parts)
+    remote.put_bytes(pack_key(new_id), data)
+    remote.put_bytes(index_key(new_id), new_index)
+    index.add(new_id, new_index)
+    delete_pack(remote, index, pack_id)
+    return new_id
+
+
+def delete_pack(remote: Remote, index: PackIndex, pack_id: str) -> None:
+    """Index first: a pack without an index is ignored by every reader."""
+    remote.delete_many([index_key(pack_id)])
+    remote.delete_many([pack_key(pack_id)])
+    index.drop(pack_id)
