@@ -89,6 +89,7 @@ def main() -> int:
     ap.add_argument("-j", "--jobs", type=int, default=16, help="parallel transfers, both tools")
     ap.add_argument("--dvc", default="/tmp/dvcenv/bin/dvc", help="dvc executable (separate venv)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     ap.add_argument("--fetch-only", action="store_true",
                     help="time `fetch` (download + verify into the store/cache) instead of `pull` "
                          "for both tools; no work-tree checkout")
@@ -190,6 +191,18 @@ def main() -> int:
     for label, dt in results["DVC"].items():
         gt = results["gitml"][label]
         print(f"| {label} | {dt:.2f} s | {gt:.2f} s | {gt / dt:.2f} |")
+    if args.out:
+        import json
+        import platform
+
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                capture_output=True, text=True).stdout.strip()
+        args.out.write_text(json.dumps({
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "gitml_commit": commit,
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                        "load_at_end": os.getloadavg()},
+            "sizes": {"n_small": args.small, "big_mib": args.big_mib, "jobs": args.jobs},
+            "seconds": results}, indent=1) + "\n")
     return 0
 
 

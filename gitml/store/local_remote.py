@@ -6,8 +6,9 @@ import contextlib
 import os
 import shutil
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 from gitml.errors import ObjectMissingError, RemoteError
 from gitml.store.remote import Remote
@@ -29,6 +30,22 @@ class LocalRemote(Remote):
         return {k for k in keys if self._path(k).is_file()}
 
     def put_file(self, key: str, src: Path) -> None:
+        def copy(d: BinaryIO) -> None:
+            with open(src, "rb", buffering=0) as s:
+                while block := s.read(8 << 20):
+                    d.write(block)
+
+        self._write(key, copy)
+
+    def put_bytes(self, key: str, data: bytes | bytearray) -> None:
+        def write(d: BinaryIO) -> None:
+            view = memoryview(data)
+            while view:
+                view = view[d.write(view) or 0:]
+
+        self._write(key, write)
+
+    def _write(self, key: str, fill: Callable[[BinaryIO], None]) -> None:
         """Temp file beside the destination, then rename: readers never see part of it.
         String paths and a cache of folders made, since a push may write 20,000 keys."""
         dest = f"{self.root}/{key}"
@@ -38,30 +55,9 @@ class LocalRemote(Remote):
             if folder not in self._made:
                 os.makedirs(folder, exist_ok=True)
                 self._made.add(folder)
-            with open(src, "rb", buffering=0) as s:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
-                with open(fd, "wb", buffering=0) as d:
-                    while block := s.read(8 << 20):
-                        d.write(block)
-            os.replace(tmp, dest)
-        except OSError as e:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise RemoteError(f"remote '{self.name}': cannot write {dest}: {e.strerror}") from e
-
-    def put_bytes(self, key: str, data: bytes | bytearray) -> None:
-        dest = f"{self.root}/{key}"
-        folder = dest.rpartition("/")[0]
-        tmp = f"{folder}/.tmp-{key.rpartition('/')[2]}.{os.getpid()}.{threading.get_ident()}.incomplete"
-        try:
-            if folder not in self._made:
-                os.makedirs(folder, exist_ok=True)
-                self._made.add(folder)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
             with open(fd, "wb", buffering=0) as d:
-                view = memoryview(data)
-                while view:
-                    view = view[d.write(view) or 0:]
+                fill(d)  # type: ignore[arg-type]
             os.replace(tmp, dest)
         except OSError as e:
             with contextlib.suppress(FileNotFoundError):

@@ -97,6 +97,9 @@ class ObjectStore:
         return self.root / key_for(CHUNKED, oid)
 
     # presence --------------------------------------------------------------
+    def has_key(self, key: str) -> bool:
+        return os.path.isfile(f"{self.root}/{key}")  # a string path: called per object
+
     def has_object(self, oid: str) -> bool:
         return self.object_path(oid).is_file()
 
@@ -349,14 +352,18 @@ class ObjectStore:
                     if not entry.name.startswith("."):  # .*.incomplete: a write under way
                         yield f"{kind}/{fan.name}/{entry.name}"
 
-    def keys_of(self, oid: str, kind: str) -> list[str]:
-        """Every store key needed to reproduce artifact content ``oid`` (file or dir)."""
+    def keys_of(self, oid: str, kind: str, size: int | None = None) -> list[str]:
+        """Every store key needed to reproduce artifact content ``oid`` (file or dir).
+
+        Content under the chunking threshold is always stored whole, so a folder of 20,000
+        small files costs no system call here; whether those keys are present is for the
+        caller to ask when it matters."""
         if kind == "dir":
             keys = [key_for(OBJECTS, oid)]
             for e in self.read_tree(oid):
-                keys.extend(self.keys_of(e.oid, "file"))
+                keys.extend(self.keys_of(e.oid, "file", e.size))
             return keys
-        if self.has_object(oid):
+        if (size is not None and size < CHUNK_THRESHOLD) or self.has_object(oid):
             return [key_for(OBJECTS, oid)]
         _, chunks = self.read_chunklist(oid)
         return [key_for(CHUNKED, oid)] + [key_for(OBJECTS, c.oid) for c in chunks]

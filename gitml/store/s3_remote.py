@@ -162,6 +162,7 @@ class S3Remote(Remote):
         self._client: Any = None
         self._lock = threading.Lock()
         self._bucket_checked = False
+        self._closed = False
         # sizes seen by the last iter_keys listing (gc asks key_size for many keys)
         self._sizes: dict[str, int] = {}
 
@@ -182,6 +183,8 @@ class S3Remote(Remote):
         def build() -> None:
             with contextlib.suppress(Exception):
                 _ = self.client
+                if self._closed:
+                    self.close()
 
         threading.Thread(target=build, name="gitml-s3-warm-up", daemon=True).start()
 
@@ -227,8 +230,15 @@ class S3Remote(Remote):
             ) from e
 
     def close(self) -> None:
-        with self._lock:
+        self._closed = True
+        # a warm-up thread that is still building the client holds the lock: don't wait
+        # for it (a no-op push needs no client); it closes what it built when it sees _closed
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
             client, self._client = self._client, None
+        finally:
+            self._lock.release()
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close()
@@ -383,8 +393,6 @@ class S3Remote(Remote):
             self._raise(e, None)
 
     def get_range(self, key: str, start: int = 0, length: int | None = None) -> bytes:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._s3key(key)}
         if length is not None:
             if length == 0:
@@ -392,52 +400,48 @@ class S3Remote(Remote):
             kwargs["Range"] = f"bytes={start}-{start + length - 1}"
         elif start:
             kwargs["Range"] = f"bytes={start}-"
-        try:
-            data = self._read_object(kwargs)
-        except ClientError as e:
-            code = str(e.response.get("Error", {}).get("Code", ""))
-            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in _MISSING_KEY_CODES or status == 404:
-                self._check_bucket()
-            self._raise(e, key)
-        except BotoCoreError as e:
-            self._raise(e, key)
+        data: bytes = self._get_object(key, kwargs, read=True)
         if length is not None and len(data) != length:
             raise RemoteError(f"remote '{self.name}': {self._where(key)} returned "
                               f"{len(data)} bytes at {start}, wanted {length}")
         return data
 
-    def _read_object(self, kwargs: dict[str, Any]) -> bytes:
-        """GET and read the body; a body cut off mid-way is asked for again (botocore only
-        retries the request itself)."""
-        from botocore.exceptions import IncompleteReadError, ResponseStreamingError
+    def _get_object(self, key: str, kwargs: dict[str, Any], *, read: bool) -> Any:
+        """GET, with gitml errors; with ``read``, the whole body (a body cut off mid-way is
+        asked for again: botocore only retries the request itself)."""
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            IncompleteReadError,
+            ResponseStreamingError,
+        )
 
         for attempt in range(3):
-            resp = self.client.get_object(**kwargs)
             try:
-                data: bytes = resp["Body"].read()
-                return data
-            except (IncompleteReadError, ResponseStreamingError):
+                resp = self.client.get_object(**kwargs)
+                if not read:
+                    return resp
+                return resp["Body"].read()
+            except (IncompleteReadError, ResponseStreamingError) as e:
                 if attempt == 2:
-                    raise
+                    self._raise(e, key)
+            except ClientError as e:
+                code = str(e.response.get("Error", {}).get("Code", ""))
+                if code == "NoSuchBucket":
+                    self._raise_no_bucket(e)
+                status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if code in _MISSING_KEY_CODES or status == 404:
+                    self._check_bucket()
+                self._raise(e, key)
+            except BotoCoreError as e:
+                self._raise(e, key)
         raise AssertionError("unreachable")
 
     def get_file(self, key: str, dest: Path) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         s3key = self._s3key(key)
-        try:
-            resp = self.client.get_object(Bucket=self.bucket, Key=s3key)
-        except ClientError as e:
-            code = str(e.response.get("Error", {}).get("Code", ""))
-            if code == "NoSuchBucket":
-                self._raise_no_bucket(e)
-            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in _MISSING_KEY_CODES or status == 404:
-                self._check_bucket()
-            self._raise(e, key)
-        except BotoCoreError as e:
-            self._raise(e, key)
+        resp = self._get_object(key, {"Bucket": self.bucket, "Key": s3key}, read=False)
         body = resp["Body"]
         length = int(resp.get("ContentLength") or 0)
         try:

@@ -174,12 +174,27 @@ def artifact_keys(store: ObjectStore, arts: Iterable[Artifact]) -> tuple[list[st
     return list(leaves), list(roots), missing
 
 
+def _local_sizes(store: ObjectStore, keys: Sequence[str]) -> list[tuple[str, int]]:
+    sized: list[tuple[str, int]] = []
+    absent: list[str] = []
+    for k in keys:
+        try:
+            sized.append((k, os.stat(store.path_of_key(k)).st_size))
+        except FileNotFoundError:
+            absent.append(k)
+    if absent:
+        raise ObjectMissingError(
+            f"{len(absent)} object(s) to upload are missing from the local store, e.g. {absent[0]}",
+            "run `git ml fsck`, then `git ml add` the files again or fetch them from a remote")
+    return sized
+
+
 def _upload_batches(store: ObjectStore, keys: Sequence[str], pack_bytes: int) -> list[tuple[str, ...]]:
     """Cut keys into upload batches: one key alone (a PUT of its own) or several that go
     up as one pack. An object of half a pack or more gains nothing from packing."""
+    sized = _local_sizes(store, keys)
     if pack_bytes <= 0:
         return [(k,) for k in keys]
-    sized = [(k, os.stat(store.path_of_key(k)).st_size) for k in keys]
     alone = [(k,) for k, size in sized if size >= pack_bytes // 2]
     small = [(k, size) for k, size in sized if size < pack_bytes // 2]
     return alone + [tuple(k for k, _ in b) for b in packs_mod.plan_batches(small, pack_bytes)]
@@ -321,7 +336,7 @@ def fetch(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known
     lock = threading.Lock()
 
     def fetch_keys(keys: list[str]) -> None:
-        keys = [k for k in dict.fromkeys(keys) if not store.path_of_key(k).is_file()]
+        keys = [k for k in dict.fromkeys(keys) if not store.has_key(k)]
         for attempt in range(2):
             if not keys:
                 return
@@ -370,16 +385,21 @@ def fetch(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known
     dirs = [p for _, p in arts if p.kind == "dir"]
     fetch_keys([key_for(OBJECTS, p.oid) for p in dirs])
     files: dict[str, str] = {}  # oid -> artifact path (for messages)
+    small: set[str] = set()  # content under the chunking threshold is always stored whole
     for path, p in arts:
         if p.kind == "dir":
             for e in tree.loads(store.read_object(p.oid), p.oid):
                 files.setdefault(e.oid, f"{path}/{e.path}")
+                if e.size < chunking.CHUNK_THRESHOLD:
+                    small.add(e.oid)
         else:
             files.setdefault(p.oid, path)
     # 2. which files are whole objects and which are chunk lists on the remote
-    need = [oid for oid in files if not store.has(oid)]
+    need = [oid for oid in files if not store.has_key(key_for(OBJECTS, oid))
+            and (oid in small or not store.has(oid))]
     present = present_keys(remote, packs, [key_for(OBJECTS, o) for o in need])
-    maybe_chunked = [key_for(CHUNKED, o) for o in need if key_for(OBJECTS, o) not in present]
+    maybe_chunked = [key_for(CHUNKED, o) for o in need
+                     if o not in small and key_for(OBJECTS, o) not in present]
     present |= present_keys(remote, packs, maybe_chunked)
     whole = [key_for(OBJECTS, o) for o in need if key_for(OBJECTS, o) in present]
     lists = [k for k in maybe_chunked if k in present]
