@@ -23,7 +23,7 @@ def key_of(data: bytes) -> str:
 def test_pack_round_trip(blobs: list[bytes]) -> None:
     parts = [(key_of(b), b) for b in blobs]
     pack_id, data, index = packs.build_pack(parts)
-    assert pack_id == hash_bytes(data)
+    assert pack_id == hash_bytes(index.split(b"\n", 1)[1])  # the entry lines name the bytes
     entries = packs.parse_index(index, pack_id)
     assert {k: data[e.offset: e.offset + e.size] for k, e in entries.items()} == dict(parts)
 
@@ -41,11 +41,39 @@ def test_damaged_index_is_refused(blobs: list[bytes], draw: st.DataObject) -> No
 
 
 def test_index_entries_must_lie_inside_the_pack() -> None:
-    pack_id, _, index = packs.build_pack([(key_of(b"abc"), b"abc")])
-    lines = index.decode().split("\n")
-    lines[1] = lines[1].rsplit(" ", 1)[0] + " 4"
+    pack_id, index = packs.index_bytes([(key_of(b"abc"), 3)])
+    head, body = index.split(b"\n", 1)
+    fields = head.split(b" ")
+    fields[3] = b"2"  # the header says the pack is shorter than its entries
     with pytest.raises(CorruptObjectError, match="outside the pack"):
+        packs.parse_index(b" ".join(fields) + b"\n" + body, pack_id)
+    lines = index.decode().split("\n")
+    lines[1] = lines[1].rsplit(" ", 1)[0] + " 4"  # an entry edited: its id no longer fits
+    with pytest.raises(CorruptObjectError, match="do not hash"):
         packs.parse_index("\n".join(lines).encode(), pack_id)
+
+
+def test_concat_reader_reads_files_end_to_end(tmp_path: os.PathLike[str]) -> None:
+    from pathlib import Path
+
+    blobs = [os.urandom(n) for n in (0, 1, 5000, 70_000, 3)]
+    parts = []
+    for i, b in enumerate(blobs):
+        p = Path(tmp_path) / f"p{i}"
+        p.write_bytes(b)
+        parts.append((str(p), len(b)))
+    whole = b"".join(blobs)
+    with packs.ConcatReader(parts) as r:
+        assert r.size == len(whole)
+        assert r.read() == whole
+        for start, n in ((0, 10), (4999, 3), (5001, 70_001), (75_000, 10), (len(whole), 5)):
+            r.seek(start)
+            assert r.read(n) == whole[start: start + n]
+        r.seek(-3, os.SEEK_END)
+        assert r.read() == blobs[-1]
+    Path(parts[3][0]).write_bytes(b"short")  # the store changed under us: an error, not junk
+    with packs.ConcatReader(parts) as r, pytest.raises(CorruptObjectError):
+        r.read()
 
 
 def test_plan_batches_respects_the_target_and_the_order() -> None:

@@ -235,6 +235,19 @@ def test_put_bytes_and_ranged_reads(remote: Remote) -> None:
             bigger[64 * 1024 * 1024: 64 * 1024 * 1024 + 1000]
 
 
+def test_put_stream(remote: Remote, tmp_path: Path) -> None:
+    from gitml.store.packs import ConcatReader
+
+    blobs = [os.urandom(n) for n in (10, 200_000, 1)]
+    parts = []
+    for i, b in enumerate(blobs):
+        (tmp_path / f"part{i}").write_bytes(b)
+        parts.append((str(tmp_path / f"part{i}"), len(b)))
+    with ConcatReader(parts) as reader:
+        remote.put_stream("packs/s.pack", reader, reader.size)  # type: ignore[arg-type]
+    assert remote.get_range("packs/s.pack") == b"".join(blobs)
+
+
 def test_ranged_read_errors(remote: Remote) -> None:
     with pytest.raises(ObjectMissingError) as info:
         remote.get_range("packs/absent.pack", 0, 10)

@@ -45,6 +45,17 @@ class LocalRemote(Remote):
 
         self._write(key, write)
 
+    def put_stream(self, key: str, stream: BinaryIO, size: int) -> None:
+        def copy(d: BinaryIO) -> None:
+            left = size
+            while left > 0 and (block := stream.read(min(left, 8 << 20))):
+                d.write(block)
+                left -= len(block)
+            if left:
+                raise RemoteError(f"remote '{self.name}': {key}: the source ended {left} bytes early")
+
+        self._write(key, copy)
+
     def _write(self, key: str, fill: Callable[[BinaryIO], None]) -> None:
         """Temp file beside the destination, then rename: readers never see part of it.
         String paths and a cache of folders made, since a push may write 20,000 keys."""

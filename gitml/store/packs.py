@@ -5,7 +5,8 @@ pays a file creation per object).
 Layout on the remote, beside the loose ``objects/`` and ``chunked/`` keys:
 
 - ``packs/<pack id>.pack``: the objects' bytes, concatenated, nothing else. The pack id
-  is the xxh3-128 of those bytes, so the same batch always makes the same pack.
+  is the xxh3-128 of the index's entry lines, which name each object by its content id:
+  the same batch always makes the same pack, and the id is known before reading a byte.
 - ``packs/<pack id>.idx``: text, ``gitml-pack-index 1 <pack id> <pack bytes> <count>``
   then one ``<store key> <offset> <size>`` line per object.
 
@@ -20,7 +21,9 @@ This module knows nothing about Git or the CLI.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import io
 import os
 import threading
 from collections.abc import Iterable, Sequence
@@ -104,24 +107,25 @@ def plan_batches(sized: Sequence[tuple[str, int]], target: int) -> list[list[tup
     return batches
 
 
-def build_index(data: bytes | bytearray, sized: Sequence[tuple[str, int]]) -> tuple[str, bytes]:
-    """(pack id, index bytes) for pack ``data`` holding ``(store key, size)`` in order."""
-    pack_id = hash_bytes(data)
-    lines = [f"{INDEX_MAGIC} {INDEX_VERSION} {pack_id} {len(data)} {len(sized)}"]
+def index_bytes(sized: Sequence[tuple[str, int]]) -> tuple[str, bytes]:
+    """(pack id, index) of a pack holding ``(store key, size)`` in order. The id is the
+    xxh3-128 of the entry lines: they name every object by its content id, so they fix the
+    pack's bytes, and the id is known without reading them."""
+    lines = []
     offset = 0
     for key, size in sized:
-        lines.append(f"{key} {offset} {size}")
+        lines.append(f"{key} {offset} {size}\n")
         offset += size
-    if offset != len(data):
-        raise ValueError(f"pack holds {len(data)} bytes but its entries {offset}")
-    return pack_id, ("\n".join(lines) + "\n").encode()
+    body = "".join(lines).encode()
+    pack_id = hash_bytes(body)
+    head = f"{INDEX_MAGIC} {INDEX_VERSION} {pack_id} {offset} {len(sized)}\n".encode()
+    return pack_id, head + body
 
 
 def build_pack(parts: Sequence[tuple[str, bytes | memoryview]]) -> tuple[str, bytes, bytes]:
     """(pack id, pack bytes, index bytes) for ``(store key, content)`` pairs."""
-    data = b"".join(blob for _, blob in parts)
-    pack_id, index = build_index(data, [(key, len(blob)) for key, blob in parts])
-    return pack_id, data, index
+    pack_id, index = index_bytes([(key, len(blob)) for key, blob in parts])
+    return pack_id, b"".join(blob for _, blob in parts), index
 
 
 def parse_index(data: bytes, pack_id: str, where: str = "remote") -> dict[str, PackEntry]:
@@ -147,6 +151,8 @@ def parse_index(data: bytes, pack_id: str, where: str = "remote") -> dict[str, P
     except ValueError as e:
         raise bad("bad header") from e
     body = lines[1:-1]
+    if hash_bytes(text[len(lines[0]) + 1:].encode()) != pack_id:
+        raise bad("its entries do not hash to the pack id")
     if len(body) != count:
         raise bad(f"{len(body)} entries where the header says {count}")
     entries: dict[str, PackEntry] = {}
@@ -303,12 +309,85 @@ class PackIndex:
         os.replace(tmp, dest)
 
 
-def upload_pack(remote: Remote, data: bytes | bytearray, sized: Sequence[tuple[str, int]]
-                ) -> tuple[str, bytes]:
-    """Upload one pack, then its index (readers trust only packs whose index they see);
-    returns (pack id, index bytes)."""
-    pack_id, index = build_index(data, sized)
-    remote.put_bytes(pack_key(pack_id), data)
+class ConcatReader(io.RawIOBase):
+    """A seekable, read-only stream over files laid end to end: a pack read straight from
+    the store's object files, never built in memory."""
+
+    def __init__(self, parts: Sequence[tuple[str, int]]) -> None:
+        super().__init__()
+        self._paths = [path for path, _ in parts]
+        self._starts: list[int] = []
+        total = 0
+        for _, size in parts:
+            self._starts.append(total)
+            total += size
+        self.size = total
+        self._pos = 0
+        self._index = -1
+        self._file: io.FileIO | None = None
+        self._file_pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Exactly ``size`` bytes unless the end comes first (a raw read may stop at a file
+        boundary; multipart uploaders expect whole parts)."""
+        left = self.size - self._pos
+        want = left if size is None or size < 0 else min(size, left)
+        buf = bytearray(max(0, want))
+        view = memoryview(buf)
+        got = 0
+        while got < want and (n := self.readinto(view[got:])):
+            got += n
+        return bytes(view[:got])
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._pos >= self.size or not len(b):
+            return 0
+        i = bisect.bisect_right(self._starts, self._pos) - 1
+        end = self._starts[i + 1] if i + 1 < len(self._starts) else self.size
+        if i != self._index or self._file is None:
+            if self._file is not None:
+                self._file.close()
+            self._file = io.FileIO(self._paths[i], "r")
+            self._index = i
+            self._file_pos = 0
+        if self._file_pos != self._pos - self._starts[i]:
+            self._file_pos = self._file.seek(self._pos - self._starts[i])
+        want = min(len(b), end - self._pos)
+        n = self._file.readinto(memoryview(b)[:want])
+        if not n:  # the file is shorter than the index says: the store changed under us
+            raise CorruptObjectError(f"{self._paths[i]} is shorter than recorded",
+                                     "run `git ml fsck`")
+        self._pos += n
+        self._file_pos += n
+        return n
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        super().close()
+
+
+def upload_pack(remote: Remote, files: Sequence[tuple[str, str, int]]) -> tuple[str, bytes]:
+    """Upload ``(store key, path, size)`` objects as one pack streamed from their files, then
+    its index (readers trust only packs whose index they see); (pack id, index bytes)."""
+    pack_id, index = index_bytes([(key, size) for key, _, size in files])
+    with ConcatReader([(path, size) for _, path, size in files]) as reader:
+        remote.put_stream(pack_key(pack_id), reader, reader.size)  # type: ignore[arg-type]
     remote.put_bytes(index_key(pack_id), index)
     return pack_id, index
 

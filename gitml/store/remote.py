@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 from gitml.errors import ConfigError
 
@@ -48,6 +49,11 @@ class Remote(ABC):
     @abstractmethod
     def put_bytes(self, key: str, data: bytes | bytearray) -> None:
         """Upload ``data`` under ``key`` (a pack or its index); atomic like :meth:`put_file`."""
+
+    @abstractmethod
+    def put_stream(self, key: str, stream: BinaryIO, size: int) -> None:
+        """Upload ``size`` bytes read from a seekable ``stream`` (a pack read from the
+        store's files); atomic like :meth:`put_file`."""
 
     @abstractmethod
     def get_range(self, key: str, start: int = 0, length: int | None = None) -> bytes:

@@ -42,7 +42,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, BinaryIO, NoReturn, TypeVar
 
 from gitml.errors import ConfigError, ObjectMissingError, RemoteError
 from gitml.store.remote import Remote
@@ -389,6 +389,21 @@ class S3Remote(Remote):
         try:
             self.client.upload_fileobj(io.BytesIO(data), self.bucket, s3key,
                                        Config=self._transfer_config())
+        except (ClientError, BotoCoreError, S3UploadFailedError) as e:
+            self._raise(e, None)
+
+    def put_stream(self, key: str, stream: BinaryIO, size: int) -> None:
+        self._sizes.pop(key, None)
+        s3key = self._s3key(key)
+        if size <= SINGLE_PUT_MAX:
+            self._call(lambda: self.client.put_object(Bucket=self.bucket, Key=s3key, Body=stream,
+                                                      ContentLength=size))
+            return
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.upload_fileobj(stream, self.bucket, s3key, Config=self._transfer_config())
         except (ClientError, BotoCoreError, S3UploadFailedError) as e:
             self._raise(e, None)
 
