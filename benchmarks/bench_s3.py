@@ -38,14 +38,22 @@ from tests.s3_server import FAKE_ENV, start_moto, stop_moto  # noqa: E402
 GITML_BIN = str(Path(sys.executable).parent)
 
 
+GNU_TIME = "/usr/bin/time"
+LAST_RSS_MIB: list[float] = [0.0]  # max RSS of the last command run by sh(), when GNU time exists
+
+
 def sh(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
-    """Run a command, fail loudly, return its wall time in seconds."""
+    """Run a command, fail loudly, return its wall time in seconds (max RSS in LAST_RSS_MIB)."""
+    timed = os.path.exists(GNU_TIME)
+    full = [GNU_TIME, "-f", "gitml-bench-rss %M", *cmd] if timed else cmd
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(full, cwd=cwd, env=env, capture_output=True, text=True)
     dt = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}) in {cwd}:\n"
                          f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    rss = [ln for ln in proc.stderr.splitlines() if ln.startswith("gitml-bench-rss ")]
+    LAST_RSS_MIB[0] = int(rss[-1].split()[1]) / 1024 if rss else 0.0
     return dt
 
 
@@ -112,6 +120,7 @@ def main() -> int:
     j = str(args.jobs)
     server = start_moto(work / "moto.log")
     results: dict[str, dict[str, float]] = {"gitml": {}, "DVC": {}}
+    rss: dict[str, dict[str, float]] = {"gitml": {}, "DVC": {}}
     try:
         client = server.client()
         for b in ("bench-gitml", "bench-dvc"):
@@ -148,7 +157,9 @@ def main() -> int:
 
         def both(label: str, gcmd: list[str], dcmd: list[str], gdir: Path, ddir: Path) -> None:
             results["DVC"][label] = sh(dcmd, ddir, env)
+            rss["DVC"][label] = LAST_RSS_MIB[0]
             results["gitml"][label] = sh(gcmd, gdir, env)
+            rss["gitml"][label] = LAST_RSS_MIB[0]
             print(f"{label}: DVC {results['DVC'][label]:.2f}s, gitml {results['gitml'][label]:.2f}s",
                   flush=True)
 
@@ -186,11 +197,13 @@ def main() -> int:
             print(f"kept {work}")
 
     print()
-    print(f"| operation (moto S3 on 127.0.0.1, -j {args.jobs}) | DVC 3.x + dvc-s3 | gitml | gitml / DVC |")
-    print("|---|---:|---:|---:|")
+    print(f"| operation (moto S3 on 127.0.0.1, -j {args.jobs}) | DVC 3.x + dvc-s3 | gitml "
+          "| gitml / DVC | max RSS DVC / gitml |")
+    print("|---|---:|---:|---:|---:|")
     for label, dt in results["DVC"].items():
         gt = results["gitml"][label]
-        print(f"| {label} | {dt:.2f} s | {gt:.2f} s | {gt / dt:.2f} |")
+        print(f"| {label} | {dt:.2f} s | {gt:.2f} s | {gt / dt:.2f} | "
+              f"{rss['DVC'][label]:.0f} / {rss['gitml'][label]:.0f} MiB |")
     if args.out:
         import json
         import platform
@@ -202,7 +215,7 @@ def main() -> int:
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                         "load_at_end": os.getloadavg()},
             "sizes": {"n_small": args.small, "big_mib": args.big_mib, "jobs": args.jobs},
-            "seconds": results}, indent=1) + "\n")
+            "seconds": results, "max_rss_mib": rss}, indent=1) + "\n")
     return 0
 
 
