@@ -162,6 +162,9 @@ def main() -> int:
     step("7. Push code and artifacts; clone elsewhere and pull")
     sh(repo, "git push -q --follow-tags origin main")
     sh(repo, "git ml push")
+    sh(repo, "git ml status --remote")
+    # small objects travel in packs: a few files on the remote, not one per object
+    sh(base, f"ls {store.name} {store.name}/packs")
     clone = base / "clone"
     sh(base, f"git clone -q {remote_git.name} clone")
     sh(clone, "git ml install && git ml pull")
