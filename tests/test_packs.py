@@ -190,3 +190,41 @@ def test_fetch_survives_a_pack_rewritten_under_it(tmp_path: os.PathLike[str]) ->
                            packs=stale)
     assert stats.transferred == 28
     assert all(dest.read_object(p.oid) == blobs[oids.index(p.oid)] for _, p in wanted)
+
+
+def test_resumed_push_sends_only_the_index_of_an_orphan_pack(tmp_path: os.PathLike[str]) -> None:
+    """A push killed after a pack went up but before its index: the next push sends the
+    index alone (the pack's id fixes its bytes)."""
+    from pathlib import Path
+    from typing import BinaryIO
+
+    from gitml.store import transfer
+    from gitml.store.local_remote import LocalRemote
+    from gitml.store.objects import ObjectStore
+    from gitml.store.pointer import Pointer
+
+    class Counting(LocalRemote):
+        streamed: list[str] = []
+
+        def put_stream(self, key: str, stream: BinaryIO, size: int) -> None:
+            self.streamed.append(key)
+            super().put_stream(key, stream, size)
+
+    root = Path(tmp_path)
+    src = ObjectStore(root / "src")
+    oids = [src.put_bytes(os.urandom(300)) for _ in range(10)]
+    arts = [(f"f{i}", Pointer(oid=o, size=300, kind="file")) for i, o in enumerate(oids)]
+    remote = Counting("origin", str(root / "remote"))
+    keys = [f"objects/{o[:2]}/{o[2:]}" for o in oids]
+    files = [(k, str(src.path_of_key(k)), 300) for k in keys]
+    pack_id, _ = packs.index_bytes([(k, 300) for k in keys])
+    with packs.ConcatReader([(p, s) for _, p, s in files]) as r:
+        remote.put_stream(packs.pack_key(pack_id), r, r.size)  # type: ignore[arg-type]
+    remote.streamed.clear()
+    index = packs.PackIndex(remote, root / "cache")
+    stats = transfer.push(src, remote, arts, known=transfer.KnownIndex(root / "known"), jobs=2,
+                          packs=index, pack_bytes=1 << 20)
+    assert stats.transferred == 10 and remote.streamed == []
+    fresh = packs.PackIndex(remote, root / "cache2")
+    fresh.refresh()
+    assert set(fresh.entries) == set(keys) and not fresh.orphans

@@ -26,7 +26,7 @@ import contextlib
 import io
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,6 +228,7 @@ class PackIndex:
         self.cache_dir = cache_dir
         self.entries: dict[str, PackEntry] = {}
         self.by_pack: dict[str, dict[str, PackEntry]] = {}
+        self.orphans: set[str] = set()
         self.refreshed = False
         self._lock = threading.Lock()
 
@@ -243,6 +244,7 @@ class PackIndex:
                 continue
             (listed if parsed[1] == "idx" else packs_seen).add(parsed[0])
         complete = listed & packs_seen  # an index whose pack is gone is useless
+        self.orphans = packs_seen - listed  # packs whose upload stopped before the index
         cached = set()
         if self.cache_dir.is_dir():
             cached = {p.stem for p in self.cache_dir.glob("*.idx") if is_valid_id(p.stem)}
@@ -382,12 +384,16 @@ class ConcatReader(io.RawIOBase):
         super().close()
 
 
-def upload_pack(remote: Remote, files: Sequence[tuple[str, str, int]]) -> tuple[str, bytes]:
+def upload_pack(remote: Remote, files: Sequence[tuple[str, str, int]],
+                uploaded: Collection[str] = ()) -> tuple[str, bytes]:
     """Upload ``(store key, path, size)`` objects as one pack streamed from their files, then
-    its index (readers trust only packs whose index they see); (pack id, index bytes)."""
+    its index (readers trust only packs whose index they see); (pack id, index bytes).
+    A pack in ``uploaded`` (an interrupted push got it up, not its index) is not sent again:
+    its id fixes its bytes and uploads are atomic."""
     pack_id, index = index_bytes([(key, size) for key, _, size in files])
-    with ConcatReader([(path, size) for _, path, size in files]) as reader:
-        remote.put_stream(pack_key(pack_id), reader, reader.size)  # type: ignore[arg-type]
+    if pack_id not in uploaded:
+        with ConcatReader([(path, size) for _, path, size in files]) as reader:
+            remote.put_stream(pack_key(pack_id), reader, reader.size)  # type: ignore[arg-type]
     remote.put_bytes(index_key(pack_id), index)
     return pack_id, index
 

@@ -284,7 +284,7 @@ def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known:
         assert packs is not None
         files = [(k, f"{store.root}/{k}", os.stat(store.path_of_key(k)).st_size) for k in batch]
         total = sum(size for _, _, size in files)
-        pack_id, index = packs_mod.upload_pack(remote, files)
+        pack_id, index = packs_mod.upload_pack(remote, files, packs.orphans)
         packs.add(pack_id, index)
         finished(batch, total)
 
