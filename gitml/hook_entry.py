@@ -151,6 +151,14 @@ def post_merge(repo: MLRepo, argv: Sequence[str]) -> int:
     return _materialise(repo)
 
 
+def post_commit(repo: MLRepo, argv: Sequence[str]) -> int:
+    if find_spec("gitml.checks.hook") is None:
+        return 0
+    from gitml.checks.hook import run_post_commit
+
+    return run_post_commit(repo)
+
+
 def textconv(repo: MLRepo | None, argv: Sequence[str]) -> int:
     if find_spec("gitml.manifest.textconv") is not None:
         from gitml.manifest.textconv import main as textconv_main
@@ -168,6 +176,7 @@ HANDLERS: dict[str, Callable[[MLRepo, Sequence[str]], int]] = {
     "pre-push": pre_push,
     "post-checkout": post_checkout,
     "post-merge": post_merge,
+    "post-commit": post_commit,
 }
 
 

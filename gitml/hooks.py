@@ -12,7 +12,7 @@ from pathlib import Path
 from gitml.errors import GitMLError
 from gitml.repo import MLRepo
 
-HOOKS = ("pre-commit", "commit-msg", "pre-push", "post-checkout", "post-merge")
+HOOKS = ("pre-commit", "commit-msg", "post-commit", "pre-push", "post-checkout", "post-merge")
 MARKER = "# gitml hook:"
 CHAINED_SUFFIX = ".gitml-chained"
 

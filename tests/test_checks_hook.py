@@ -164,3 +164,17 @@ def test_equally_good_retrained_model_passes_against_prod(gated: Path) -> None:
     assert acc["ci_low"] < acc["difference"] < acc["ci_high"]
     explain = next(r for r in data["results"] if r["gate"] == "explain")
     assert explain["metrics"]["shift"]["baseline"] == "prod"
+
+
+def test_commit_of_named_paths_leaves_the_index_clean(gated: Path) -> None:
+    """`git commit -m … -- PATHS` commits from a temporary index: the gate results the hook
+    adds must reach both the commit and the real index, or `git status` shows them reverted."""
+    repo = gated
+    save_model(good_model("forest"), repo / "models" / "model.skops")
+    gitml(repo, "add", "models/model.skops")
+    proc = git(repo, "commit", "-m", "retrained, named paths", "--", "models/model.skops.gitml")
+    assert "gates passed" in proc.stderr
+    committed = git(repo, "show", "HEAD:.gitml/checks/arrests.json").stdout
+    assert json.loads(committed)["model"] == "arrests"
+    assert (repo / ".gitml/checks/arrests.json").read_text() == committed
+    assert git(repo, "status", "--porcelain").stdout.strip() == ""

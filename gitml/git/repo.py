@@ -35,6 +35,12 @@ class GitRepo:
         self.common_dir = common_dir
         self.index_file = index_file
 
+    @property
+    def committing_from_temporary_index(self) -> bool:
+        """True inside a hook of `git commit -- PATHS` (or `-o`/`-i`): Git commits from a
+        temporary index, so what a hook stages reaches the commit but not the real index."""
+        return self.index_file is not None and self.index_file != (self.git_dir / "index").resolve()
+
     @cached_property
     def raw(self) -> pygit2.Repository:
         import pygit2
