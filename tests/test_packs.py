@@ -196,7 +196,7 @@ def test_resumed_push_sends_only_the_index_of_an_orphan_pack(tmp_path: os.PathLi
     """A push killed after a pack went up but before its index: the next push sends the
     index alone (the pack's id fixes its bytes)."""
     from pathlib import Path
-    from typing import BinaryIO
+    from typing import BinaryIO, ClassVar
 
     from gitml.store import transfer
     from gitml.store.local_remote import LocalRemote
@@ -204,7 +204,7 @@ def test_resumed_push_sends_only_the_index_of_an_orphan_pack(tmp_path: os.PathLi
     from gitml.store.pointer import Pointer
 
     class Counting(LocalRemote):
-        streamed: list[str] = []
+        streamed: ClassVar[list[str]] = []
 
         def put_stream(self, key: str, stream: BinaryIO, size: int) -> None:
             self.streamed.append(key)

@@ -105,3 +105,45 @@ def test_partial_pull_reads_only_what_it_needs(repo: Path, tmp_path: Path) -> No
     assert 20 * FILE <= out["fetch"]["bytes"] < 20 * FILE + 2048  # not the whole 40 KB pack
     assert not (clone / "b").exists()
     assert sorted(p.name for p in (clone / "a").iterdir()) == [f"f{i:02d}.bin" for i in range(20)]
+
+
+def test_concurrent_pushes_and_a_pull_agree(repo: Path, tmp_path: Path) -> None:
+    """Three pushes of the same artifacts at once (packs of ~10 files) leave a remote from
+    which a fresh clone pulls exact bytes; nothing half-written is ever listed."""
+    import subprocess
+
+    store = tmp_path / "mlstore"
+    gitml(repo, "remote", "add", "origin", str(store), "--default")
+    gitml(repo, "remote", "modify", "origin", "pack_mib", "0.01")
+    write_files(repo / "d", range(120), "c")
+    gitml(repo, "add", "d")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "data")
+    procs = [subprocess.Popen(["git-ml", "push", "-j", "4", "-q"], cwd=repo,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    objects = folder_remote_objects(store)
+    local = repo / ".git/ml/store"
+    assert len(objects) == 121 and all((local / k).read_bytes() == v for k, v in objects.items())
+    assert not [p for p in store.rglob("*") if p.name.endswith(".incomplete")]
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    gitml(clone, "pull")
+    for i in range(120):
+        assert (clone / f"d/f{i:02d}.bin").read_bytes() == (repo / f"d/f{i:02d}.bin").read_bytes()
+
+
+def test_bad_remote_option_values_are_refused_at_once(repo: Path, tmp_path: Path) -> None:
+    gitml(repo, "remote", "add", "origin", str(tmp_path / "store"), "--default")
+    for option, value in (("pack_mib", "lots"), ("pack_mib", "-1")):
+        proc = gitml(repo, "remote", "modify", "origin", option, value, check=False)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert "pack_mib" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    gitml(repo, "remote", "add", "s3", "s3://bucket/p")
+    proc = gitml(repo, "remote", "modify", "s3", "jobs", "zero", check=False)
+    assert proc.returncode == 1 and "jobs" in proc.stderr
+    assert "pack_mib" not in (repo / ".gitml/config.toml").read_text()
+    gitml(repo, "remote", "modify", "origin", "pack_mib", "4")
+    assert 'pack_mib = "4"' in (repo / ".gitml/config.toml").read_text()

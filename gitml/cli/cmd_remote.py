@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     elif action == "modify":
         if not args.option.replace("_", "").isalnum():
             raise UsageError(f"bad option name {args.option!r}")
+        _check_option(cfg.remotes(), args.name, args.option, args.value)
         cfg.set_remote_option(args.name, args.option, args.value, local=args.local)
         if args.option in ("url", "endpoint_url"):  # another place: what we knew is void
             from gitml.sync import forget_remote
@@ -69,3 +70,15 @@ def run(args: argparse.Namespace) -> int:
     if action in ("add", "remove", "modify", "default") and cfg.committed_path.exists():
         repo.git.stage([repo.relpath(cfg.committed_path)])
     return 0
+
+
+def _check_option(remotes: dict[str, dict[str, str]], name: str, option: str, value: str) -> None:
+    """Refuse a bad value now (one-line error, config unchanged) rather than at the next push."""
+    if name not in remotes:
+        return  # set_remote_option names the problem
+    from gitml.store.packs import pack_bytes_option
+    from gitml.store.remote import open_remote
+
+    opts = {**remotes[name], option: value}
+    url = opts.pop("url")
+    pack_bytes_option(open_remote(name, url, opts))
