@@ -293,16 +293,6 @@ class PackIndex:
         with contextlib.suppress(FileNotFoundError):
             (self.cache_dir / f"{pack_id}.idx").unlink()
 
-    def clear(self) -> None:
-        with self._lock:
-            self.entries.clear()
-            self.by_pack.clear()
-            self.refreshed = False
-        if self.cache_dir.is_dir():
-            for p in self.cache_dir.glob("*"):
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
-
     def _cache(self, pack_id: str, data: bytes) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         dest = self.cache_dir / f"{pack_id}.idx"

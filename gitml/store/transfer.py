@@ -374,7 +374,7 @@ def fetch(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known
         for attempt in range(2):
             if not keys:
                 return
-            errors = _fetch_once(keys)
+            errors = fetch_once(keys)
             # a pack may vanish under us (another clone's gc repacked it): look again, once
             vanished = [(t, e) for t, e in errors if isinstance(t, packs_mod.ReadRange)
                         and isinstance(e, ObjectMissingError)]
@@ -389,7 +389,7 @@ def fetch(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known
                              "downloading", remote)
             return
 
-    def _fetch_once(keys: list[str]) -> list[tuple[str | packs_mod.ReadRange, Exception]]:
+    def fetch_once(keys: list[str]) -> list[tuple[str | packs_mod.ReadRange, Exception]]:
         located: list[tuple[str, packs_mod.PackEntry]] = []
         loose: list[str] = []
         if packs is not None and not packs.refreshed:
