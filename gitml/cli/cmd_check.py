@@ -6,6 +6,7 @@ Also holds the small helpers the eval / bias / explain commands share.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gitml.cli.output import print_json, print_table
@@ -65,16 +66,19 @@ def run_models(args: argparse.Namespace, gates: tuple[str, ...], names: list[str
     return results
 
 
-def machine_output(args: argparse.Namespace, results: list[ModelResult]) -> int | None:
-    """With --json or -q: print the JSON (or nothing) and return the exit code. None means
-    the command goes on to print its human report."""
+def report(args: argparse.Namespace, results: list[ModelResult],
+           render: Callable[[ModelResult], None] | None = None) -> int:
+    """Print the results: JSON with --json, nothing with -q, otherwise ``render`` (the
+    command's own tables) then the gate lines, per model. Exit 1 when a gate blocks."""
     ok = all(r.passed for r in results)
     if args.json:
         print_json({"passed": ok, "models": [r.to_dict() | {"cached": r.cached} for r in results]})
-        return 0 if ok else 1
-    if args.quiet:
-        return 0 if ok else 1
-    return None
+    elif not args.quiet:
+        for res in results:
+            if render is not None:
+                render(res)
+            print_gates(res)
+    return 0 if ok else 1
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -95,9 +99,4 @@ def run(args: argparse.Namespace) -> int:
         repo = MLRepo.discover()
         for res in results:
             write_results(repo.workdir, res)
-    code = machine_output(args, results)
-    if code is not None:
-        return code
-    for res in results:
-        print_gates(res)
-    return 0 if all(r.passed for r in results) else 1
+    return report(args, results)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from gitml.cli.cmd_check import add_place_args, fmt, machine_output, print_gates, run_models
+from gitml.cli.cmd_check import add_place_args, fmt, report, run_models
 from gitml.cli.output import print_table
+
+if TYPE_CHECKING:
+    from gitml.checks.results import ModelResult
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -15,27 +19,25 @@ def register(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     results = run_models(args, ("eval",), [args.model] if args.model else None)
-    code = machine_output(args, results)
-    if code is not None:
-        return code
-    for res in results:
-        thr = next((g for g in res.results if g.gate == "eval.threshold"), None)
-        reg = next((g for g in res.results if g.gate == "eval.regression"), None)
-        values = (thr.metrics.get("metrics") or {}) if thr else {}
-        checked = (thr.metrics.get("checked") or {}) if thr else {}
-        rows = []
-        for name, v in values.items():
-            limit = checked.get(name, {})
-            bound = " ".join(f"{k} {limit[k]:g}" for k in ("min", "max") if k in limit)
-            row = [name, fmt(v), bound or "-"]
-            if reg is not None and not reg.skipped:
-                d = reg.metrics.get(name)
-                row.append("-" if not isinstance(d, dict) else
-                           f"{d['difference']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]")
-            rows.append(row)
-        cols = ["metric", "value", "threshold"]
+    return report(args, results, _render)
+
+
+def _render(res: ModelResult) -> None:
+    thr = next((g for g in res.results if g.gate == "eval.threshold"), None)
+    reg = next((g for g in res.results if g.gate == "eval.regression"), None)
+    values = (thr.metrics.get("metrics") or {}) if thr else {}
+    checked = (thr.metrics.get("checked") or {}) if thr else {}
+    rows = []
+    for name, v in values.items():
+        limit = checked.get(name, {})
+        bound = " ".join(f"{k} {limit[k]:g}" for k in ("min", "max") if k in limit)
+        row = [name, fmt(v), bound or "-"]
         if reg is not None and not reg.skipped:
-            cols.append(f"change vs {reg.metrics.get('baseline')} (+ = better, CI)")
-        print_table(f"{res.model}: metrics", cols, rows)
-        print_gates(res)
-    return 0 if all(r.passed for r in results) else 1
+            d = reg.metrics.get(name)
+            row.append("-" if not isinstance(d, dict) else
+                       f"{d['difference']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]")
+        rows.append(row)
+    cols = ["metric", "value", "threshold"]
+    if reg is not None and not reg.skipped:
+        cols.append(f"change vs {reg.metrics.get('baseline')} (+ = better, CI)")
+    print_table(f"{res.model}: metrics", cols, rows)

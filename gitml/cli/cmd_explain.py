@@ -4,9 +4,13 @@ baseline), or one prediction explained."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from gitml.cli.cmd_check import add_place_args, fmt, machine_output, print_gates, run_models
+from gitml.cli.cmd_check import add_place_args, fmt, report, run_models
 from gitml.cli.output import print_json, print_table
+
+if TYPE_CHECKING:
+    from gitml.checks.results import ModelResult
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -45,30 +49,27 @@ def run(args: argparse.Namespace) -> int:
     if args.row is not None:
         return _row(args)
     results = run_models(args, ("explain",), [args.model] if args.model else None)
-    code = machine_output(args, results)
-    if code is not None:
-        return code
-    ok = all(r.passed for r in results)
-    for res in results:
-        for g in res.results:
-            m = g.metrics
-            imp: dict[str, float] = m.get("importance") or {}
-            shift = m.get("shift") or {}
-            base_imp: dict[str, float] = shift.get("baseline_importance") or {}
-            base_rank = {c: i + 1 for i, c in enumerate(base_imp)}
-            rows = []
-            for i, (col, v) in enumerate(imp.items(), 1):
-                row = [str(i), col, f"{v:.4f}"]
-                if base_imp:
-                    row += [fmt(base_imp.get(col)), str(base_rank.get(col, "-"))]
-                rows.append(row)
-            cols = ["rank", "column", "mean |SHAP|"]
+    return report(args, results, _render)
+
+
+def _render(res: ModelResult) -> None:
+    for g in res.results:
+        m = g.metrics
+        imp: dict[str, float] = m.get("importance") or {}
+        shift = m.get("shift") or {}
+        base_imp: dict[str, float] = shift.get("baseline_importance") or {}
+        base_rank = {c: i + 1 for i, c in enumerate(base_imp)}
+        rows = []
+        for i, (col, v) in enumerate(imp.items(), 1):
+            row = [str(i), col, f"{v:.4f}"]
             if base_imp:
-                cols += [f"{shift.get('baseline')}", "its rank"]
-            print_table(f"{res.model}: global importance ({m.get('explainer')} explainer, "
-                        f"{m.get('rows')} rows, output {m.get('output')})", cols, rows)
-            if shift:
-                print(f"Kendall tau vs {shift.get('baseline')}: {shift.get('kendall_tau'):.3f}; "
-                      f"largest top-{shift.get('top_k')} rank move: {shift.get('max_rank_shift')}")
-        print_gates(res)
-    return 0 if ok else 1
+                row += [fmt(base_imp.get(col)), str(base_rank.get(col, "-"))]
+            rows.append(row)
+        cols = ["rank", "column", "mean |SHAP|"]
+        if base_imp:
+            cols += [f"{shift.get('baseline')}", "its rank"]
+        print_table(f"{res.model}: global importance ({m.get('explainer')} explainer, "
+                    f"{m.get('rows')} rows, output {m.get('output')})", cols, rows)
+        if shift:
+            print(f"Kendall tau vs {shift.get('baseline')}: {shift.get('kendall_tau'):.3f}; "
+                  f"largest top-{shift.get('top_k')} rank move: {shift.get('max_rank_shift')}")
