@@ -131,3 +131,14 @@ def write_config(repo: Path, baseline: str = "HEAD", extra: str = "") -> None:
         existing = existing.split("[models.arrests]")[0]
     cfg.write_text(existing + ("\n" if existing and not existing.endswith("\n") else "")
                    + CONFIG.format(baseline=baseline) + extra)
+
+
+def model_spec(**gates: Any) -> Any:
+    """The arrests model as declared by CONFIG (baseline prod), with ``gates`` overridden."""
+    import tomllib
+
+    from gitml.checks.config import parse_model
+
+    raw = tomllib.loads(CONFIG.format(baseline="prod"))["models"]["arrests"]
+    raw["gates"].update(gates)
+    return parse_model("arrests", raw)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,9 @@ from gitml.checks.evaluate import (
 )
 from gitml.errors import ConfigError, CorruptObjectError
 from tests.checks_support import (
-    CONFIG,
     arrests_split,
     good_model,
+    model_spec,
     save_model,
     worse_model,
     write_config,
@@ -34,15 +33,9 @@ from tests.checks_support import (
 from tests.conftest import git, gitml
 
 
-def _spec(**gates: Any) -> Any:
-    raw = tomllib.loads(CONFIG.format(baseline="prod"))["models"]["arrests"]
-    raw["gates"].update(gates)
-    return parse_model("arrests", raw)
-
-
 def test_weighted_metrics_equal_sklearn_on_a_real_model() -> None:
     _, test = arrests_split()
-    spec = _spec()
+    spec = model_spec()
     p = predict(good_model(), spec, test)
     ones = np.ones((1, len(test)))
     point = metrics(p)
@@ -72,7 +65,7 @@ def test_regression_task_metrics_on_a_real_data_set() -> None:
 
 def test_paired_bootstrap_blocks_a_worse_model_but_not_noise() -> None:
     _, test = arrests_split()
-    spec = _spec()
+    spec = model_spec()
     prod = predict(good_model(), spec, test)
     same_quality = predict(good_model("forest"), spec, test)
     worse = predict(worse_model(), spec, test)
@@ -94,7 +87,7 @@ def test_bootstrap_calibration_on_null_resplits() -> None:
     """Two models of equal quality evaluated on many random eval subsets: the regression
     gate (tolerance 0) fires on about alpha/2 of them, not on half like a bare comparison."""
     _, test = arrests_split()
-    spec = _spec(max_regression={"roc_auc": 0.0}, bootstrap=100)
+    spec = model_spec(max_regression={"roc_auc": 0.0}, bootstrap=100)
     a = predict(good_model(), spec, test)
     b = predict(good_model("hgb"), spec, test)
     rng = np.random.default_rng(0)

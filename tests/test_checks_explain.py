@@ -4,20 +4,18 @@ form for linear models, additivity, aggregation of one-hot columns, rank shift, 
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from gitml.checks.config import parse_model
 from gitml.checks.explain import explain, explain_gate, explain_row, explainer_kind, rank_shift
 from tests.checks_support import (
-    CONFIG,
     FEATURES,
     arrests_split,
     good_model,
+    model_spec,
     save_model,
     worse_model,
     write_config,
@@ -27,9 +25,7 @@ from tests.conftest import gitml
 
 
 def _spec(**explain_limits: float) -> Any:
-    raw = tomllib.loads(CONFIG.format(baseline="prod"))["models"]["arrests"]
-    raw["gates"]["explain"] = {"rows": 120, **explain_limits}
-    return parse_model("arrests", raw)
+    return model_spec(explain={"rows": 120, **explain_limits})
 
 
 def test_linear_model_matches_closed_form_and_shap() -> None:
