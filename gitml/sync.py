@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gitml.errors import ConfigError
 from gitml.repo import MLRepo
-from gitml.store import packs, transfer
+from gitml.store import transfer
 from gitml.store.fsutil import file_lock
 from gitml.store.packs import PackIndex
 from gitml.store.remote import Remote, open_remote
@@ -64,7 +64,7 @@ def push_artifacts(repo: MLRepo, arts: Sequence[Artifact], *, remote: Remote, jo
                    advance: Advance | None = None, verify: bool = False) -> TransferStats:
     return transfer.push(repo.store, remote, arts, known=known_index(repo, remote.name), jobs=jobs,
                          advance=advance, verify=verify, packs=pack_index(repo, remote),
-                         pack_bytes=packs.pack_bytes_option(remote))
+                         pack_bytes=remote.pack_bytes)
 
 
 def fetch_artifacts(repo: MLRepo, arts: Sequence[Artifact], *, remote: Remote | None = None,

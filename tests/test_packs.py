@@ -117,11 +117,13 @@ def test_judge_pack() -> None:
 
 
 def test_pack_size_option() -> None:
-    assert packs.pack_bytes_option(open_remote("o", "/tmp/x")) == packs.DEFAULT_PACK_BYTES
-    assert packs.pack_bytes_option(open_remote("o", "/tmp/x", {"pack_mib": "0"})) == 0
-    assert packs.pack_bytes_option(open_remote("o", "/tmp/x", {"pack_mib": "0.5"})) == 512 * 1024
+    from gitml.store.remote import DEFAULT_PACK_BYTES
+
+    assert open_remote("o", "/tmp/x").pack_bytes == DEFAULT_PACK_BYTES == 16 * 2**20
+    assert open_remote("o", "/tmp/x", {"pack_mib": "0"}).pack_bytes == 0
+    assert open_remote("o", "/tmp/x", {"pack_mib": "0.5"}).pack_bytes == 512 * 1024
     with pytest.raises(ConfigError, match="pack_mib"):
-        packs.pack_bytes_option(open_remote("o", "/tmp/x", {"pack_mib": "lots"}))
+        open_remote("o", "/tmp/x", {"pack_mib": "lots"})
 
 
 def test_pack_index_refresh_caches_and_forgets(tmp_path: os.PathLike[str]) -> None:

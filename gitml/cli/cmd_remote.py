@@ -73,12 +73,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_option(remotes: dict[str, dict[str, str]], name: str, option: str, value: str) -> None:
-    """Refuse a bad value now (one-line error, config unchanged) rather than at the next push."""
+    """Refuse a bad value now (one-line error, config unchanged) rather than at the next push:
+    every remote checks its options when it is opened."""
     if name not in remotes:
         return  # set_remote_option names the problem
-    from gitml.store.packs import pack_bytes_option
     from gitml.store.remote import open_remote
 
     opts = {**remotes[name], option: value}
     url = opts.pop("url")
-    pack_bytes_option(open_remote(name, url, opts))
+    open_remote(name, url, opts)

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitml.errors import ConfigError, CorruptObjectError
+from gitml.errors import CorruptObjectError
 from gitml.store.ids import hash_bytes, is_valid_id
 from gitml.store.objects import parse_key
 from gitml.store.remote import Remote
@@ -40,8 +40,6 @@ MiB = 1024 * 1024
 PACKS = "packs/"
 INDEX_MAGIC = "gitml-pack-index"
 INDEX_VERSION = "1"
-#: a pack is cut when the next object would take it over this many bytes
-DEFAULT_PACK_BYTES = 16 * MiB
 #: ranged reads join neighbouring objects when the gap between them is at most this
 RANGE_GAP = 256 * 1024
 #: and stop growing at this many bytes, so one large pack is still read in parallel
@@ -65,22 +63,6 @@ def parse_pack_key(key: str) -> tuple[str, str] | None:
     if not dot or ext not in ("pack", "idx") or not is_valid_id(stem):
         return None
     return stem, ext
-
-
-def pack_bytes_option(remote: Remote) -> int:
-    """Target pack size from the remote's ``pack_mib`` option (0 turns packing off)."""
-    raw = remote.options.get("pack_mib")
-    if raw is None or str(raw).strip() == "":
-        return DEFAULT_PACK_BYTES
-    try:
-        mib = float(str(raw))
-    except ValueError:
-        mib = -1.0
-    if mib < 0:
-        raise ConfigError(
-            f"remote '{remote.name}': option pack_mib must be a number of MiB >= 0, not {raw!r}",
-            f"`git ml remote modify {remote.name} pack_mib 16` (0 stores every object alone)")
-    return int(mib * MiB)
 
 
 @dataclass(frozen=True, slots=True)

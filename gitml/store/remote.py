@@ -9,15 +9,36 @@ down happens in :mod:`gitml.store.transfer`, never inside a remote.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from gitml.errors import ConfigError
 
 # Options whose values are secrets: they are only ever written to the local,
 # uncommitted config and never printed.
 SECRET_OPTIONS = frozenset({"access_key_id", "secret_access_key", "session_token", "password"})
+#: push packs small objects into packs of about this size (option ``pack_mib``; 0 = off)
+DEFAULT_PACK_BYTES = 16 * 1024 * 1024
+
+N = TypeVar("N", int, float)
+
+
+def number_option(name: str, options: Mapping[str, str], key: str, default: N,
+                  parse: Callable[[str], N], *, minimum: N, what: str, example: str) -> N:
+    """A numeric remote option, or ``default`` when unset; a bad value is a ConfigError
+    that names the option and the command to fix it."""
+    raw = options.get(key)
+    if raw is None or str(raw).strip() == "":
+        return default
+    try:
+        value: N | None = parse(str(raw))
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise ConfigError(f"remote '{name}': option {key} must be {what}, not {raw!r}",
+                          f"`git ml remote modify {name} {key} {example}`")
+    return value
 
 
 class Remote(ABC):
@@ -30,6 +51,9 @@ class Remote(ABC):
         self.name = name
         self.url = url
         self.options = dict(options or {})
+        self.pack_bytes = int(number_option(
+            name, self.options, "pack_mib", DEFAULT_PACK_BYTES / 2**20, float, minimum=0.0,
+            what="a number of MiB >= 0 (0 stores every object alone)", example="16") * 2**20)
 
     @abstractmethod
     def has_many(self, keys: Iterable[str]) -> set[str]:

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, TypeVar
 
 from gitml.errors import ConfigError, ObjectMissingError, RemoteError
-from gitml.store.remote import Remote
+from gitml.store.remote import Remote, number_option
 
 MiB = 1024 * 1024
 #: objects larger than this go up and down in parallel parts
@@ -103,38 +103,6 @@ def _list_group(key: str) -> str:
     return ns + "/" + rest[:1]
 
 
-def _int_option(options: Mapping[str, str], name: str, key: str, default: int) -> int:
-    raw = options.get(key)
-    if raw is None or str(raw).strip() == "":
-        return default
-    try:
-        value = int(str(raw))
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigError(
-            f"remote '{name}': option {key} must be a positive integer, not {raw!r}",
-            f"`git ml remote modify {name} {key} N`",
-        )
-    return value
-
-
-def _float_option(options: Mapping[str, str], name: str, key: str, default: float) -> float:
-    raw = options.get(key)
-    if raw is None or str(raw).strip() == "":
-        return default
-    try:
-        value = float(str(raw))
-    except ValueError:
-        value = 0.0
-    if value <= 0:
-        raise ConfigError(
-            f"remote '{name}': option {key} must be a positive number of seconds, not {raw!r}",
-            f"`git ml remote modify {name} {key} SECONDS`",
-        )
-    return value
-
-
 class S3Remote(Remote):
     default_jobs = 16
 
@@ -149,16 +117,20 @@ class S3Remote(Remote):
         self.endpoint_url = opts.get("endpoint_url") or None
         self.region = opts.get("region") or None
         self.profile = opts.get("profile") or None
-        self.jobs = _int_option(opts, name, "jobs", self.default_jobs)
+        self.jobs = number_option(name, opts, "jobs", self.default_jobs, int, minimum=1,
+                                  what="a positive integer", example="N")
         self.default_jobs = self.jobs  # what the transfer layer uses when -j is not given
-        self.max_attempts = _int_option(opts, name, "max_attempts", 8)
+        self.max_attempts = number_option(name, opts, "max_attempts", 8, int, minimum=1,
+                                          what="a positive integer", example="N")
         self.retry_mode = opts.get("retry_mode") or "adaptive"
         if self.retry_mode not in ("standard", "adaptive", "legacy"):
             raise ConfigError(
                 f"remote '{name}': retry_mode must be standard or adaptive, not {self.retry_mode!r}"
             )
-        self.connect_timeout = _float_option(opts, name, "connect_timeout", 10.0)
-        self.read_timeout = _float_option(opts, name, "read_timeout", 60.0)
+        self.connect_timeout = number_option(name, opts, "connect_timeout", 10.0, float, minimum=0.001,
+                                     what="a positive number of seconds", example="SECONDS")
+        self.read_timeout = number_option(name, opts, "read_timeout", 60.0, float, minimum=0.001,
+                                     what="a positive number of seconds", example="SECONDS")
         self._client: Any = None
         self._lock = threading.Lock()
         self._bucket_checked = False

@@ -31,7 +31,7 @@ from gitml.store.ids import hash_bytes, hash_file
 from gitml.store.objects import CHUNKED, OBJECTS, ObjectStore, check_blob, key_for, parse_key
 from gitml.store.packs import PackIndex
 from gitml.store.pointer import Pointer
-from gitml.store.remote import Remote
+from gitml.store.remote import DEFAULT_PACK_BYTES, Remote
 
 Artifact = tuple[str, Pointer]
 #: bytes of pack ranges coming down held in memory at once
@@ -245,7 +245,7 @@ def _upload_batches(store: ObjectStore, keys: Sequence[str], pack_bytes: int) ->
 
 def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known: KnownIndex,
          jobs: int | None, advance: Advance | None = None, verify: bool = False,
-         packs: PackIndex | None = None, pack_bytes: int = packs_mod.DEFAULT_PACK_BYTES,
+         packs: PackIndex | None = None, pack_bytes: int = DEFAULT_PACK_BYTES,
          ) -> TransferStats:
     """Upload what ``remote`` lacks: small objects in packs of about ``pack_bytes`` (when
     ``packs`` is given), the rest one by one. ``verify`` asks the remote about every key
