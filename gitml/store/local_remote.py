@@ -90,15 +90,6 @@ class LocalRemote(Remote):
                               f"({start + len(data)} bytes, wanted {start + length})")
         return data
 
-    def get_bytes(self, key: str) -> bytes | None:
-        try:
-            with open(f"{self.root}/{key}", "rb", buffering=0) as f:
-                return f.read()
-        except FileNotFoundError as e:
-            raise ObjectMissingError(f"remote '{self.name}' does not have {key}") from e
-        except OSError as e:
-            raise RemoteError(f"remote '{self.name}': cannot read {key}: {e.strerror}") from e
-
     def get_file(self, key: str, dest: Path) -> None:
         src = self._path(key)
         try:

@@ -86,12 +86,6 @@ class Remote(ABC):
         Raises :class:`gitml.errors.ObjectMissingError` when the key is absent.
         """
 
-    def get_bytes(self, key: str) -> bytes | None:
-        """The content of ``key`` in memory, or None when this remote prefers files
-        (then :meth:`get_file` is used). Objects are at most a few MiB (large files are
-        chunked), so remotes where this is cheaper than a file round trip override it."""
-        return None
-
     @abstractmethod
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         """Every key under ``prefix`` (for gc and listings)."""

@@ -27,7 +27,6 @@ from typing import TypeVar
 from gitml.errors import CorruptObjectError, GitMLError, ObjectMissingError
 from gitml.store import chunking, tree
 from gitml.store import packs as packs_mod
-from gitml.store.ids import hash_bytes, hash_file
 from gitml.store.objects import CHUNKED, OBJECTS, ObjectStore, check_blob, key_for, parse_key
 from gitml.store.packs import PackIndex
 from gitml.store.pointer import Pointer
@@ -308,40 +307,10 @@ def _label(batch: Sequence[str]) -> str:
 
 # --------------------------------------------------------------------------------- fetch
 def _download_verified(store: ObjectStore, remote: Remote, key: str) -> int:
-    """Download ``key`` into the store; objects are verified against their id here."""
-    parsed = parse_key(key)
-    if parsed is None:
-        raise GitMLError(f"remote '{remote.name}' returned a bad key {key!r}")
-    kind, oid = parsed
-    if kind == OBJECTS:
-        data = remote.get_bytes(key)
-        if data is not None:  # verify in memory, then one write into the store
-            _verify(hash_bytes(data), oid, remote)
-            store.put_bytes(data, oid)
-            return len(data)
-    dest = store.path_of_key(key)
-    tmp = store.temp_path_beside(dest)
-    try:
-        remote.get_file(key, tmp)
-        size = tmp.stat().st_size
-        if kind == OBJECTS:
-            _verify(hash_file(tmp)[0], oid, remote)
-        else:
-            chunking.loads(tmp.read_bytes(), oid)  # well-formed; content verified after chunks
-        store.install_tmp(tmp, dest)
-        return size
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
-def _verify(actual: str, oid: str, remote: Remote) -> None:
-    if actual != oid:
-        raise CorruptObjectError(
-            f"object {oid} from remote '{remote.name}' is damaged (its bytes hash to "
-            f"{actual}); nothing was kept",
-            "the remote copy is bad: push it again from a clone that has it")
+    """Download a loose key (an object or a chunk list: at most a few MiB) into the store."""
+    data = remote.get_range(key)
+    _store_checked(store, remote, key, data, f"{key} on remote '{remote.name}'")
+    return len(data)
 
 
 def _install_range(store: ObjectStore, remote: Remote, rng: packs_mod.ReadRange) -> tuple[int, int]:
@@ -349,14 +318,20 @@ def _install_range(store: ObjectStore, remote: Remote, rng: packs_mod.ReadRange)
     data = remote.get_range(packs_mod.pack_key(rng.pack), rng.start, rng.length)
     count = 0
     for key, blob in packs_mod.slice_range(rng, data):
-        problem = check_blob(key, blob)
-        if problem:
-            raise CorruptObjectError(
-                f"{key} in pack {rng.pack} on remote '{remote.name}' is damaged ({problem}); "
-                "nothing was kept", "the remote copy is bad: push it again from a clone that has it")
-        store.put_key_bytes(key, blob)
+        _store_checked(store, remote, key, blob, f"{key} in pack {rng.pack} on remote '{remote.name}'")
         count += 1
     return count, len(data)
+
+
+def _store_checked(store: ObjectStore, remote: Remote, key: str, blob: bytes | memoryview,
+                   where: str) -> None:
+    """Verify downloaded content against its key (see :func:`check_blob`), then store it;
+    nothing unverified is ever kept."""
+    problem = check_blob(key, blob)
+    if problem:
+        raise CorruptObjectError(f"{where} is damaged ({problem}); nothing was kept",
+                                 "the remote copy is bad: push it again from a clone that has it")
+    store.put_key_bytes(key, blob)
 
 
 def fetch(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known: KnownIndex,
