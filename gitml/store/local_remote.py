@@ -6,7 +6,7 @@ import contextlib
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,33 +30,14 @@ class LocalRemote(Remote):
         return {k for k in keys if self._path(k).is_file()}
 
     def put_file(self, key: str, src: Path) -> None:
-        def copy(d: BinaryIO) -> None:
-            with open(src, "rb", buffering=0) as s:
-                while block := s.read(8 << 20):
-                    d.write(block)
-
-        self._write(key, copy)
-
-    def put_bytes(self, key: str, data: bytes | bytearray) -> None:
-        def write(d: BinaryIO) -> None:
-            view = memoryview(data)
-            while view:
-                view = view[d.write(view) or 0:]
-
-        self._write(key, write)
+        try:
+            f = open(src, "rb", buffering=0)  # noqa: SIM115 - closed below
+        except OSError as e:
+            raise RemoteError(f"remote '{self.name}': cannot read {src}: {e.strerror}") from e
+        with f:
+            self.put_stream(key, f, os.fstat(f.fileno()).st_size)  # type: ignore[arg-type]
 
     def put_stream(self, key: str, stream: BinaryIO, size: int) -> None:
-        def copy(d: BinaryIO) -> None:
-            left = size
-            while left > 0 and (block := stream.read(min(left, 8 << 20))):
-                d.write(block)
-                left -= len(block)
-            if left:
-                raise RemoteError(f"remote '{self.name}': {key}: the source ended {left} bytes early")
-
-        self._write(key, copy)
-
-    def _write(self, key: str, fill: Callable[[BinaryIO], None]) -> None:
         """Temp file beside the destination, then rename: readers never see part of it.
         String paths and a cache of folders made, since a push may write 20,000 keys."""
         dest = f"{self.root}/{key}"
@@ -68,12 +49,19 @@ class LocalRemote(Remote):
                 self._made.add(folder)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
             with open(fd, "wb", buffering=0) as d:
-                fill(d)  # type: ignore[arg-type]
+                left = size
+                while left > 0 and (block := stream.read(min(left, 8 << 20))):
+                    d.write(block)
+                    left -= len(block)
+            if left:
+                raise RemoteError(f"remote '{self.name}': {key}: the source ended {left} bytes early")
             os.replace(tmp, dest)
-        except OSError as e:
+        except BaseException as e:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            raise RemoteError(f"remote '{self.name}': cannot write {dest}: {e.strerror}") from e
+            if isinstance(e, OSError):
+                raise RemoteError(f"remote '{self.name}': cannot write {dest}: {e.strerror}") from e
+            raise
 
     def get_range(self, key: str, start: int = 0, length: int | None = None) -> bytes:
         try:

@@ -8,6 +8,7 @@ down happens in :mod:`gitml.store.transfer`, never inside a remote.
 
 from __future__ import annotations
 
+import io
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -70,9 +71,9 @@ class Remote(ABC):
         Raises :class:`gitml.errors.ObjectMissingError` when the key is absent.
         """
 
-    @abstractmethod
     def put_bytes(self, key: str, data: bytes | bytearray) -> None:
-        """Upload ``data`` under ``key`` (a pack or its index); atomic like :meth:`put_file`."""
+        """Upload ``data`` under ``key`` (a pack index, a rewritten pack)."""
+        self.put_stream(key, io.BytesIO(data), len(data))  # type: ignore[arg-type]
 
     @abstractmethod
     def put_stream(self, key: str, stream: BinaryIO, size: int) -> None:

@@ -347,23 +347,6 @@ class S3Remote(Remote):
         except OSError as e:
             raise RemoteError(f"remote '{self.name}': cannot read {src}: {e.strerror}") from e
 
-    def put_bytes(self, key: str, data: bytes | bytearray) -> None:
-        self._sizes.pop(key, None)
-        s3key = self._s3key(key)
-        if len(data) <= SINGLE_PUT_MAX:
-            self._call(lambda: self.client.put_object(Bucket=self.bucket, Key=s3key, Body=data))
-            return
-        import io
-
-        from boto3.exceptions import S3UploadFailedError
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            self.client.upload_fileobj(io.BytesIO(data), self.bucket, s3key,
-                                       Config=self._transfer_config())
-        except (ClientError, BotoCoreError, S3UploadFailedError) as e:
-            self._raise(e, None)
-
     def put_stream(self, key: str, stream: BinaryIO, size: int) -> None:
         self._sizes.pop(key, None)
         s3key = self._s3key(key)

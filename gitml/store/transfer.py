@@ -231,15 +231,18 @@ def _local_sizes(store: ObjectStore, keys: Sequence[str]) -> list[tuple[str, int
     return sized
 
 
-def _upload_batches(store: ObjectStore, keys: Sequence[str], pack_bytes: int) -> list[tuple[str, ...]]:
+Batch = tuple[tuple[str, int], ...]  # (store key, size) of what goes up in one request
+
+
+def _upload_batches(store: ObjectStore, keys: Sequence[str], pack_bytes: int) -> list[Batch]:
     """Cut keys into upload batches: one key alone (a PUT of its own) or several that go
     up as one pack. An object of half a pack or more gains nothing from packing."""
     sized = _local_sizes(store, keys)
     if pack_bytes <= 0:
-        return [(k,) for k in keys]
-    alone = [(k,) for k, size in sized if size >= pack_bytes // 2]
-    small = [(k, size) for k, size in sized if size < pack_bytes // 2]
-    return alone + [tuple(k for k, _ in b) for b in packs_mod.plan_batches(small, pack_bytes)]
+        return [(ks,) for ks in sized]
+    alone: list[Batch] = [(ks,) for ks in sized if ks[1] >= pack_bytes // 2]
+    small = [ks for ks in sized if ks[1] < pack_bytes // 2]
+    return alone + [tuple(b) for b in packs_mod.plan_batches(small, pack_bytes)]
 
 
 def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known: KnownIndex,
@@ -274,18 +277,17 @@ def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known:
         if advance:
             advance(size)
 
-    def upload(batch: tuple[str, ...]) -> None:
+    def upload(batch: Batch) -> None:
+        keys = [k for k, _ in batch]
+        total = sum(size for _, size in batch)
         if len(batch) == 1:
-            src = store.path_of_key(batch[0])
-            remote.put_file(batch[0], src)
-            finished(batch, src.stat().st_size)
-            return
-        assert packs is not None
-        files = [(k, f"{store.root}/{k}", os.stat(store.path_of_key(k)).st_size) for k in batch]
-        total = sum(size for _, _, size in files)
-        pack_id, index = packs_mod.upload_pack(remote, files, packs.orphans)
-        packs.add(pack_id, index)
-        finished(batch, total)
+            remote.put_file(keys[0], store.path_of_key(keys[0]))
+        else:
+            assert packs is not None
+            files = [(k, f"{store.root}/{k}", size) for k, size in batch]
+            pack_id, index = packs_mod.upload_pack(remote, files, packs.orphans)
+            packs.add(pack_id, index)
+        finished(keys, total)
 
     jobs = jobs or remote.default_jobs
     pack_bytes = pack_bytes if packs is not None else 0
@@ -294,18 +296,18 @@ def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known:
             batches = _upload_batches(store, group, pack_bytes)
             errors = _run_pool(jobs, batches, upload)
             if errors:
-                stats.failed = [k for b, _ in errors for k in b]
+                stats.failed = [k for b, _ in errors for k, _ in b]
                 _raise_first([(_label(b), e) for b, e in errors], "uploading", remote)
     finally:
         known.add(done_batch)
     return stats
 
 
-def _label(batch: Sequence[str]) -> str:
-    return batch[0] if len(batch) == 1 else f"a pack of {len(batch)} objects ({batch[0]}, ...)"
+def _label(batch: Batch) -> str:
+    first = batch[0][0]
+    return first if len(batch) == 1 else f"a pack of {len(batch)} objects ({first}, ...)"
 
 
-# --------------------------------------------------------------------------------- fetch
 def _download_verified(store: ObjectStore, remote: Remote, key: str) -> int:
     """Download a loose key (an object or a chunk list: at most a few MiB) into the store."""
     data = remote.get_range(key)
