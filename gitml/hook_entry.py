@@ -152,11 +152,8 @@ def post_merge(repo: MLRepo, argv: Sequence[str]) -> int:
 
 
 def post_commit(repo: MLRepo, argv: Sequence[str]) -> int:
-    if find_spec("gitml.checks.hook") is None:
-        return 0
-    from gitml.checks.hook import run_post_commit
-
-    return run_post_commit(repo)
+    repo.git.restage_after_commit()
+    return 0
 
 
 def textconv(repo: MLRepo | None, argv: Sequence[str]) -> int:

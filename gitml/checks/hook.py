@@ -15,7 +15,6 @@ import os
 import sys
 import time
 import tomllib
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitml.checks.config import ModelSpec, specs_from_section
@@ -114,7 +113,6 @@ def run_pre_commit(repo: MLRepo) -> int:
         _say("skipped (GITML_SKIP_GATES=1)")
         return 0
     t0 = time.perf_counter()
-    restage_marker(repo).unlink(missing_ok=True)
     _restore_results(repo, list(_models_section(repo, None)))
     changed, notes = changed_models(repo)
     for n in notes:
@@ -145,28 +143,4 @@ def run_pre_commit(repo: MLRepo) -> int:
              "see `git ml check`, or bypass with `git commit --no-verify`")
         return 1
     repo.git.stage(to_stage)
-    if repo.git.committing_from_temporary_index:
-        # Git holds the real index locked until the commit ends: post-commit stages these
-        restage_marker(repo).write_text("".join(p + "\n" for p in to_stage))
-    return 0
-
-
-def restage_marker(repo: MLRepo) -> Path:
-    """Paths the pre-commit hook staged into a temporary index (see run_pre_commit)."""
-    return repo.git.git_dir / "gitml-restage-after-commit"
-
-
-def run_post_commit(repo: MLRepo) -> int:
-    """Stage into the real index the gate results a `git commit -- PATHS` committed, when
-    the work tree still holds exactly the committed version."""
-    marker = restage_marker(repo)
-    try:
-        paths = marker.read_text().split()
-    except FileNotFoundError:
-        return 0
-    head = repo.git.head()
-    same = [p for p in paths if head is not None and (repo.workdir / p).is_file()
-            and repo.git.read_blob(head, p) == (repo.workdir / p).read_bytes()]
-    repo.git.stage(same)
-    marker.unlink(missing_ok=True)
     return 0

@@ -23,6 +23,10 @@ _TREE = 2  # pygit2.enums.ObjectType.TREE (libgit2's GIT_OBJECT_TREE)
 _BLOB = 3  # pygit2.enums.ObjectType.BLOB
 
 
+#: in the per-worktree git dir: paths to stage into the real index after the commit
+RESTAGE_MARKER = "gitml-restage-after-commit"
+
+
 class GitRepo:
     """A Git work tree. Discovery and index listings use the git executable (a few ms, and
     exact hook semantics); pygit2 is opened lazily for object reads and history walks, so
@@ -102,12 +106,31 @@ class GitRepo:
             proc = subprocess.run(["git", "add", "--", *paths], cwd=self.workdir,
                                   capture_output=True, text=True)
             if proc.returncode == 0:
+                if self.committing_from_temporary_index:
+                    # Git holds the real index locked until the commit ends: post-commit
+                    # stages these there too (restage_after_commit)
+                    with open(self.git_dir / RESTAGE_MARKER, "a") as f:
+                        f.write("".join(p + "\n" for p in paths))
                 return
             if "index.lock" not in proc.stderr or attempt == 39:
                 msg = proc.stderr.strip().splitlines()
                 raise GitMLError(f"git add failed: {msg[-1] if msg else proc.returncode}",
                                  "the files are stored; run `git add` on their pointers")
             time.sleep(0.15)
+
+    def restage_after_commit(self) -> None:
+        """After `git commit -- PATHS`: stage into the real index what hooks staged into the
+        commit's temporary index, where the work tree still holds the committed version."""
+        marker = self.git_dir / RESTAGE_MARKER
+        try:
+            paths = sorted(set(marker.read_text().split("\n")) - {""})
+        except FileNotFoundError:
+            return
+        head = self.head()
+        same = [p for p in paths if head is not None and (self.workdir / p).is_file()
+                and self.read_blob(head, p) == (self.workdir / p).read_bytes()]
+        self.stage(same)
+        marker.unlink(missing_ok=True)
 
     def tags(self, pattern: str = "*") -> list[str]:
         """Tag names matching a glob, newest first (by creation date)."""
