@@ -129,12 +129,11 @@ def gc_remote(repo: MLRepo, remote: Remote, *, dry_run: bool,
             "run `git ml fetch --all-commits` first")
     res.reachable = len(keys)
     cutoff = time.time() - grace_seconds
-    pack_files: dict[str, dict[str, tuple[int, float]]] = {}
+    pack_files: dict[str, tuple[int, float]] = {}  # key -> (size, modified)
     loose_dead: list[str] = []
     for key, size, modified in remote.iter_key_info():
-        pk = packs_mod.parse_pack_key(key)
-        if pk is not None:
-            pack_files.setdefault(pk[0], {})[pk[1]] = (size, modified)
+        if packs_mod.parse_pack_key(key) is not None:
+            pack_files[key] = (size, modified)
             continue
         if parse_key(key) is None or key in keys:
             continue
@@ -145,21 +144,22 @@ def gc_remote(repo: MLRepo, remote: Remote, *, dry_run: bool,
         res.bytes += size
     res.unreachable += loose_dead
     index = packs_mod.PackIndex(remote, pack_cache_dir(repo, remote.name))
-    verdicts: list[packs_mod.PackVerdict] = []
-    orphans: list[str] = []  # a pack whose index never arrived, or an index without its pack
     if pack_files:
-        index.refresh()
-    for pack_id, files in sorted(pack_files.items()):
-        if "pack" not in files or "idx" not in files:
-            size, modified = files.get("pack", files.get("idx", (0, 0.0)))
-            if "pack" not in files or modified <= cutoff:  # a young pack may await its index
-                orphans.append(pack_id)
-                res.bytes += sum(s for s, _ in files.values())
-            continue
-        v = packs_mod.judge_pack(pack_id, index.by_pack.get(pack_id, {}), files["pack"][0],
-                                 files["idx"][0], keys, old=files["pack"][1] <= cutoff)
+        index.refresh(listing=pack_files)
+    # an index without its pack is useless; a pack without its index is a push cut short
+    # (a young one may still be awaiting its index)
+    lost = [packs_mod.index_key(p) for p in index.dangling]
+    lost += [packs_mod.pack_key(p) for p in index.orphans
+             if pack_files[packs_mod.pack_key(p)][1] <= cutoff]
+    res.bytes += sum(pack_files[k][0] for k in lost)
+    verdicts: list[packs_mod.PackVerdict] = []
+    for pack_id, entries in sorted(index.by_pack.items()):
+        pack_size, modified = pack_files[packs_mod.pack_key(pack_id)]
+        v = packs_mod.judge_pack(pack_id, entries, pack_size,
+                                 pack_files[packs_mod.index_key(pack_id)][0], keys,
+                                 old=modified <= cutoff)
         if v.action == "keep":
-            if files["pack"][1] > cutoff:
+            if modified > cutoff:
                 res.recent += len(v.dead)
             else:
                 res.kept_in_packs += len(v.dead)
@@ -176,8 +176,7 @@ def gc_remote(repo: MLRepo, remote: Remote, *, dry_run: bool,
                 packs_mod.repack(remote, index, v.pack, v.live)
             else:
                 packs_mod.delete_pack(remote, index, v.pack)
-        for pack_id in orphans:
-            remote.delete_many([packs_mod.index_key(pack_id), packs_mod.pack_key(pack_id)])
+        remote.delete_many(lost)
         known_index(repo, remote.name).forget(res.unreachable)
         res.deleted = True
     return res

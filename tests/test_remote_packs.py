@@ -63,7 +63,13 @@ def test_remote_gc_deletes_and_rewrites_packs(repo: Path, tmp_path: Path) -> Non
     assert dry["deleted"] is False
     assert (dry["packs_deleted"], dry["packs_repacked"]) == (3, 1)
     assert dry["unreachable_objects"] == 33  # 32 old files and the old tree
+    # leftovers of interrupted work: a pack whose index never arrived, an index whose pack
+    # is gone; both go too
+    orphan, dangling = store / "packs" / f"{'a' * 32}.pack", store / "packs" / f"{'b' * 32}.idx"
+    orphan.write_bytes(b"half a push")
+    dangling.write_bytes(b"gitml-pack-index 1\n")
     out = gitml(repo, "gc", "--remote", "--grace-days", "0", "--force").stdout
+    assert not orphan.exists() and not dangling.exists()
     assert "rewrote 1 mostly unreachable pack(s)" in out and "deleted 3 with none" in out, out
     left = set(p.stem for p in (store / "packs").glob("*.pack"))
     assert len(set(v1_packs) & left) == 1  # only the all-live pack of f36..f39 stayed

@@ -211,22 +211,25 @@ class PackIndex:
         self.entries: dict[str, PackEntry] = {}
         self.by_pack: dict[str, dict[str, PackEntry]] = {}
         self.orphans: set[str] = set()
+        self.dangling: set[str] = set()
         self.refreshed = False
         self._lock = threading.Lock()
 
     def locate(self, key: str) -> PackEntry | None:
         return self.entries.get(key)
 
-    def refresh(self, jobs: int = 8) -> None:
+    def refresh(self, jobs: int = 8, listing: Iterable[str] | None = None) -> None:
+        """``listing``: the remote's keys when the caller has just listed them (remote gc)."""
         listed: set[str] = set()
         packs_seen: set[str] = set()
-        for key in self.remote.iter_keys(PACKS):
+        for key in self.remote.iter_keys(PACKS) if listing is None else listing:
             parsed = parse_pack_key(key)
             if parsed is None:
                 continue
             (listed if parsed[1] == "idx" else packs_seen).add(parsed[0])
         complete = listed & packs_seen  # an index whose pack is gone is useless
         self.orphans = packs_seen - listed  # packs whose upload stopped before the index
+        self.dangling = listed - packs_seen  # indexes whose pack is gone (a gc cut short)
         cached = set()
         if self.cache_dir.is_dir():
             cached = {p.stem for p in self.cache_dir.glob("*.idx") if is_valid_id(p.stem)}
