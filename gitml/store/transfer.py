@@ -60,7 +60,6 @@ class ByteBudget:
     with 16 MiB reads would hold 256 MiB. (Packs go up streamed from the store's files.)"""
 
     def __init__(self, limit: int = IN_FLIGHT_BYTES) -> None:
-        _fewer_malloc_arenas()
         self.limit = limit
         self.used = 0
         self._cond = threading.Condition()
@@ -344,6 +343,7 @@ def fetch(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known
     jobs = jobs or remote.default_jobs
     stats = TransferStats(remote.name)
     lock = threading.Lock()
+    _fewer_malloc_arenas()
     budget = ByteBudget()
 
     def fetch_keys(keys: list[str]) -> None:
