@@ -153,3 +153,18 @@ def test_bad_remote_option_values_are_refused_at_once(repo: Path, tmp_path: Path
     assert "pack_mib" not in (repo / ".gitml/config.toml").read_text()
     gitml(repo, "remote", "modify", "origin", "pack_mib", "4")
     assert 'pack_mib = "4"' in (repo / ".gitml/config.toml").read_text()
+
+
+def test_push_of_an_object_lost_from_the_local_store_is_a_clear_error(repo: Path, tmp_path: Path) -> None:
+    write_files(repo / "d", range(5), "x")
+    gitml(repo, "add", "d")
+    gitml(repo, "remote", "add", "origin", str(tmp_path / "store"), "--default")
+    lost = sorted((repo / ".git/ml/store/objects").rglob("*"))
+    victim = next(p for p in lost if p.is_file() and p.stat().st_size == FILE)
+    victim.chmod(0o644)
+    victim.unlink()
+    proc = gitml(repo, "push", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "missing from the local store" in proc.stderr and "git ml fsck" in proc.stderr
+    assert not (tmp_path / "store" / "packs").exists()  # nothing half-pushed
