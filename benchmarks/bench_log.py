@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_log.py [--commits 1000] [--files 2000]
 
 Builds the history with `git fast-import` (seconds), then times the in-process walk
-(`gitml.manifest.log.log_rows`) and the whole command (`git ml log --json`, including
+(`gitml.runs.log.log_rows`) and the whole command (`git ml log --json`, including
 interpreter start-up), cold and warm.
 """
 
@@ -81,8 +81,8 @@ def main() -> int:
         build(repo_path, a.commits, a.files)
         print(f"built {a.commits} commits, {a.files + 52} files per tree in {time.perf_counter() - t0:.1f}s")
         os.chdir(repo_path)
-        from gitml.manifest.log import log_rows
         from gitml.repo import MLRepo
+        from gitml.runs.log import log_rows
 
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         for label in ("in-process walk (cold)", "in-process walk (warm)"):

@@ -13,11 +13,11 @@ __version__ = "0.1.0"
 __all__ = ["log_metric", "log_param", "materialize", "open", "read_bytes"]
 
 _LAZY = {
-    "open": "gitml.api",
-    "read_bytes": "gitml.api",
-    "materialize": "gitml.api",
-    "log_param": "gitml.manifest.tracking",
-    "log_metric": "gitml.manifest.tracking",
+    "open": "gitml.artifacts.api",
+    "read_bytes": "gitml.artifacts.api",
+    "materialize": "gitml.artifacts.api",
+    "log_param": "gitml.runs.tracking",
+    "log_metric": "gitml.runs.tracking",
 }
 
 

@@ -137,7 +137,7 @@ def model_spec(**gates: Any) -> Any:
     """The arrests model as declared by CONFIG (baseline prod), with ``gates`` overridden."""
     import tomllib
 
-    from gitml.checks.config import parse_model
+    from gitml.models.spec import parse_model
 
     raw = tomllib.loads(CONFIG.format(baseline="prod"))["models"]["arrests"]
     raw["gates"].update(gates)

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from gitml.checks.bias import attribute_gate, bias_gates, counterfactual_flip, group_labels
-from gitml.checks.config import parse_model
 from gitml.checks.evaluate import Predictions, predict
+from gitml.models.spec import parse_model
 from tests.checks_support import CONFIG, FEATURES, arrests_split, biased_model, good_model
 
 

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gitml.checks.config import parse_model, specs_from_section, validate_columns
 from gitml.checks.evaluate import (
     Predictions,
     metrics,
@@ -21,6 +20,7 @@ from gitml.checks.evaluate import (
     weighted_metric,
 )
 from gitml.errors import ConfigError, CorruptObjectError
+from gitml.models.spec import parse_model, specs_from_section, validate_columns
 from tests.checks_support import (
     arrests_split,
     good_model,
@@ -138,7 +138,7 @@ class NotTrusted:  # a type skops does not know: must be refused, never instanti
 def test_safe_loading_refuses_pickle_and_untrusted_types(tmp_path: Path) -> None:
     import skops.io as sio
 
-    from gitml.checks.models import load_model_bytes
+    from gitml.models.load import load_model_bytes
 
     data = pickle.dumps(good_model())
     with pytest.raises(ConfigError, match="never unpickles"):
@@ -196,8 +196,8 @@ def test_cli_eval_against_a_revision_and_bad_config(repo: Path) -> None:
 
 
 def test_model_bytes_must_match_the_pointer(repo: Path) -> None:
-    from gitml.checks.config import model_specs
-    from gitml.checks.models import load_model
+    from gitml.models.load import load_model
+    from gitml.models.spec import model_specs
     from gitml.repo import MLRepo
 
     _setup(repo)

@@ -70,7 +70,7 @@ def test_pre_commit_framework_hook_file_is_valid() -> None:
     ids = [ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("- id:")]
     assert ids[:2] == ["gitml-pointers", "gitml-gates"]
     entries = [ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.strip().startswith("entry:")]
-    from gitml.hook_entry import HANDLERS
+    from gitml.hooks.entry import HANDLERS
 
     for entry in entries:
         exe, hook = entry.split()

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gitml.manifest.errors import ManifestError
-from gitml.manifest.lineage import build_graph, render_dot, render_mermaid, render_text, upstream
-from gitml.manifest.records import FileRef, RunRecord
-from gitml.manifest.repro import dependencies, order
+from gitml.runs.errors import ManifestError
+from gitml.runs.lineage import build_graph, render_dot, render_mermaid, render_text, upstream
+from gitml.runs.records import FileRef, RunRecord
+from gitml.runs.repro import dependencies, order
 from tests.conftest import gitml
 
 

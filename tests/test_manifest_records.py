@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from gitml.manifest import environment, params, tabular, tracking
-from gitml.manifest.diff import diff_environments, diff_packages, diff_values
-from gitml.manifest.errors import ManifestError, ParamsError
-from gitml.manifest.manifest import manifest_id, parse_trailers
-from gitml.manifest.records import FileRef, RunRecord, parse_run_record
-from gitml.manifest.tracer import read_tracking
+from gitml.runs import environment, params, tabular, tracking
+from gitml.runs.diff import diff_environments, diff_packages, diff_values
+from gitml.runs.errors import ManifestError, ParamsError
+from gitml.runs.manifest import manifest_id, parse_trailers
+from gitml.runs.records import FileRef, RunRecord, parse_run_record
+from gitml.runs.tracer import read_tracking
 
 
 def rec(stage: str, ins: list[str], outs: list[str]) -> RunRecord:

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     import pandas as pd
 
-    from gitml.checks.config import ModelSpec
     from gitml.checks.evaluate import Predictions
+    from gitml.models.spec import ModelSpec
 
     FloatArray = npt.NDArray[np.float64]
 

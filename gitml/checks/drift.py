@@ -527,7 +527,7 @@ def locate_table(repo: MLRepo | None, path: str, rev: str | None) -> tuple[Path 
         return local, None
     if repo is None:
         raise UsageError(f"cannot read {path} at {rev} outside a repository")
-    from gitml import api
+    from gitml.artifacts import api
 
     commit = repo.git.resolve(rev)
     rel = repo.relpath(repo.workdir / path)

@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gitml.checks.config import LOWER_IS_BETTER, ModelSpec
 from gitml.checks.results import GateResult
+from gitml.models.spec import LOWER_IS_BETTER, ModelSpec
 
 if TYPE_CHECKING:
     import numpy as np

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     import pandas as pd
 
-    from gitml.checks.config import ModelSpec
+    from gitml.models.spec import ModelSpec
 
     FloatArray = npt.NDArray[np.float64]
 

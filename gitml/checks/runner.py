@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gitml.checks import cache
-from gitml.checks.config import ModelSpec, model_specs, resolve_baseline
-from gitml.checks.models import Source, load_data, load_model, locate, where_label
 from gitml.checks.results import GateResult, ModelResult, config_hash
 from gitml.errors import ConfigError, GitMLError
+from gitml.models.load import Source, load_data, load_model, locate, where_label
+from gitml.models.spec import ModelSpec, model_specs, resolve_baseline
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,8 +54,8 @@ class Baseline:
 
 def load(repo: MLRepo, spec: ModelSpec, rev: str | None = None, staged: bool = True) -> Loaded:
     """Model + evaluation data at a place, validated, with predictions."""
-    from gitml.checks.config import validate_columns
     from gitml.checks.evaluate import predict
+    from gitml.models.spec import validate_columns
 
     df, data_src = load_data(repo, spec, rev, staged)
     validate_columns(spec, df)
@@ -124,7 +124,7 @@ def data_gates(repo: MLRepo, cur: Loaded, base: Baseline,
         except ConfigError:
             ref_src = None
     if ref_src is not None and ref_src.oid != cur.data_src.oid:
-        from gitml.checks.models import read_frame_bytes, read_source
+        from gitml.models.load import read_frame_bytes, read_source
 
         reference_df = read_frame_bytes(read_source(repo, ref_src), spec.data, spec.key("data"))
     metric_values = dict(metric_values or {})

@@ -13,11 +13,11 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitml import workspace
+    from gitml.artifacts import worktree
 
     repo = MLRepo.discover()
     with progress("Adding", None, quiet=args.quiet or args.json, unit="bytes") as bar:
-        results = workspace.add(repo, args.paths, jobs=args.jobs, progress=bar.advance)
+        results = worktree.add(repo, args.paths, jobs=args.jobs, progress=bar.advance)
     if args.json:
         print_json([r.to_dict() for r in results])
     elif not args.quiet:

@@ -8,7 +8,7 @@ from gitml.errors import ObjectMissingError
 from gitml.repo import MLRepo
 
 if TYPE_CHECKING:
-    from gitml.workspace import CheckoutResult
+    from gitml.artifacts.worktree import CheckoutResult
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -24,10 +24,10 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitml import workspace
+    from gitml.artifacts import worktree
 
     repo = MLRepo.discover()
-    res = workspace.checkout(repo, args.paths or None, force=args.force, link=args.link,
+    res = worktree.checkout(repo, args.paths or None, force=args.force, link=args.link,
                              fetch=not args.no_fetch, jobs=args.jobs)
     if args.json:
         print_json(res.to_dict())

@@ -24,9 +24,9 @@ def _fmt(v: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from gitml.errors import UsageError
-    from gitml.manifest.diff import diff
-    from gitml.manifest.manifest import load
     from gitml.repo import MLRepo
+    from gitml.runs.diff import diff
+    from gitml.runs.manifest import load
 
     repo = MLRepo.discover()
     b_rev = args.b
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             c.print(f"  ↑ {escape(name)} {escape(x)} -> {escape(y)}")
         for name, (x, y) in pk.get("downgraded", {}).items():
             c.print(f"  ↓ {escape(name)} {escape(x)} -> {escape(y)}")
-    from gitml.manifest import tabular
+    from gitml.runs import tabular
 
     for art in d["artifacts"]:
         old, new = art["old"] or {}, art["new"] or {}

@@ -21,9 +21,9 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def _row(args: argparse.Namespace) -> int:
-    from gitml.checks.config import one_spec
     from gitml.checks.explain import explain_row
     from gitml.checks.runner import load
+    from gitml.models.spec import one_spec
     from gitml.repo import MLRepo
 
     repo = MLRepo.discover()

@@ -16,7 +16,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def fetch(repo: MLRepo, args: argparse.Namespace) -> TransferStats:
-    from gitml.sync import fetch_artifacts, open_named_remote
+    from gitml.artifacts.sync import fetch_artifacts, open_named_remote
 
     arts = selected_artifacts(repo, args)
     remote = open_named_remote(repo, args.remote)

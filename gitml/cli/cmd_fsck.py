@@ -13,7 +13,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitml.gc import fsck
+    from gitml.artifacts.gc import fsck
 
     repo = MLRepo.discover()
     with progress("Verifying", None, quiet=args.quiet or args.json) as bar:

@@ -18,11 +18,11 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitml import gc
+    from gitml.artifacts import gc
 
     repo = MLRepo.discover()
     if args.remote is not None:
-        from gitml.sync import open_named_remote
+        from gitml.artifacts.sync import open_named_remote
 
         remote = open_named_remote(repo, args.remote or None)
         dry = args.dry_run or not args.force

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.write_text("# gitml settings shared through Git (secrets go to the local config)\n")
     repo.git.stage([f"{COMMITTED_DIR}/{COMMITTED_NAME}"])
     if not args.no_hooks:
-        from gitml.hooks import install_hooks
+        from gitml.hooks.install import install_hooks
 
         install_hooks(repo)
     say(f"{'Initialised' if fresh else 'Reinitialised'} gitml in {repo.workdir}"

@@ -11,7 +11,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitml.hooks import install_hooks
+    from gitml.hooks.install import install_hooks
 
     repo = MLRepo.discover(require_init=False)
     if not repo.is_initialised():

@@ -22,16 +22,16 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from gitml.git import history
-    from gitml.manifest.lineage import (
+    from gitml.repo import MLRepo
+    from gitml.runs.lineage import (
         build_graph,
         render_dot,
         render_mermaid,
         render_text,
         upstream,
     )
-    from gitml.manifest.manifest import load
-    from gitml.manifest.records import load_run_records, run_record_path
-    from gitml.repo import MLRepo
+    from gitml.runs.manifest import load
+    from gitml.runs.records import load_run_records, run_record_path
 
     repo = MLRepo.discover()
     head = repo.git.head()

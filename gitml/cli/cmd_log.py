@@ -19,8 +19,8 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitml.manifest.log import key_metrics, log_rows
     from gitml.repo import MLRepo
+    from gitml.runs.log import key_metrics, log_rows
 
     repo = MLRepo.discover()
     if repo.git.head() is None:

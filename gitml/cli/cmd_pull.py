@@ -18,9 +18,9 @@ def register(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     repo = MLRepo.discover()
     stats = fetch(repo, args)
-    from gitml import workspace
+    from gitml.artifacts import worktree
 
-    res = workspace.checkout(repo, args.paths or None, force=args.force, fetch=False, jobs=args.jobs)
+    res = worktree.checkout(repo, args.paths or None, force=args.force, fetch=False, jobs=args.jobs)
     if args.json:
         print_json({"fetch": stats.to_dict(), "checkout": res.to_dict()})
     else:

@@ -15,7 +15,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitml.sync import open_named_remote, push_artifacts
+    from gitml.artifacts.sync import open_named_remote, push_artifacts
 
     repo = MLRepo.discover()
     arts = selected_artifacts(repo, args)

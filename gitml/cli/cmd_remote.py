@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.add_remote(args.name, url, default=args.default, local=args.local)
     elif action == "remove":
         cfg.remove_remote(args.name)
-        from gitml.sync import forget_remote
+        from gitml.artifacts.sync import forget_remote
 
         forget_remote(repo, args.name)
     elif action == "modify":
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         _check_option(cfg.remotes(), args.name, args.option, args.value)
         cfg.set_remote_option(args.name, args.option, args.value, local=args.local)
         if args.option in ("url", "endpoint_url"):  # another place: what we knew is void
-            from gitml.sync import forget_remote
+            from gitml.artifacts.sync import forget_remote
 
             forget_remote(repo, args.name)
     elif action == "default":

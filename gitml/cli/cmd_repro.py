@@ -13,8 +13,8 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitml.manifest.repro import repro
     from gitml.repo import MLRepo
+    from gitml.runs.repro import repro
 
     repo = MLRepo.discover()
     result = repro(repo, args.stages or None, force=args.force, dry_run=args.dry_run,

@@ -27,8 +27,8 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitml.manifest.runner import RunOptions, run_stage
     from gitml.repo import MLRepo
+    from gitml.runs.runner import RunOptions, run_stage
 
     cmd = list(args.cmd)
     if cmd and cmd[0] == "--":
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _summary(outcome: object) -> None:
-    from gitml.manifest.runner import RunOutcome
+    from gitml.runs.runner import RunOutcome
 
     assert isinstance(outcome, RunOutcome)
     rec = outcome.record

@@ -13,8 +13,8 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitml.manifest.manifest import checks_summary, load
     from gitml.repo import MLRepo
+    from gitml.runs.manifest import checks_summary, load
 
     repo = MLRepo.discover()
     m = load(repo, args.rev)

@@ -23,10 +23,10 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitml import workspace
+    from gitml.artifacts import worktree
 
     repo = MLRepo.discover()
-    entries = workspace.status(repo, args.paths or None)
+    entries = worktree.status(repo, args.paths or None)
     not_pushed: list[str] = []
     if args.remote is not None:
         not_pushed = _not_on_remote(repo, args.remote or None)
@@ -59,12 +59,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _not_on_remote(repo: MLRepo, name: str | None) -> list[str]:
-    from gitml import workspace
+    from gitml.artifacts import worktree
+    from gitml.artifacts.sync import known_index, open_named_remote, pack_index
     from gitml.store.transfer import artifact_keys, learn_presence
-    from gitml.sync import known_index, open_named_remote, pack_index
 
     remote = open_named_remote(repo, name)
-    ptrs = workspace.pointers(repo)
+    ptrs = worktree.pointers(repo)
     known = known_index(repo, remote.name)
     per_art: dict[str, list[str]] = {}
     for art, p in ptrs.items():

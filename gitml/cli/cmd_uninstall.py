@@ -11,7 +11,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitml.hooks import uninstall_hooks
+    from gitml.hooks.install import uninstall_hooks
 
     repo = MLRepo.discover(require_init=False)
     names = uninstall_hooks(repo)

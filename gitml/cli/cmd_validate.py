@@ -27,9 +27,9 @@ def _targets(repo: Any, given: list[str]) -> list[str]:
     declared = repo.config.data.get("data") or {}
     if isinstance(declared, dict) and declared:
         return sorted(str(k) for k in declared)
-    from gitml import workspace
+    from gitml.artifacts import worktree
 
-    found = sorted(a for a in workspace.pointers(repo) if a.lower().endswith(TABLE_SUFFIXES))
+    found = sorted(a for a in worktree.pointers(repo) if a.lower().endswith(TABLE_SUFFIXES))
     if not found:
         raise UsageError("no data set to validate",
                          'give DATA, or declare [data."path".rules] in .gitml/config.toml')

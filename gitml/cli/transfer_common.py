@@ -21,7 +21,7 @@ def add_selection_args(p: argparse.ArgumentParser) -> None:
 
 
 def selected_artifacts(repo: MLRepo, args: argparse.Namespace) -> list[tuple[str, Pointer]]:
-    from gitml import workspace
+    from gitml.artifacts import worktree
     from gitml.store import pointer as ptr
 
     arts: dict[tuple[str, str], tuple[str, Pointer]] = {}
@@ -31,7 +31,7 @@ def selected_artifacts(repo: MLRepo, args: argparse.Namespace) -> list[tuple[str
             arts[(p.oid, p.kind)] = (f"<commit pointer {i}>", p)
     revs: Sequence[str | None] = args.rev or ([None] if not args.all_commits else [])
     for rev in revs:
-        for path, p in workspace.pointers(repo, rev).items():
+        for path, p in worktree.pointers(repo, rev).items():
             if args.paths and not _matches(path, args.paths):
                 continue
             arts[(p.oid, p.kind)] = (path, p)

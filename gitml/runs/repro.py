@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitml.manifest import params as params_mod
-from gitml.manifest.errors import ManifestError, ParamsError
-from gitml.manifest.records import RunRecord, load_run_records
 from gitml.repo import MLRepo
+from gitml.runs import params as params_mod
+from gitml.runs.errors import ManifestError, ParamsError
+from gitml.runs.records import RunRecord, load_run_records
 
 
 @dataclass
@@ -66,13 +66,13 @@ def order(runs: dict[str, RunRecord]) -> list[str]:
 
 def staleness(repo: MLRepo, rec: RunRecord) -> list[str]:
     """Why ``rec`` needs to run again (empty: up to date)."""
-    from gitml import workspace
+    from gitml.artifacts import worktree
 
     reasons: list[str] = []
     if rec.exit_code != 0:
         return [f"last run failed (exit {rec.exit_code})"]
     for ref in rec.inputs:
-        cur = workspace.current_oid(repo, ref.path)
+        cur = worktree.current_oid(repo, ref.path)
         if cur is None:
             reasons.append(f"input {ref.path} is missing")
         elif cur != ref.oid:
@@ -80,7 +80,7 @@ def staleness(repo: MLRepo, rec: RunRecord) -> list[str]:
     for ref in rec.outputs:
         if ref.source == "artifact":
             try:
-                p = workspace.worktree_pointer(repo, ref.path)
+                p = worktree.worktree_pointer(repo, ref.path)
             except Exception:
                 p = None
             if p is None:
@@ -106,7 +106,7 @@ def staleness(repo: MLRepo, rec: RunRecord) -> list[str]:
 
 def repro(repo: MLRepo, targets: list[str] | None = None, *, force: bool = False, dry_run: bool = False,
           quiet: bool = False, stdout_to_stderr: bool = False) -> list[StageStatus]:
-    from gitml.manifest.runner import RunOptions, run_stage
+    from gitml.runs.runner import RunOptions, run_stage
 
     runs = load_run_records(repo.workdir)
     if not runs:

@@ -6,7 +6,7 @@ Three sources, combined:
   IN_CLOSE_WRITE and IN_MOVED_TO (plus create/delete/move-away to follow temporary
   files), with new folders watched as they appear. It sees every process in any
   language, including native readers like pyarrow's;
-* a Python audit hook injected through ``sitecustomize`` (:mod:`gitml.manifest.audit_site`)
+* a Python audit hook injected through ``sitecustomize`` (:mod:`gitml.runs.audit_site`)
   that says which Python process opened what, which processes were spawned, and dumps
   the environment from inside the process that ran;
 * a before/after stat snapshot of the work tree, which catches writes on systems
@@ -225,7 +225,7 @@ class Tracer:
 
     def child_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         env = dict(os.environ if base is None else base)
-        from gitml.manifest.tracking import ENV_VAR
+        from gitml.runs.tracking import ENV_VAR
 
         env[ENV_VAR] = str(self.tracking_file)
         if self.audit:

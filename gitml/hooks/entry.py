@@ -26,7 +26,7 @@ def _err(msg: str) -> None:
 def verify_pointers(repo: MLRepo) -> int:
     """Refuse a commit whose staged pointers point at content missing from the store, or
     whose artifacts changed in the work tree since they were added."""
-    from gitml import workspace
+    from gitml.artifacts import worktree
     from gitml.store import pointer as ptr
 
     head = repo.git.head()
@@ -42,12 +42,12 @@ def verify_pointers(repo: MLRepo) -> int:
         except GitMLError as e:
             problems.append(f"{e.message}; restore it or run `git ml add {art}`")
             continue
-        if not workspace.content_in_store(repo, p):
+        if not worktree.content_in_store(repo, p):
             problems.append(f"{art}: its content {p.oid[:12]} is not in the gitml store; "
                             f"run `git ml add {art}` (or `git ml pull`)")
             continue
         if repo.abspath(art).exists():
-            cur = workspace.current_oid(repo, art)
+            cur = worktree.current_oid(repo, art)
             if cur != p.oid:
                 problems.append(f"{art} changed since it was added; run `git ml add {art}`")
     for line in problems:
@@ -56,9 +56,9 @@ def verify_pointers(repo: MLRepo) -> int:
 
 
 def _gates(repo: MLRepo) -> int:
-    if find_spec("gitml.checks.hook") is None:
+    if find_spec("gitml.hooks.gates") is None:
         return 0
-    from gitml.checks.hook import run_pre_commit
+    from gitml.hooks.gates import run_pre_commit
 
     return int(run_pre_commit(repo))
 
@@ -78,16 +78,16 @@ def commit_msg(repo: MLRepo, argv: Sequence[str]) -> int:
     if not argv:
         _err("commit-msg: missing message file argument")
         return 1
-    if find_spec("gitml.manifest.trailers") is None:
+    if find_spec("gitml.runs.trailers") is None:
         return 0
-    from gitml.manifest.trailers import run_commit_msg
+    from gitml.runs.trailers import run_commit_msg
 
     return int(run_commit_msg(repo, Path(argv[0])))
 
 
 def pre_push(repo: MLRepo, argv: Sequence[str]) -> int:
+    from gitml.artifacts.sync import open_named_remote, push_artifacts
     from gitml.store import pointer as ptr
-    from gitml.sync import open_named_remote, push_artifacts
 
     git_remote = argv[0] if argv else "origin"
     from_framework = bool(os.environ.get("PRE_COMMIT_TO_REF"))
@@ -115,7 +115,7 @@ def pre_push(repo: MLRepo, argv: Sequence[str]) -> int:
         p = ptr.parse(data, "pushed pointer")
         arts.append((f"<pushed artifact {i}>", p))
     # Pointers to content we never had (pushed through from elsewhere) are skipped.
-    from gitml.workspace import content_in_store
+    from gitml.artifacts.worktree import content_in_store
 
     have = [(a, p) for a, p in arts if content_in_store(repo, p)]
     remote = open_named_remote(repo, None)
@@ -129,9 +129,9 @@ def pre_push(repo: MLRepo, argv: Sequence[str]) -> int:
 
 
 def _materialise(repo: MLRepo) -> int:
-    from gitml import workspace
+    from gitml.artifacts import worktree
 
-    res = workspace.checkout(repo, None, fetch=True)
+    res = worktree.checkout(repo, None, fetch=True)
     for path in res.kept:
         _err(f"kept {path}: modified and never added (`git ml add` it or `git ml checkout --force`)")
     if res.missing:
@@ -157,8 +157,8 @@ def post_commit(repo: MLRepo, argv: Sequence[str]) -> int:
 
 
 def textconv(repo: MLRepo | None, argv: Sequence[str]) -> int:
-    if find_spec("gitml.manifest.textconv") is not None:
-        from gitml.manifest.textconv import main as textconv_main
+    if find_spec("gitml.runs.textconv") is not None:
+        from gitml.runs.textconv import main as textconv_main
 
         return int(textconv_main(argv[0]))
     sys.stdout.write(Path(argv[0]).read_text())

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from gitml.errors import GitMLError
-from gitml.manifest import params as params_mod
-from gitml.manifest.errors import ParamsError, RunError
-from gitml.manifest.records import (
+from gitml.repo import MLRepo
+from gitml.runs import params as params_mod
+from gitml.runs.errors import ParamsError, RunError
+from gitml.runs.records import (
     ENV_DIR,
     FileRef,
     RunRecord,
@@ -23,8 +24,7 @@ from gitml.manifest.records import (
     env_path,
     run_record_path,
 )
-from gitml.manifest.tracer import Tracer, TraceResult, read_tracking, skip_file
-from gitml.repo import MLRepo
+from gitml.runs.tracer import Tracer, TraceResult, read_tracking, skip_file
 from gitml.store import pointer as ptr
 from gitml.store.fsutil import atomic_write_text
 
@@ -103,7 +103,7 @@ def _top_new_dir(path: str, new_dirs: set[str]) -> str | None:
 
 
 def run_stage(repo: MLRepo, opts: RunOptions, *, quiet: bool = False) -> RunOutcome:
-    from gitml import workspace
+    from gitml.artifacts import worktree
     from gitml.git import history
 
     if not opts.cmd:
@@ -200,7 +200,7 @@ def run_stage(repo: MLRepo, opts: RunOptions, *, quiet: bool = False) -> RunOutc
     added: list[dict[str, Any]] = []
     if exit_code == 0 and opts.add_outputs and store_outs:
         try:
-            results = workspace.add(repo, [workdir / p for p in store_outs])
+            results = worktree.add(repo, [workdir / p for p in store_outs])
         except GitMLError as e:  # the run happened: record it anyway, say what to fix
             warnings.append(f"outputs not stored: {e}; fix that and run `git ml add` on them")
             results = []
@@ -210,7 +210,7 @@ def run_stage(repo: MLRepo, opts: RunOptions, *, quiet: bool = False) -> RunOutc
             added.append(res.to_dict())
     for ref in out_refs.values():
         if ref.oid is None and (exit_code == 0 or ref.source != "artifact"):
-            ref.oid = workspace.current_oid(repo, ref.path)
+            ref.oid = worktree.current_oid(repo, ref.path)
             ref.size = _size(workdir / ref.path)
 
     arts |= {r.path for r in out_refs.values() if r.source == "artifact"}
@@ -227,13 +227,13 @@ def run_stage(repo: MLRepo, opts: RunOptions, *, quiet: bool = False) -> RunOutc
             continue
         source = "artifact" if art else ("git" if target in index_paths else "file")
         p = workdir / target
-        in_refs[target] = FileRef(target, workspace.current_oid(repo, target), _size(p),
+        in_refs[target] = FileRef(target, worktree.current_oid(repo, target), _size(p),
                                   "dir" if p.is_dir() else "file", source, declared)
 
     env_id = None
     to_stage: list[str] = []
     if environment:
-        from gitml.manifest.environment import environment_id
+        from gitml.runs.environment import environment_id
 
         # never trust a child-written id as a file name: it is recomputed from the content
         env_id = environment_id(environment)
@@ -290,7 +290,7 @@ def _environment_fallback(tracer: Tracer, trace: TraceResult, warnings: list[str
             return data
         except (OSError, subprocess.SubprocessError, ValueError):
             continue
-    from gitml.manifest import environment
+    from gitml.runs import environment
 
     environment.write(str(out), str(cache))
     env: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))

@@ -14,7 +14,7 @@ TEXTCONV_MAX_CSV = 256 * 1024 * 1024  # `git log -p` must stay quick: bigger CSV
 
 
 def _content_path(repo: object, oid: str) -> Path | None:
-    from gitml.api import local_path_of
+    from gitml.artifacts.api import local_path_of
     from gitml.repo import MLRepo
 
     assert isinstance(repo, MLRepo)
@@ -42,7 +42,7 @@ def main(path: str) -> int:
     if p.kind == "dir":
         out.write(f"# folder of {p.files} files\n")
         return 0
-    from gitml.manifest import tabular
+    from gitml.runs import tabular
 
     name = Path(path).name
     if tabular.kind_of(name) is None and not name.endswith(".gitml"):

@@ -116,8 +116,8 @@ def gc_remote(repo: MLRepo, remote: Remote, *, dry_run: bool,
     """Objects on the remote that no local ref reaches. Objects younger than the grace period
     are kept: another clone may have pushed them for commits this clone has not fetched.
     A pack with no live object is deleted; one that is mostly dead is rewritten."""
+    from gitml.artifacts.sync import known_index, pack_cache_dir
     from gitml.store import packs as packs_mod
-    from gitml.sync import known_index, pack_cache_dir
 
     res = GcResult(f"remote {remote.name}")
     keys, incomplete, broken = reachable_keys(repo)
@@ -213,16 +213,16 @@ def fsck(repo: MLRepo, *, jobs: int = 4, advance: object = None) -> FsckResult:
         for key, problem in pool.map(check, keys):
             if problem:
                 res.damaged[key] = problem
-    from gitml import workspace
+    from gitml.artifacts import worktree
 
-    for path in workspace.tracked_artifacts(repo):
+    for path in worktree.tracked_artifacts(repo):
         try:
-            p = workspace.worktree_pointer(repo, path)
+            p = worktree.worktree_pointer(repo, path)
         except GitMLError as e:
             res.broken_pointers.append(e.message)
             continue
         if p is None:
             continue
-        if not workspace.content_in_store(repo, p, trust_marks=False):
+        if not worktree.content_in_store(repo, p, trust_marks=False):
             res.missing.append(path)
     return res

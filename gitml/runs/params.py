@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from gitml.manifest.errors import ParamsError
+from gitml.runs.errors import ParamsError
 
 FORMATS = (".json", ".toml", ".yaml", ".yml")
 

@@ -498,7 +498,7 @@ def checkout(repo: MLRepo, paths: Sequence[str] | None = None, *, force: bool = 
             continue
         arts.append((art, p))
     if fetch and any(_needs_fetch(repo, p) for _, p in arts):
-        from gitml.sync import fetch_artifacts
+        from gitml.artifacts.sync import fetch_artifacts
 
         remote_name = repo.config.default_remote()
         if remote_name:

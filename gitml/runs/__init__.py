@@ -1,5 +1,5 @@
 """Lineage, environment and metrics manifests that travel with commits.
 
-Kept empty on purpose: ``gitml.manifest.tracking`` must import in milliseconds, and
+Kept empty on purpose: ``gitml.runs.tracking`` must import in milliseconds, and
 every submodule imports only what its own job needs.
 """

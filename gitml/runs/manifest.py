@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitml.manifest.errors import ManifestError
-from gitml.manifest.records import (
+from gitml.repo import MLRepo
+from gitml.runs.errors import ManifestError
+from gitml.runs.records import (
     CHECKS_DIR,
     ENV_DIR,
     RUNS_DIR,
@@ -24,7 +25,6 @@ from gitml.manifest.records import (
     parse_environment,
     parse_run_record,
 )
-from gitml.repo import MLRepo
 
 TRAILER_PREFIX = "Gitml-"
 _TRAILER_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*):\s*(.*)$")

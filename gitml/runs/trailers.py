@@ -22,10 +22,10 @@ import sys
 from pathlib import Path
 
 from gitml.errors import GitMLError
-from gitml.manifest.errors import ManifestError
-from gitml.manifest.manifest import TRAILER_PREFIX, manifest_id
-from gitml.manifest.records import CHECKS_DIR, RUNS_DIR, check_passed, parse_check, parse_run_record
 from gitml.repo import MLRepo
+from gitml.runs.errors import ManifestError
+from gitml.runs.manifest import TRAILER_PREFIX, manifest_id
+from gitml.runs.records import CHECKS_DIR, RUNS_DIR, check_passed, parse_check, parse_run_record
 
 MAX_METRICS = 12
 MAX_ARTIFACTS = 10
@@ -44,7 +44,7 @@ def _base(repo: MLRepo, message: str) -> tuple[str | None, bool]:
     """The commit this commit's changes are measured against: HEAD, or HEAD's parent when
     the message being edited already carries HEAD's manifest id (``--amend``, ``-c HEAD``)."""
     from gitml.git import history
-    from gitml.manifest.manifest import parse_trailers
+    from gitml.runs.manifest import parse_trailers
 
     head = repo.git.head()
     if head is None:

@@ -24,7 +24,7 @@ def textconv_command() -> str:
     exe = shutil.which("git-ml-hook")
     if exe:
         return f"{shlex.quote(exe)} textconv"
-    return f"{shlex.quote(sys.executable)} -m gitml.hook_entry textconv"
+    return f"{shlex.quote(sys.executable)} -m gitml.hooks.entry textconv"
 
 
 def configure(repo: MLRepo) -> None:

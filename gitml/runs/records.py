@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitml.manifest.errors import ManifestError
+from gitml.runs.errors import ManifestError
 
 FORMAT = 1
 RUNS_DIR = ".gitml/runs"

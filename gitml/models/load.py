@@ -26,7 +26,7 @@ from gitml.errors import ConfigError, CorruptObjectError, GitMLError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from gitml.checks.config import ModelSpec
+    from gitml.models.spec import ModelSpec
     from gitml.repo import MLRepo
 
 POINTER_SUFFIX = ".gitml"
@@ -74,7 +74,7 @@ def locate(repo: MLRepo, path: str, rev: str | None = None, staged: bool = True,
                               "point at one model/data file inside it")
         if commit is None and not staged:
             # the work tree: its file must be the one the pointer records
-            from gitml.workspace import current_oid
+            from gitml.artifacts.worktree import current_oid
 
             cur = current_oid(repo, path)
             if cur is not None and cur != p.oid:
@@ -108,7 +108,7 @@ def read_source(repo: MLRepo, src: Source) -> bytes:
             data = None
         if data is None:
             try:  # not in the local store: let the API fetch it from the default remote
-                from gitml import api
+                from gitml.artifacts import api
 
                 data = api.read_bytes(src.path, src.rev, repo=repo)
             except ImportError as e:  # pragma: no cover - api not installed

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from gitml.errors import GitMLError
-from gitml.manifest.manifest import Manifest
 from gitml.repo import MLRepo
+from gitml.runs.manifest import Manifest
 
 
 def _version_key(v: str) -> tuple[Any, ...]:
@@ -68,13 +68,13 @@ def diff_values(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, Any
 
 def _data_diff(repo: MLRepo, path: str, rev_a: str, rev_b: str, old: dict[str, Any] | None,
                new: dict[str, Any] | None) -> dict[str, Any] | None:
-    from gitml.manifest import tabular
+    from gitml.runs import tabular
 
     if tabular.kind_of(path) is None:
         return None
     if (old and old.get("kind") == "dir") or (new and new.get("kind") == "dir"):
         return None
-    from gitml import api
+    from gitml.artifacts import api
 
     summaries: list[dict[str, Any] | None] = []
     for rev, side in ((rev_a, old), (rev_b, new)):
@@ -126,7 +126,7 @@ def diff(repo: MLRepo, a: Manifest, b: Manifest, *, data: bool = True) -> dict[s
             if d is not None:
                 entry["data"] = d
         artifacts.append(entry)
-    from gitml.manifest.manifest import checks_summary
+    from gitml.runs.manifest import checks_summary
 
     ca, cb = checks_summary(a.checks), checks_summary(b.checks)
     checks = {k: [ca.get(k), cb.get(k)] for k in sorted(set(ca) | set(cb)) if ca.get(k) != cb.get(k)}

@@ -17,9 +17,9 @@ import time
 import tomllib
 from typing import TYPE_CHECKING, Any
 
-from gitml.checks.config import ModelSpec, specs_from_section
 from gitml.checks.results import ModelResult, results_relpath, write_results
 from gitml.errors import ConfigError, GitMLError
+from gitml.models.spec import ModelSpec, specs_from_section
 
 if TYPE_CHECKING:
     from gitml.repo import MLRepo
@@ -48,7 +48,7 @@ def _models_section(repo: MLRepo, rev: str | None) -> dict[str, Any]:
 
 
 def _ids(repo: MLRepo, spec: ModelSpec, rev: str | None) -> tuple[str | None, str | None]:
-    from gitml.checks.models import locate
+    from gitml.models.load import locate
 
     out: list[str | None] = []
     for path in (spec.path, spec.data):

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitml.manifest.errors import ManifestError
-from gitml.manifest.records import (
+from gitml.repo import MLRepo
+from gitml.runs.errors import ManifestError
+from gitml.runs.records import (
     CHECKS_DIR,
     RUNS_DIR,
     check_passed,
     parse_check,
     summarize_run_record,
 )
-from gitml.repo import MLRepo
 
 
 @dataclass

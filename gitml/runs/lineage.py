@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitml.manifest.records import RunRecord
+from gitml.runs.records import RunRecord
 
 
 @dataclass

@@ -47,14 +47,14 @@ def _find(repo: MLRepo, path: str, rev: str | None) -> tuple[str, Pointer, str |
 
 
 def _ensure(repo: MLRepo, art: str, p: Pointer) -> None:
-    from gitml.workspace import content_in_store
+    from gitml.artifacts.worktree import content_in_store
 
     if content_in_store(repo, p):
         return
     if repo.config.default_remote() is None and not repo.config.remotes():
         raise ObjectMissingError(f"{art} ({p.oid}) is not in the local store and no remote is set",
                                  "run `git ml remote add NAME URL --default`")
-    from gitml.sync import fetch_artifacts
+    from gitml.artifacts.sync import fetch_artifacts
 
     fetch_artifacts(repo, [(art, p)])
 

@@ -53,8 +53,8 @@ def install_hooks(repo: MLRepo) -> list[str]:
         tmp.chmod(0o755)
         os.replace(tmp, target)
         installed.append(name)
-    if find_spec("gitml.manifest.install") is not None:
-        from gitml.manifest.install import configure
+    if find_spec("gitml.hooks.configure") is not None:
+        from gitml.hooks.configure import configure
 
         configure(repo)
     return installed
