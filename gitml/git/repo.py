@@ -210,6 +210,11 @@ class GitRepo:
         out = self.run_git(*args)
         return [p for p in out.split("\0") if p]
 
+    def index_blob_id(self, path: str) -> str | None:
+        """The id of the blob staged at ``path`` (what ``git ls-files -s`` shows), or None."""
+        idx = self.index()
+        return str(idx[path].id) if path in idx else None
+
     def index_blobs(self, suffix: str) -> dict[str, bytes]:
         """Staged content of every index path ending with ``suffix``."""
         out: dict[str, bytes] = {}

@@ -67,7 +67,12 @@ def pre_commit(repo: MLRepo, argv: Sequence[str]) -> int:
     rc = verify_pointers(repo)
     if rc:
         return rc
-    return _gates(repo)
+    rc = _gates(repo)
+    if rc == 0:
+        from gitml.hooks.watch import write_watch_list
+
+        write_watch_list(repo)
+    return rc
 
 
 def pre_commit_gates(repo: MLRepo, argv: Sequence[str]) -> int:
