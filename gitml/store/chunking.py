@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from gitml.errors import CorruptObjectError
 from gitml.store.ids import is_valid_id
+from gitml.store.readable import Readable
 
 CHUNK_THRESHOLD = 8 * 1024 * 1024
 AVG_CHUNK = 1024 * 1024
@@ -31,7 +31,7 @@ class ChunkRef:
     size: int
 
 
-def iter_chunks(stream: BinaryIO) -> Iterator[memoryview]:
+def iter_chunks(stream: Readable) -> Iterator[memoryview]:
     """Yield the content-defined chunks of ``stream``; each view is valid until the next."""
     from pyfastcdc import FastCDC
 

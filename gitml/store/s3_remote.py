@@ -215,6 +215,9 @@ class S3Remote(Remote):
             with contextlib.suppress(Exception):
                 client.close()
 
+    def identity(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
+
     def describe(self) -> str:
         where = f" at {self.endpoint_url}" if self.endpoint_url else ""
         return f"{self.name} ({self.url}{where})"
