@@ -34,8 +34,8 @@ from gitml.store.tree import dumps as tree_dumps
 
 TMP_MARK = TMP_PREFIX
 #: what to do about content that is damaged or incomplete in the local store
-REPAIR_HINT = ("run `git ml fetch --repair` to download good copies from the remote "
-               "(or pull from a remote that has them)")
+REPAIR_HINT = ("run `git ml fetch --repair` to download good copies from the remote, "
+               "or pull from a remote that has them")
 ProgressFn = Callable[[int], None]
 
 
