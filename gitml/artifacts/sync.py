@@ -159,6 +159,7 @@ def fetch_artifacts(repo: MLRepo, arts: Sequence[Artifact], *, remote: Remote | 
     own = remote is None
     remote = remote or open_named_remote(repo, remote_name)
     try:
+        repo.store.sweep_tmp()
         with file_lock(repo.lock_path(), shared=True):
             dropped = drop_damaged(repo, arts, jobs=jobs or 4) if repair else []
             stats = transfer.fetch(repo.store, remote, arts, known=known_index(repo, remote),

@@ -405,6 +405,7 @@ def add(repo: MLRepo, paths: Sequence[Path | str], *, jobs: int | None = None,
 
     results: list[AddResult] = []
     to_stage: list[str] = []
+    repo.store.sweep_tmp()
     with file_lock(repo.lock_path(), shared=True):
         for rel in rels:
             path = repo.abspath(rel)
@@ -626,6 +627,7 @@ def checkout(repo: MLRepo, paths: Sequence[str] | None = None, *, force: bool = 
             fetch_artifacts(repo, [(a, p) for a, p in arts if _needs_fetch(repo, p)],
                             remote_name=remote_name, jobs=None)
     result = CheckoutResult()
+    repo.store.sweep_tmp()
     with file_lock(repo.lock_path(), shared=True):
         for art, p in arts:
             if _needs_fetch(repo, p):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from gitml.errors import CorruptObjectError, GitMLError, ObjectMissingError
-from gitml.layout import STORE_CHUNKED, STORE_OBJECTS, STORE_TMP, temp_name
+from gitml.layout import STORE_CHUNKED, STORE_OBJECTS, STORE_TMP, owner_is_gone, temp_name
 from gitml.store import chunking, tree
 from gitml.store.chunking import CHUNK_THRESHOLD, ChunkRef
 from gitml.store.fsutil import temp_path_for
@@ -125,6 +125,26 @@ class ObjectStore:
         path = self.tmp_dir / temp_name("obj")
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444), path
 
+    def _make_tmp_dir(self) -> None:
+        with contextlib.suppress(OSError):
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._tmp_ready = True
+
+    def sweep_tmp(self) -> int:
+        """Delete the temp files of gitml processes that are gone (killed mid-write);
+        returns how many. Cheap (one folder), so commands that write call it first."""
+        removed = 0
+        try:
+            entries = list(os.scandir(self.tmp_dir))
+        except OSError:
+            return 0
+        for entry in entries:
+            if owner_is_gone(entry.name):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
+
     def install_tmp(self, tmp: Path, dest: Path) -> None:
         """Make ``tmp`` read-only and rename it to ``dest`` (write-once: an existing object wins)."""
         try:
@@ -169,7 +189,10 @@ class ObjectStore:
             except OSError as e:
                 raise _store_write_error(e, Path(fan)) from e
             self._fans.add(fan)
-        tmp = f"{fan}/{temp_name(oid[2:])}"
+        if not self._tmp_ready:
+            self._make_tmp_dir()
+        # in tmp/, not the fan-out folder: a killed writer's leftovers are all in one place
+        tmp = f"{self.tmp_dir}/{temp_name(oid[2:])}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
         except OSError as e:
@@ -325,9 +348,7 @@ class ObjectStore:
         dest = str(dest)
         src = self._object_str(oid)
         if not self._tmp_ready:
-            with contextlib.suppress(OSError):
-                self.tmp_dir.mkdir(parents=True, exist_ok=True)
-            self._tmp_ready = True
+            self._make_tmp_dir()
         tmp = temp_path_for(dest, self.tmp_dir)
         try:
             if link == "hardlink" and os.path.isfile(src):
