@@ -93,7 +93,8 @@ def test_push_verify_remote_replaces_damaged_remote_copies(repo: Path, tmp_path:
     if where == "loose":
         gitml(repo, "remote", "modify", "origin", "pack_mib", "0")
     (repo / "f.bin").write_bytes(b"precious " * 1000)
-    gitml(repo, "add", "f.bin")
+    (repo / "g.bin").write_bytes(b"another " * 1000)  # two objects: they go up as a pack
+    gitml(repo, "add", "f.bin", "g.bin")
     gitml(repo, "push")
     target = next(remote.rglob("*.pack")) if where == "pack" else next((remote / "objects").rglob("*"))
     while target.is_dir():
@@ -313,13 +314,29 @@ def test_pointers_and_gitignore_follow_the_umask(repo: Path) -> None:
         assert stat.S_IMODE((repo / name).stat().st_mode) == 0o644, name
 
 
-def test_git_ml_help_prints_the_manual(repo: Path) -> None:
+def test_git_ml_help_prints_the_manual(repo: Path, tmp_path: Path) -> None:
+    """Git turns `git ml --help` into `man git-ml`; the wheel ships the page in
+    share/man/man1 beside bin/git-ml, where man looks (an editable install has no data
+    files, so the installed layout is rebuilt here)."""
     import shutil
 
     if shutil.which("man") is None:
         pytest.skip("no man program")
-    env = {**os.environ, "MANPAGER": "cat", "PAGER": "cat", "MANWIDTH": "80"}
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "scripts"))
+    from make_manpage import render
+
+    page = root / "docs/man/git-ml.1"
+    assert page.read_text() == render(), "run scripts/make_manpage.py"
+    prefix = tmp_path / "prefix"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "share/man/man1").mkdir(parents=True)
+    (prefix / "bin/git-ml").symlink_to(shutil.which("git-ml") or "")
+    shutil.copy(page, prefix / "share/man/man1/git-ml.1")
+    env = {**os.environ, "MANPAGER": "cat", "PAGER": "cat", "MANWIDTH": "80",
+           "PATH": f"{prefix / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MANPATH", None)
     proc = subprocess.run(["git", "ml", "--help"], cwd=repo, capture_output=True, text=True,
                           env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "checkout" in proc.stdout and "push" in proc.stdout
+    assert "checkout" in proc.stdout and "fetch" in proc.stdout

@@ -11,12 +11,20 @@ a remote re-pointed through Git or ``remote modify`` starts afresh by constructi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from gitml.errors import ConfigError, CorruptObjectError, GitMLError, UsageError
+from gitml.errors import (
+    ConfigError,
+    CorruptObjectError,
+    GitMLError,
+    ObjectMissingError,
+    RemoteOptionError,
+    UsageError,
+)
 from gitml.layout import REMOTES_DIR
 from gitml.repo import MLRepo
 from gitml.store import transfer
@@ -45,9 +53,29 @@ def remote_options(repo: MLRepo, name: str | None) -> tuple[str, dict[str, str]]
 def open_named_remote(repo: MLRepo, name: str | None) -> Remote:
     name, opts = remote_options(repo, name)
     url = opts.pop("url")
-    remote = open_remote(name, url, opts)
+    with hinted():
+        remote = open_remote(name, url, opts)
     remote.warm_up()
     return remote
+
+
+@contextlib.contextmanager
+def hinted() -> Iterator[None]:
+    """Add what to do to store errors (the store does not know the commands)."""
+    try:
+        yield
+    except RemoteOptionError as e:
+        e.hint = e.hint or f"`git ml remote modify {e.remote} {e.option} {e.example}`"
+        raise
+    except ObjectMissingError as e:
+        if e.hint is None and "to upload are missing" in e.message:
+            e.hint = "run `git ml fsck`, then `git ml add` the files again or fetch them from a remote"
+        elif e.hint is None and "are not in the local store" in e.message:
+            e.hint = "run `git ml add` on them (or `git ml fetch` from where they are) before pushing"
+        raise
+    except CorruptObjectError as e:
+        e.hint = e.hint or REPAIR_HINT
+        raise
 
 
 def _state_stem(repo: MLRepo, remote: Remote) -> Path:
@@ -92,7 +120,8 @@ def resolve_url(url: str, base: Path) -> str:
 def check_remote(name: str, url: str, options: dict[str, str]) -> None:
     """Refuse a URL or option now (one-line error, config unchanged) rather than at the
     next push: opening a remote checks its scheme, bucket and options, offline."""
-    open_remote(name, url, options).close()
+    with hinted():
+        open_remote(name, url, options).close()
 
 
 def add_remote(repo: MLRepo, name: str, url: str, *, base: Path, default: bool, local: bool) -> str:
@@ -139,12 +168,10 @@ def push_artifacts(repo: MLRepo, arts: Sequence[Artifact], *, remote: Remote, jo
                    advance: Advance | None = None, verify: bool = False) -> TransferStats:
     """Upload what ``remote`` lacks; every object sent is verified first. ``verify`` also
     reads back what the remote holds and replaces what is damaged there."""
-    try:
+    with hinted():
         return transfer.push(repo.store, remote, arts, known=known_index(repo, remote), jobs=jobs,
                              advance=advance, verify=verify, packs=pack_index(repo, remote),
                              pack_bytes=remote.pack_bytes)
-    except CorruptObjectError as e:
-        raise CorruptObjectError(e.message, e.hint or REPAIR_HINT) from e
 
 
 REPAIR_HINT = ("run `git ml fetch --repair` to replace it with a good copy from a remote, "

@@ -58,9 +58,7 @@ def loads(data: bytes, oid: str = "?") -> tuple[int, list[ChunkRef]]:
                 raise ValueError(f"bad chunk id {coid!r}")
             chunks.append(ChunkRef(coid, int(csize)))
     except (ValueError, IndexError, UnicodeDecodeError) as e:
-        raise CorruptObjectError(f"chunk list of {oid} is damaged ({e})",
-                                 "run `git ml fsck` and `git ml pull` to restore it") from e
+        raise CorruptObjectError(f"chunk list of {oid} is damaged ({e})") from e
     if sum(c.size for c in chunks) != size:
-        raise CorruptObjectError(f"chunk list of {oid} does not add up to {size} bytes",
-                                 "run `git ml fsck`")
+        raise CorruptObjectError(f"chunk list of {oid} does not add up to {size} bytes")
     return size, chunks

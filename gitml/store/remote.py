@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from gitml.errors import ConfigError
+from gitml.errors import ConfigError, RemoteOptionError
 
 # Options whose values are secrets: they are only ever written to the local,
 # uncommitted config and never printed.
@@ -38,8 +38,8 @@ def number_option(name: str, options: Mapping[str, str], key: str, default: N,
     except ValueError:
         value = None
     if value is None or not math.isfinite(value) or value < minimum:
-        raise ConfigError(f"remote '{name}': option {key} must be {what}, not {raw!r}",
-                          f"`git ml remote modify {name} {key} {example}`")
+        raise RemoteOptionError(f"remote '{name}': option {key} must be {what}, not {raw!r}",
+                                remote=name, option=key, example=example)
     return value
 
 

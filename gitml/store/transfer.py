@@ -27,6 +27,7 @@ from typing import TypeVar
 from gitml.errors import CorruptObjectError, GitMLError, ObjectMissingError
 from gitml.store import chunking, tree
 from gitml.store import packs as packs_mod
+from gitml.store.fsutil import atomic_write_bytes
 from gitml.store.objects import CHUNKED, OBJECTS, ObjectStore, check_blob, key_for, parse_key
 from gitml.store.packs import PackIndex
 from gitml.store.pointer import Pointer
@@ -122,10 +123,9 @@ class KnownIndex:
                 self.keys.clear()
             else:
                 self.keys.difference_update(keys)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text("".join(k + "\n" for k in sorted(self.keys)))
-            os.replace(tmp, self.path)
+            # a unique temp name: two processes may forget at once (the last one wins,
+            # which only costs a question to the remote later)
+            atomic_write_bytes(self.path, "".join(k + "\n" for k in sorted(self.keys)).encode())
 
 
 T = TypeVar("T")
@@ -229,8 +229,7 @@ def _local_sizes(store: ObjectStore, keys: Sequence[str]) -> list[tuple[str, int
             absent.append(k)
     if absent:
         raise ObjectMissingError(
-            f"{len(absent)} object(s) to upload are missing from the local store, e.g. {absent[0]}",
-            "run `git ml fsck`, then `git ml add` the files again or fetch them from a remote")
+            f"{len(absent)} object(s) to upload are missing from the local store, e.g. {absent[0]}")
     return sized
 
 
@@ -258,8 +257,7 @@ def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known:
     leaves, roots, missing = artifact_keys(store, arts)
     if missing:
         raise ObjectMissingError(
-            f"{len(missing)} artifact(s) are not in the local store, e.g. {missing[0]}",
-            "run `git ml add` on them (or `git ml fetch` from where they are) before pushing")
+            f"{len(missing)} artifact(s) are not in the local store, e.g. {missing[0]}")
     stats = TransferStats(remote.name)
     all_keys = leaves + roots
     jobs = jobs or remote.default_jobs
