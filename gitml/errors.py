@@ -37,6 +37,17 @@ class ConfigError(GitMLError):
     """A malformed or incomplete config file or key."""
 
 
+class RemoteOptionError(ConfigError):
+    """A remote option with a bad value; says which, so the layers that know the commands
+    can say how to fix it."""
+
+    def __init__(self, message: str, *, remote: str, option: str, example: str) -> None:
+        super().__init__(message)
+        self.remote = remote
+        self.option = option
+        self.example = example
+
+
 class PointerError(GitMLError):
     """A pointer file that cannot be parsed."""
 

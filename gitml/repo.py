@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING
 
 from gitml.errors import GitMLError, NotARepositoryError
 from gitml.git.repo import GitRepo
-from gitml.layout import COMMITTED_DIR, COMMITTED_NAME, ML_DIR
+from gitml.layout import (
+    CONFIG_LOCK,
+    KNOWN_REMOTES,
+    LOCAL_CONFIG,
+    ML_DIR,
+    STAT_CACHE,
+    STORE_DIR,
+    STORE_LOCK,
+    WORKTREE_LOCK,
+    committed_config,
+)
 from gitml.store.objects import ObjectStore
 from gitml.store.stat_cache import StatCache
 
@@ -24,8 +34,8 @@ class MLRepo:
         self.git = git
         self.workdir = git.workdir
         self.ml_dir = git.common_dir / ML_DIR
-        self.store = ObjectStore(self.ml_dir / "store")
-        self.stat_cache = StatCache(self.ml_dir / "stat-cache.sqlite")
+        self.store = ObjectStore(self.ml_dir / STORE_DIR)
+        self.stat_cache = StatCache(self.ml_dir / STAT_CACHE)
 
     @classmethod
     def discover(cls, start: Path | None = None, *, require_init: bool = True) -> MLRepo:
@@ -38,13 +48,31 @@ class MLRepo:
     def is_initialised(self) -> bool:
         """A work tree with a committed ``.gitml/`` uses gitml; the local store folder is
         created on first use, so a fresh clone works without `git ml init`."""
-        return (self.workdir / COMMITTED_DIR).is_dir()
+        return committed_config(self.workdir).parent.is_dir()
 
     @cached_property
     def config(self) -> Config:
         from gitml.config import Config
 
-        return Config(self.workdir / COMMITTED_DIR / COMMITTED_NAME, self.ml_dir / "config.local.toml")
+        return Config(committed_config(self.workdir), self.ml_dir / LOCAL_CONFIG,
+                      known_path=self.ml_dir / KNOWN_REMOTES, lock_path=self.ml_dir / CONFIG_LOCK,
+                      history=self._committed_configs)
+
+    def _committed_configs(self) -> list[bytes]:
+        """The committed config file at the tip of every branch, remote branch and tag
+        (to find remotes the checked-out commit predates)."""
+        out = self.git.run_git("for-each-ref", "--format=%(objectname)",
+                               "refs/heads", "refs/remotes", "refs/tags", check=False)
+        rel = committed_config(self.workdir).relative_to(self.workdir).as_posix()
+        blobs: list[bytes] = []
+        for oid in dict.fromkeys(out.split()):
+            try:
+                data = self.git.read_blob(oid, rel)
+            except GitMLError:
+                continue
+            if data is not None:
+                blobs.append(data)
+        return blobs
 
     def relpath(self, path: Path | str) -> str:
         """Work-tree-relative POSIX path; errors for paths outside the work tree."""
@@ -62,4 +90,8 @@ class MLRepo:
         return self.workdir / rel
 
     def lock_path(self) -> Path:
-        return self.ml_dir / "store.lock"
+        return self.ml_dir / STORE_LOCK
+
+    def worktree_lock_path(self) -> Path:
+        """Held around read-modify-writes of shared work-tree files (.gitignore, ...)."""
+        return self.ml_dir / WORKTREE_LOCK

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitml.errors import GitMLError
+from gitml.layout import STORE_CHUNKED, STORE_OBJECTS, is_temp_name, owner_is_gone
 from gitml.repo import MLRepo
 from gitml.store import pointer as ptr
 from gitml.store.fsutil import file_lock
-from gitml.store.objects import parse_key
+from gitml.store.objects import CHUNKED, OBJECTS, key_for, parse_key
 from gitml.store.remote import Remote
 
 STALE_TMP_SECONDS = 3600
@@ -31,13 +32,14 @@ class GcResult:
     repacked: int = 0  # remote packs rewritten without their dead objects
     deleted_packs: int = 0  # remote packs with no live object
     kept_in_packs: int = 0  # dead objects left in packs that are mostly live
+    temp_removed: int = 0  # partial uploads of killed pushes swept from a folder remote
 
     def to_dict(self) -> dict[str, object]:
         return {"where": self.where, "reachable_objects": self.reachable, "kept_recent": self.recent,
                 "unreachable_objects": len(self.unreachable), "bytes": self.bytes,
                 "deleted": self.deleted, "broken_pointers": self.broken_pointers,
                 "packs_repacked": self.repacked, "packs_deleted": self.deleted_packs,
-                "kept_in_live_packs": self.kept_in_packs}
+                "kept_in_live_packs": self.kept_in_packs, "temp_removed": self.temp_removed}
 
 
 def reachable_keys(repo: MLRepo) -> tuple[set[str], list[str], list[str]]:
@@ -58,8 +60,6 @@ def reachable_keys(repo: MLRepo) -> tuple[set[str], list[str], list[str]]:
         except GitMLError:
             incomplete.append(p.oid)
             # keep whatever part of it is here
-            from gitml.store.objects import CHUNKED, OBJECTS, key_for
-
             keys.update({key_for(OBJECTS, p.oid), key_for(CHUNKED, p.oid)})
     return keys, incomplete, broken
 
@@ -90,21 +90,22 @@ def gc_local(repo: MLRepo, *, dry_run: bool) -> GcResult:
 
 def _clean_tmp(repo: MLRepo) -> None:
     """Remove partial writes left by killed processes (older than an hour, so never one
-    that is still being written)."""
+    that is still being written): in the store's tmp folder and its fan-out folders."""
     now = time.time()
-    folders = [repo.store.tmp_dir]
-    for kind in ("objects", "chunked"):
-        base = repo.store.root / kind
+    store = repo.store
+    folders = [store.tmp_dir]
+    for kind in (STORE_OBJECTS, STORE_CHUNKED):
+        base = store.root / kind
         if base.is_dir():
             folders += [Path(e.path) for e in os.scandir(base) if e.is_dir()]
     for folder in folders:
         if not folder.is_dir():
             continue
         for entry in os.scandir(folder):
-            if not entry.name.endswith(".incomplete"):
+            if not is_temp_name(entry.name):
                 continue
             with contextlib.suppress(FileNotFoundError):
-                if now - entry.stat().st_mtime > STALE_TMP_SECONDS:
+                if now - entry.stat().st_mtime > STALE_TMP_SECONDS or owner_is_gone(entry.name):
                     os.unlink(entry.path)
 
 
@@ -143,7 +144,7 @@ def gc_remote(repo: MLRepo, remote: Remote, *, dry_run: bool,
         loose_dead.append(key)
         res.bytes += size
     res.unreachable += loose_dead
-    index = packs_mod.PackIndex(remote, pack_cache_dir(repo, remote.name))
+    index = packs_mod.PackIndex(remote, pack_cache_dir(repo, remote))
     if pack_files:
         index.refresh(listing=pack_files)
     # an index without its pack is useless; a pack without its index is a push cut short
@@ -177,7 +178,8 @@ def gc_remote(repo: MLRepo, remote: Remote, *, dry_run: bool,
             else:
                 packs_mod.delete_pack(remote, index, v.pack)
         remote.delete_many(lost)
-        known_index(repo, remote.name).forget(res.unreachable)
+        known_index(repo, remote).forget(res.unreachable)
+        res.temp_removed = remote.sweep_temp(time.time() - STALE_TMP_SECONDS)
         res.deleted = True
     return res
 
@@ -185,17 +187,35 @@ def gc_remote(repo: MLRepo, remote: Remote, *, dry_run: bool,
 @dataclass
 class FsckResult:
     checked: int = 0
-    damaged: dict[str, str] = field(default_factory=dict)
+    damaged: dict[str, str] = field(default_factory=dict)  # bytes that do not hash
+    incomplete: dict[str, str] = field(default_factory=dict)  # intact chunk lists, chunks absent
     missing: list[str] = field(default_factory=list)  # artifacts of the index not in the store
     broken_pointers: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
-        return {"checked": self.checked, "damaged": self.damaged, "missing": self.missing,
-                "broken_pointers": self.broken_pointers, "ok": self.ok}
+        return {"checked": self.checked, "damaged": self.damaged, "incomplete": self.incomplete,
+                "missing": self.missing, "broken_pointers": self.broken_pointers, "ok": self.ok}
 
     @property
     def ok(self) -> bool:
-        return not (self.damaged or self.missing or self.broken_pointers)
+        return not (self.damaged or self.incomplete or self.missing or self.broken_pointers)
+
+
+def _check_key(repo: MLRepo, key: str) -> tuple[str, str] | None:
+    """(verdict, detail) for a damaged or incomplete key, None when it is intact."""
+    store = repo.store
+    parsed = parse_key(key)
+    if parsed is not None and parsed[0] == CHUNKED:
+        try:
+            absent = store.missing_chunks(parsed[1])
+        except GitMLError as e:  # the list itself does not parse
+            return "damaged", e.message
+        except OSError as e:
+            return "damaged", f"cannot read it: {e.strerror}"
+        if absent:
+            return "incomplete", f"{absent} chunk(s) not downloaded yet"
+    problem = store.verify_key(key)
+    return ("damaged", problem) if problem else None
 
 
 def fsck(repo: MLRepo, *, jobs: int = 4, advance: object = None) -> FsckResult:
@@ -203,16 +223,16 @@ def fsck(repo: MLRepo, *, jobs: int = 4, advance: object = None) -> FsckResult:
     keys = list(repo.store.iter_keys())
     res.checked = len(keys)
 
-    def check(key: str) -> tuple[str, str | None]:
-        problem = repo.store.verify_key(key)
+    def check(key: str) -> tuple[str, tuple[str, str] | None]:
+        verdict = _check_key(repo, key)
         if callable(advance):
             advance(1)
-        return key, problem
+        return key, verdict
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for key, problem in pool.map(check, keys):
-            if problem:
-                res.damaged[key] = problem
+        for key, verdict in pool.map(check, keys):
+            if verdict is not None:
+                (res.damaged if verdict[0] == "damaged" else res.incomplete)[key] = verdict[1]
     from gitml.artifacts import worktree
 
     for path in worktree.tracked_artifacts(repo):
@@ -225,4 +245,20 @@ def fsck(repo: MLRepo, *, jobs: int = 4, advance: object = None) -> FsckResult:
             continue
         if not worktree.content_in_store(repo, p, trust_marks=False):
             res.missing.append(path)
+            continue
+        problem = worktree.pointer_size_problem(repo, p)
+        if problem:
+            res.broken_pointers.append(f"{path}.gitml: {problem}")
     return res
+
+
+def fsck_remote(repo: MLRepo, remote: Remote, *, jobs: int) -> dict[str, str]:
+    """Read back every object on ``remote`` (loose and in packs); ``{key: problem}`` for
+    those whose bytes do not match their id."""
+    from gitml.artifacts.sync import pack_index
+    from gitml.store.transfer import scan_remote
+
+    packs = pack_index(repo, remote)
+    packs.refresh(jobs)
+    loose = [k for k in remote.iter_keys() if parse_key(k) is not None]
+    return scan_remote(remote, loose + sorted(packs.entries), packs=packs, jobs=jobs)

@@ -14,17 +14,28 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitml.errors import GitMLError, PointerError, UsageError
+from gitml.artifacts import select as select_mod
+from gitml.errors import (
+    CorruptObjectError,
+    GitMLError,
+    ObjectMissingError,
+    PointerError,
+    UsageError,
+)
+from gitml.layout import COMMITTED_DIR, TMP_PREFIX, is_temp_name, owner_is_gone
 from gitml.repo import MLRepo
 from gitml.store import pointer as ptr
-from gitml.store.fsutil import atomic_write_text, file_lock
+from gitml.store.fsutil import atomic_write_bytes, atomic_write_text, file_lock
 from gitml.store.ids import hash_bytes, new_hasher
 from gitml.store.pointer import Pointer
 from gitml.store.stat_cache import trusted
 from gitml.store.tree import TreeEntry
 from gitml.store.tree import dumps as tree_dumps
 
-TMP_MARK = ".tmp-gitml-"
+TMP_MARK = TMP_PREFIX
+#: what to do about content that is damaged or incomplete in the local store
+REPAIR_HINT = ("run `git ml fetch --repair` to download good copies from the remote, "
+               "or pull from a remote that has them")
 ProgressFn = Callable[[int], None]
 
 
@@ -42,27 +53,25 @@ def pointers(repo: MLRepo, rev: str | None = None) -> dict[str, Pointer]:
 
 
 def worktree_pointer(repo: MLRepo, artifact: str) -> Pointer | None:
-    path = repo.abspath(ptr.pointer_path_for(artifact))
+    rel = ptr.pointer_path_for(artifact)
     try:
-        data = path.read_bytes()
+        data = repo.abspath(rel).read_bytes()
     except FileNotFoundError:
         return None
-    return ptr.parse(data, ptr.pointer_path_for(artifact))
+    except IsADirectoryError:
+        raise PointerError(f"{rel}: a folder where a pointer file should be",
+                           f"move the folder away, then `git checkout -- {rel}`") from None
+    except OSError as e:
+        raise PointerError(f"{rel}: cannot read the pointer: {e.strerror}",
+                           "check the file's permissions") from e
+    return ptr.parse(data, rel)
 
 
 def tracked_artifacts(repo: MLRepo, paths: Sequence[str] | None = None) -> list[str]:
-    """Artifacts whose pointers are in the index, optionally limited to ``paths`` (or below)."""
+    """Artifacts whose pointers are in the index, limited to what ``paths`` (work-tree
+    relative) select (see :mod:`gitml.artifacts.select`; a path selecting nothing errors)."""
     arts = sorted(ptr.artifact_path_for(p) for p in repo.git.index_paths() if p.endswith(ptr.SUFFIX))
-    if not paths:
-        return arts
-    wanted: list[str] = []
-    for a in arts:
-        for p in paths:
-            p = p[: -len(ptr.SUFFIX)] if p.endswith(ptr.SUFFIX) else p
-            if p in ("", ".") or a == p or a.startswith(p.rstrip("/") + "/") or p.startswith(a + "/"):
-                wanted.append(a)
-                break
-    return wanted
+    return select_mod.select(arts, paths)
 
 
 # ----------------------------------------------------------------------------- hashing
@@ -89,12 +98,19 @@ def _hash_and_store(repo: MLRepo, items: list[_FileState], *, store: bool, jobs:
                     res = repo.store.put_file(item.abs)
                 except FileNotFoundError:
                     raise GitMLError(f"{item.abs} disappeared while it was being added") from None
+                except PermissionError:
+                    raise GitMLError(f"cannot read {item.abs}: permission denied",
+                                     "check the file's permissions") from None
                 item.oid = res.oid
                 new += res.new_bytes
             else:
                 from gitml.store.ids import hash_file
 
-                item.oid, _ = hash_file(item.abs)
+                try:
+                    item.oid, _ = hash_file(item.abs)
+                except PermissionError:
+                    raise GitMLError(f"cannot read {item.abs}: permission denied",
+                                     "check the file's permissions") from None
             if progress:
                 progress(item.st.st_size)
         return new
@@ -128,10 +144,15 @@ def _walk_dir(root: Path, repo_root: Path) -> list[tuple[str, str, os.stat_resul
         try:
             entries = list(os.scandir(folder))
         except PermissionError as e:
-            raise GitMLError(f"cannot read folder {folder}: permission denied") from e
+            raise GitMLError(f"cannot read folder {folder}: permission denied",
+                             "check the folder's permissions") from e
         for entry in entries:
             if entry.name.startswith(TMP_MARK):
+                if owner_is_gone(entry.name):  # left by a killed gitml: never content
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
                 continue
+            check_name(entry.path)
             rel = prefix + entry.name
             if entry.is_symlink():
                 target = Path(os.path.realpath(entry.path))
@@ -147,7 +168,36 @@ def _walk_dir(root: Path, repo_root: Path) -> list[tuple[str, str, os.stat_resul
                 stack.append((entry.path, rel + "/"))
             elif entry.is_file(follow_symlinks=False):
                 out.append((rel, entry.path, entry.stat(follow_symlinks=False)))
+            else:
+                raise GitMLError(f"{entry.path} is {_special_kind(entry.stat(follow_symlinks=False))}; "
+                                 "gitml versions regular files only", "move it out of the folder")
     return out
+
+
+def _special_kind(st: os.stat_result) -> str:
+    mode = st.st_mode
+    if stat_mod.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat_mod.S_ISSOCK(mode):
+        return "a socket"
+    if stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def check_name(path: str) -> None:
+    """Refuse names Git or the store cannot hold faithfully: bytes that are not UTF-8
+    (they cannot be written to Git's index or a tree object) and line breaks (a
+    ``.gitignore`` pattern and the tree format are line-based)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise GitMLError(f"{shown!r}: the file name is not valid UTF-8",
+                         "rename the file (e.g. with `convmv`)") from None
+    if "\n" in path or "\r" in path:
+        raise GitMLError(f"{path!r}: file names with line breaks are not supported",
+                         "rename the file")
 
 
 def _mode(st: os.stat_result) -> int:
@@ -267,15 +317,26 @@ def _validate_add_target(repo: MLRepo, rel: str, tracked: set[str], arts: set[st
     if rel == "":
         raise UsageError("cannot add the whole work tree; name files or folders")
     top = rel.split("/", 1)[0]
-    if top in (".git", ".gitml"):
+    if top in (".git", COMMITTED_DIR):
         raise UsageError(f"{rel}: gitml's own files cannot be added")
+    check_name(rel)
     path = repo.abspath(rel)
     if path.is_symlink():
         target = Path(os.path.realpath(path))
         if not target.is_relative_to(repo.workdir):
             raise GitMLError(f"{rel} is a link to {target}, outside the repository")
-    if not path.exists():
-        raise GitMLError(f"{rel}: no such file or folder")
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise GitMLError(f"{rel}: no such file or folder") from None
+    except OSError as e:
+        raise GitMLError(f"{rel}: cannot read it: {e.strerror}", "check its permissions") from e
+    if not (stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISDIR(st.st_mode)):
+        raise GitMLError(f"{rel} is {_special_kind(st)}; gitml versions regular files and folders")
+    pointer_path = repo.abspath(ptr.pointer_path_for(rel))
+    if pointer_path.is_dir() and not pointer_path.is_symlink():
+        raise GitMLError(f"{ptr.pointer_path_for(rel)} is a folder where the pointer would go",
+                         "move it away")
     if rel in tracked:
         raise GitMLError(f"{rel} is tracked by Git", f"run `git rm --cached {rel}` first, then add it")
     prefix = rel + "/"
@@ -293,23 +354,36 @@ def _validate_add_target(repo: MLRepo, rel: str, tracked: set[str], arts: set[st
                          "remove their pointers first (git rm <path>.gitml)")
 
 
+def ignore_pattern(name: str) -> str:
+    """The ``.gitignore`` line that matches exactly the file ``name`` beside it, escaped as
+    Git's pattern syntax requires (glob characters, a leading ``#``/``!``, trailing
+    spaces). Names with line breaks are refused before this (:func:`check_name`)."""
+    escaped = name.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?").replace("[", "\\[")
+    stripped = escaped.rstrip(" ")
+    escaped = stripped + "\\ " * (len(escaped) - len(stripped))  # Git drops unescaped ones
+    return "/" + escaped
+
+
 def _ensure_ignored(repo: MLRepo, rel: str) -> str:
-    """Add ``/name`` to the .gitignore beside the artifact; returns the .gitignore path."""
+    """Add ``/name`` to the .gitignore beside the artifact; returns the .gitignore path.
+    Under the work-tree lock: two adds in one folder must both keep their line."""
     parent, _, name = rel.rpartition("/")
     ignore_rel = f"{parent}/.gitignore" if parent else ".gitignore"
     ignore_path = repo.abspath(ignore_rel)
-    line = "/" + name.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?").replace("[", "\\[")
-    if line.startswith("/#") or line.startswith("/!"):
-        line = "/\\" + line[1:]
-    try:
-        text = ignore_path.read_text()
-    except FileNotFoundError:
-        text = ""
-    if line in text.splitlines():
-        return ignore_rel
-    if text and not text.endswith("\n"):
-        text += "\n"
-    atomic_write_text(ignore_path, text + line + "\n")
+    line = ignore_pattern(name)
+    with file_lock(repo.worktree_lock_path()):
+        try:
+            text = ignore_path.read_text(encoding="utf-8", errors="surrogateescape")
+        except FileNotFoundError:
+            text = ""
+        except OSError as e:
+            raise GitMLError(f"cannot read {ignore_rel}: {e.strerror}", "check its permissions") from e
+        if line in text.splitlines():
+            return ignore_rel
+        if text and not text.endswith("\n"):
+            text += "\n"
+        atomic_write_bytes(ignore_path, (text + line + "\n").encode("utf-8", "surrogateescape"),
+                           tmp_dir=repo.store.tmp_dir)
     return ignore_rel
 
 
@@ -331,6 +405,7 @@ def add(repo: MLRepo, paths: Sequence[Path | str], *, jobs: int | None = None,
 
     results: list[AddResult] = []
     to_stage: list[str] = []
+    repo.store.sweep_tmp()
     with file_lock(repo.lock_path(), shared=True):
         for rel in rels:
             path = repo.abspath(rel)
@@ -357,7 +432,8 @@ def add(repo: MLRepo, paths: Sequence[Path | str], *, jobs: int | None = None,
             pointer_rel = ptr.pointer_path_for(rel)
             changed = old != pointer
             if changed:
-                atomic_write_text(repo.abspath(pointer_rel), pointer.dumps())
+                atomic_write_text(repo.abspath(pointer_rel), pointer.dumps(),
+                                  tmp_dir=repo.store.tmp_dir)
             ignore_rel = _ensure_ignored(repo, rel)
             to_stage += [pointer_rel, ignore_rel]
             results.append(AddResult(rel, pointer_rel, pointer.oid, pointer.size, pointer.kind,
@@ -410,6 +486,32 @@ def content_in_store(repo: MLRepo, p: Pointer, *, trust_marks: bool = True) -> b
     return ok
 
 
+def pointer_size_problem(repo: MLRepo, p: Pointer) -> str | None:
+    """What is wrong with the pointer's ``size`` (and ``files``) given the content in the
+    local store, or None (also when the store cannot tell: content not here)."""
+    store = repo.store
+    checked = f"{p.oid} size {p.size} files {p.files}"  # a folder's tree is read once
+    try:
+        if p.kind == "dir":
+            if repo.stat_cache.is_complete(checked):
+                return None
+            entries = store.read_tree(p.oid)
+            actual, files = sum(e.size for e in entries), len(entries)
+            if p.files != files:
+                return f"says {p.files} files, the content has {files}"
+            if actual == p.size:
+                repo.stat_cache.mark_complete(checked)
+        elif store.has_object(p.oid):
+            actual = store.object_path(p.oid).stat().st_size
+        else:
+            actual, _ = store.read_chunklist(p.oid)
+    except (GitMLError, OSError):
+        return None
+    if actual != p.size:
+        return f"says size {p.size}, the content has {actual} bytes"
+    return None
+
+
 def status(repo: MLRepo, paths: Sequence[str] | None = None, *, jobs: int | None = None) -> list[StatusEntry]:
     jobs = jobs or default_jobs()
     out: list[StatusEntry] = []
@@ -424,6 +526,10 @@ def status(repo: MLRepo, paths: Sequence[str] | None = None, *, jobs: int | None
                                    "pointer file deleted from the work tree"))
             continue
         in_store = content_in_store(repo, p)
+        problem = pointer_size_problem(repo, p) if in_store else None
+        if problem:
+            out.append(StatusEntry(art, p.kind, "invalid-pointer", in_store, problem))
+            continue
         path = repo.abspath(art)
         if not path.exists():
             out.append(StatusEntry(art, p.kind, "missing" if in_store else "not-in-store", in_store))
@@ -445,6 +551,10 @@ def status(repo: MLRepo, paths: Sequence[str] | None = None, *, jobs: int | None
             out.append(StatusEntry(art, p.kind, "modified", in_store, "a folder where a file was"))
             continue
         state = "clean" if current_oid(repo, art) == p.oid else "modified"
+        if state == "clean" and path.stat().st_size != p.size:
+            out.append(StatusEntry(art, p.kind, "invalid-pointer", in_store,
+                                   f"says size {p.size}, the file has {path.stat().st_size} bytes"))
+            continue
         if state == "clean" and not in_store:
             state = "not-in-store"
         out.append(StatusEntry(art, p.kind, state, in_store))
@@ -473,10 +583,22 @@ class CheckoutResult:
     kept: list[str] = field(default_factory=list)  # modified and unsaved: not overwritten
     missing: list[str] = field(default_factory=list)  # content not in the store
     removed: list[str] = field(default_factory=list)
+    #: path -> object id of content that is damaged or incomplete in the store: not written
+    damaged: dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, list[str]]:
+    def to_dict(self) -> dict[str, object]:
         return {"restored": self.restored, "unchanged": self.unchanged, "kept": self.kept,
-                "missing": self.missing, "removed": self.removed}
+                "missing": self.missing, "removed": self.removed, "damaged": self.damaged}
+
+    def damage_error(self) -> CorruptObjectError | None:
+        """One error naming what could not be restored from a damaged store, and the fix."""
+        if not self.damaged:
+            return None
+        first, oid = next(iter(self.damaged.items()))
+        more = f" and {len(self.damaged) - 1} more" if len(self.damaged) > 1 else ""
+        return CorruptObjectError(
+            f"{first} (object {oid}){more}: damaged or incomplete in the local store; "
+            "not written", REPAIR_HINT)
 
 
 def _needs_fetch(repo: MLRepo, p: Pointer) -> bool:
@@ -505,11 +627,13 @@ def checkout(repo: MLRepo, paths: Sequence[str] | None = None, *, force: bool = 
             fetch_artifacts(repo, [(a, p) for a, p in arts if _needs_fetch(repo, p)],
                             remote_name=remote_name, jobs=None)
     result = CheckoutResult()
+    repo.store.sweep_tmp()
     with file_lock(repo.lock_path(), shared=True):
         for art, p in arts:
             if _needs_fetch(repo, p):
                 result.missing.append(art)
                 continue
+            _sweep_temp_files(repo, art)
             if p.kind == "dir":
                 _checkout_dir(repo, art, p, result, force=force, link=link, jobs=jobs)
             else:
@@ -536,9 +660,18 @@ def _materialise_nocache(repo: MLRepo, rel: str, oid: str, mode: int, link: str,
         raise GitMLError(f"cannot write {rel}: {e.strerror}") from e
 
 
-def _materialise(repo: MLRepo, rel: str, oid: str, mode: int, link: str) -> None:
-    st = _materialise_nocache(repo, rel, oid, mode, link)
-    repo.stat_cache.record_many([(rel, st, oid)], written_by_us=True)
+def _sweep_temp_files(repo: MLRepo, art: str) -> None:
+    """Remove temp files a killed gitml left beside an artifact (only when the store's tmp
+    folder is on another file system are they written there at all)."""
+    folder = repo.abspath(art).parent
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith(TMP_MARK) and is_temp_name(entry.name) and owner_is_gone(entry.name):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
 
 
 def _checkout_file(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *, force: bool,
@@ -558,7 +691,13 @@ def _checkout_file(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *
     if cur is not None and not force and not _is_saved(repo, cur):
         result.kept.append(art)
         return
-    _materialise(repo, art, p.oid, 0o644, link)
+    try:
+        st = _materialise_nocache(repo, art, p.oid, 0o644, link)
+    except (CorruptObjectError, ObjectMissingError):
+        result.damaged[art] = p.oid  # the old file (if any) is left as it was
+        return
+    # copy_to hashed these bytes: the id recorded is the id of what is on disk
+    repo.stat_cache.record_many([(art, st, p.oid)], written_by_us=True)
     result.restored.append(art)
 
 
@@ -570,7 +709,16 @@ def _checkout_dir(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *,
             result.kept.append(art)
             return
         root.unlink()
-    wanted = {e.path: e for e in repo.store.read_tree(p.oid)}
+    try:
+        wanted = {e.path: e for e in repo.store.read_tree(p.oid)}
+    except CorruptObjectError:
+        result.damaged[art] = p.oid
+        return
+    if repo.store.has_object(p.oid):
+        problem = repo.store.verify_key(f"objects/{p.oid[:2]}/{p.oid[2:]}")
+        if problem:  # a damaged tree may still parse: never restore from it
+            result.damaged[art] = p.oid
+            return
     have: dict[str, _FileState] = {}
     if root.is_dir():
         scan, _ = _scan_dir(repo, art, store=False, jobs=jobs, need_entries=False)
@@ -606,7 +754,12 @@ def _checkout_dir(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *,
         rows = []
         for e in batch:
             rel = f"{art}/{e.path}"
-            rows.append((rel, _materialise_nocache(repo, rel, e.oid, e.mode, link, made_dirs), e.oid))
+            try:
+                st = _materialise_nocache(repo, rel, e.oid, e.mode, link, made_dirs)
+            except (CorruptObjectError, ObjectMissingError):
+                result.damaged[rel] = e.oid  # dict assignment is atomic across threads
+                continue
+            rows.append((rel, st, e.oid))
         return rows
 
     batches = [todo[i:i + 64] for i in range(0, len(todo), 64)]
@@ -623,6 +776,8 @@ def _checkout_dir(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *,
             rows.extend(work(b))
     repo.stat_cache.record_many(rows, written_by_us=True)  # one transaction, owning thread
     _prune_empty_dirs(root)
+    if any(k.startswith(art + "/") for k in result.damaged):
+        return  # reported as damaged, not as restored
     if todo or changed:
         result.restored.append(art)
     else:

@@ -3,12 +3,13 @@ from __future__ import annotations
 import argparse
 
 from gitml.cli.output import human_size, print_json, progress
+from gitml.cli.transfer_common import add_jobs_arg
 from gitml.repo import MLRepo
 
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", help="files or folders to version")
-    p.add_argument("-j", "--jobs", type=int, default=None, help="parallel hashing threads")
+    add_jobs_arg(p, "parallel hashing threads")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 

@@ -4,6 +4,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from gitml.cli.output import print_json
+from gitml.cli.transfer_common import add_jobs_arg, repo_paths
 from gitml.errors import ObjectMissingError
 from gitml.repo import MLRepo
 
@@ -19,7 +20,7 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="copy (a reflink clone where the file system can: the default) or "
                         "hardlink to the read-only store copy (default: core.link)")
     p.add_argument("--no-fetch", action="store_true", help="do not download missing content")
-    p.add_argument("-j", "--jobs", type=int, default=None)
+    add_jobs_arg(p, "parallel copies")
     p.add_argument("--json", action="store_true")
 
 
@@ -27,13 +28,13 @@ def run(args: argparse.Namespace) -> int:
     from gitml.artifacts import worktree
 
     repo = MLRepo.discover()
-    res = worktree.checkout(repo, args.paths or None, force=args.force, link=args.link,
+    res = worktree.checkout(repo, repo_paths(repo, args.paths), force=args.force, link=args.link,
                              fetch=not args.no_fetch, jobs=args.jobs)
     if args.json:
         print_json(res.to_dict())
     else:
         report(res, quiet=args.quiet)
-    return 1 if res.missing else 0
+    return 1 if res.missing or res.damaged else 0
 
 
 def report(res: CheckoutResult, *, quiet: bool) -> None:
@@ -48,6 +49,9 @@ def report(res: CheckoutResult, *, quiet: bool) -> None:
         print(f"gitml: kept {path}: modified and never added "
               f"(run `git ml add` to save it or `git ml checkout --force` to discard it)",
               file=sys.stderr)
+    damage = res.damage_error()
+    if damage is not None:
+        print(f"gitml: error: {damage}", file=sys.stderr)
     if res.missing:
         err = ObjectMissingError(
             f"{len(res.missing)} artifact(s) not in the local store: {', '.join(res.missing[:5])}",

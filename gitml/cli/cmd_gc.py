@@ -11,10 +11,22 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--remote", nargs="?", const="", default=None, metavar="NAME",
                    help="collect garbage on a remote instead (needs --force to delete)")
     p.add_argument("-f", "--force", action="store_true", help="really delete on the remote")
-    p.add_argument("--grace-days", type=float, default=14.0,
+    p.add_argument("--grace-days", type=_days, default=14.0,
                    help="on a remote, keep unreachable objects younger than this (default 14): "
                         "other clones may have pushed them for commits not fetched here")
     p.add_argument("--json", action="store_true")
+
+
+def _days(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of days >= 0, not {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ def register(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     repo = MLRepo.discover(require_init=False)
     fresh = not repo.is_initialised()
-    (repo.ml_dir / "store").mkdir(parents=True, exist_ok=True)
+    repo.store.root.mkdir(parents=True, exist_ok=True)
     cfg = repo.workdir / COMMITTED_DIR / COMMITTED_NAME
     if not cfg.exists():
         cfg.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ def run(args: argparse.Namespace) -> int:
 
     repo = MLRepo.discover(require_init=False)
     if not repo.is_initialised():
-        (repo.ml_dir / "store").mkdir(parents=True, exist_ok=True)
+        repo.store.root.mkdir(parents=True, exist_ok=True)
     names = install_hooks(repo)
     say(f"installed hooks: {', '.join(names)} in {repo.git.hooks_dir()}", quiet=args.quiet)
     return 0

@@ -5,7 +5,7 @@ import argparse
 from gitml.cli.cmd_checkout import report
 from gitml.cli.cmd_fetch import fetch
 from gitml.cli.output import human_size, print_json
-from gitml.cli.transfer_common import add_selection_args
+from gitml.cli.transfer_common import add_selection_args, repo_paths
 from gitml.repo import MLRepo
 
 
@@ -20,11 +20,12 @@ def run(args: argparse.Namespace) -> int:
     stats = fetch(repo, args)
     from gitml.artifacts import worktree
 
-    res = worktree.checkout(repo, args.paths or None, force=args.force, fetch=False, jobs=args.jobs)
+    res = worktree.checkout(repo, repo_paths(repo, args.paths), force=args.force, fetch=False,
+                            jobs=args.jobs)
     if args.json:
         print_json({"fetch": stats.to_dict(), "checkout": res.to_dict()})
     else:
         if not args.quiet:
             print(f"fetched {stats.transferred} objects ({human_size(stats.bytes)}) from {stats.remote}")
         report(res, quiet=args.quiet)
-    return 1 if res.missing else 0
+    return 1 if res.missing or res.damaged else 0

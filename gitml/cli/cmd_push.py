@@ -11,7 +11,8 @@ def register(p: argparse.ArgumentParser) -> None:
     add_selection_args(p)
     p.add_argument("--verify-remote", action="store_true",
                    help="ask the remote about every object instead of trusting what it is "
-                        "known to hold (after another clone's gc or a lost bucket)")
+                        "known to hold (after another clone's gc or a lost bucket), read back "
+                        "what it holds and replace damaged copies")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,4 +33,6 @@ def run(args: argparse.Namespace) -> int:
     elif not args.quiet:
         print(f"pushed {stats.transferred} objects ({human_size(stats.bytes)}) to {remote.name}; "
               f"{stats.skipped} already there")
+        if stats.repaired:
+            print(f"replaced {stats.repaired} damaged objects on {remote.name}")
     return 0

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from gitml.artifacts import sync
 from gitml.cli.output import print_json
-from gitml.errors import UsageError
 from gitml.repo import MLRepo
 from gitml.store.remote import SECRET_OPTIONS
 
@@ -32,26 +33,13 @@ def run(args: argparse.Namespace) -> int:
     cfg = repo.config
     action = args.action or "list"
     if action == "add":
-        url = args.url
-        if "://" not in url:
-            from pathlib import Path
-
-            url = str(Path(url).expanduser().resolve())
-        cfg.add_remote(args.name, url, default=args.default, local=args.local)
+        sync.add_remote(repo, args.name, args.url, base=Path.cwd(), default=args.default,
+                        local=args.local)
     elif action == "remove":
-        cfg.remove_remote(args.name)
-        from gitml.artifacts.sync import forget_remote
-
-        forget_remote(repo, args.name)
+        sync.remove_remote(repo, args.name)
     elif action == "modify":
-        if not args.option.replace("_", "").isalnum():
-            raise UsageError(f"bad option name {args.option!r}")
-        _check_option(cfg.remotes(), args.name, args.option, args.value)
-        cfg.set_remote_option(args.name, args.option, args.value, local=args.local)
-        if args.option in ("url", "endpoint_url"):  # another place: what we knew is void
-            from gitml.artifacts.sync import forget_remote
-
-            forget_remote(repo, args.name)
+        sync.modify_remote(repo, args.name, args.option, args.value, base=Path.cwd(),
+                           local=args.local)
     elif action == "default":
         cfg.set_default_remote(args.name)
     elif action == "list":
@@ -70,15 +58,3 @@ def run(args: argparse.Namespace) -> int:
     if action in ("add", "remove", "modify", "default") and cfg.committed_path.exists():
         repo.git.stage([repo.relpath(cfg.committed_path)])
     return 0
-
-
-def _check_option(remotes: dict[str, dict[str, str]], name: str, option: str, value: str) -> None:
-    """Refuse a bad value now (one-line error, config unchanged) rather than at the next push:
-    every remote checks its options when it is opened."""
-    if name not in remotes:
-        return  # set_remote_option names the problem
-    from gitml.store.remote import open_remote
-
-    opts = {**remotes[name], option: value}
-    url = opts.pop("url")
-    open_remote(name, url, opts)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import argparse
 
 from gitml.cli.output import print_json
+from gitml.cli.transfer_common import repo_paths
 from gitml.repo import MLRepo
 
 _HINT = {
@@ -26,10 +27,16 @@ def run(args: argparse.Namespace) -> int:
     from gitml.artifacts import worktree
 
     repo = MLRepo.discover()
-    entries = worktree.status(repo, args.paths or None)
+    entries = worktree.status(repo, repo_paths(repo, args.paths))
     not_pushed: list[str] = []
     if args.remote is not None:
-        not_pushed = _not_on_remote(repo, args.remote or None)
+        from gitml.artifacts.sync import not_on_remote, open_named_remote
+
+        remote = open_named_remote(repo, args.remote or None)
+        try:
+            not_pushed = not_on_remote(repo, list(worktree.pointers(repo).items()), remote)
+        finally:
+            remote.close()
     if args.json:
         out: dict[str, object] = {"artifacts": [e.to_dict() for e in entries]}
         if args.remote is not None:
@@ -56,21 +63,3 @@ def run(args: argparse.Namespace) -> int:
     if args.exit_code and (any(e.state != "clean" for e in entries) or not_pushed):
         return 1
     return 0
-
-
-def _not_on_remote(repo: MLRepo, name: str | None) -> list[str]:
-    from gitml.artifacts import worktree
-    from gitml.artifacts.sync import known_index, open_named_remote, pack_index
-    from gitml.store.transfer import artifact_keys, learn_presence
-
-    remote = open_named_remote(repo, name)
-    ptrs = worktree.pointers(repo)
-    known = known_index(repo, remote.name)
-    per_art: dict[str, list[str]] = {}
-    for art, p in ptrs.items():
-        leaves, roots, missing = artifact_keys(repo.store, [(art, p)])
-        per_art[art] = leaves + roots if not missing else []
-    learn_presence(remote, known, [k for keys in per_art.values() for k in keys],
-                   packs=pack_index(repo, remote))
-    return sorted(a for a, keys in per_art.items()
-                  if not keys or any(k not in known.keys for k in keys))

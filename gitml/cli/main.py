@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from gitml.errors import GitMLError
+from gitml.errors import GitMLError, UsageError
 
 # name -> one-line help. The order is the order of `git ml --help`.
 COMMANDS: dict[str, str] = {
@@ -89,11 +89,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.chdir:
-            os.chdir(args.chdir)
+            _chdir(args.chdir)
         return int(_command_module(args.command).run(args) or 0)
     except GitMLError as e:
         _report_error(e)
         return e.exit_code
+    except PermissionError as e:  # a file or folder the user can fix the permissions of
+        _report_error(GitMLError(f"permission denied: {e.filename or e}",
+                                 "check the permissions of that path (and of .git/ml)"))
+        return 1
     except KeyboardInterrupt:
         print("gitml: interrupted; the store and work tree are consistent, re-run to finish",
               file=sys.stderr)
@@ -108,12 +112,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
 
 
+def _chdir(path: str) -> None:
+    try:
+        os.chdir(path)
+    except OSError as e:
+        raise UsageError(f"-C {path}: {e.strerror}", "give an existing folder") from e
+
+
 def _report_error(e: GitMLError) -> None:
     if os.environ.get("GITML_DEBUG") == "1":
         import traceback
 
         traceback.print_exc()
+    if e.hint is None:
+        e.hint = default_hint(e)
     print(f"gitml: error: {e}", file=sys.stderr)
+
+
+def default_hint(e: GitMLError) -> str | None:
+    """What to do about an error raised without a hint by a layer that does not know the
+    commands (the store)."""
+    from gitml.errors import CorruptObjectError, ObjectMissingError
+
+    if isinstance(e, ObjectMissingError):
+        return "run `git ml pull` (or `git ml fetch`)"
+    if isinstance(e, CorruptObjectError):
+        return "run `git ml fsck`, then `git ml fetch --repair`"
+    return None
 
 
 if __name__ == "__main__":

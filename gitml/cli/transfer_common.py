@@ -1,4 +1,5 @@
-"""What push, fetch and pull share: choosing artifacts and showing transfer progress."""
+"""What push, fetch and pull (and the other artifact commands) share: choosing artifacts
+and checking the common options."""
 
 from __future__ import annotations
 
@@ -9,10 +10,26 @@ from gitml.repo import MLRepo
 from gitml.store.pointer import Pointer
 
 
+def positive_int(text: str) -> int:
+    """argparse type of ``-j``: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def add_jobs_arg(p: argparse.ArgumentParser, help_text: str = "parallel transfers",
+                 default: int | None = None) -> None:
+    p.add_argument("-j", "--jobs", type=positive_int, default=default, metavar="N", help=help_text)
+
+
 def add_selection_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="*", help="limit to these artifacts")
+    p.add_argument("paths", nargs="*", help="limit to these artifacts (or those containing them)")
     p.add_argument("-r", "--remote", default=None, help="remote name (default: core.remote)")
-    p.add_argument("-j", "--jobs", type=int, default=None, help="parallel transfers")
+    add_jobs_arg(p)
     p.add_argument("--rev", action="append", default=[], metavar="REV",
                    help="artifacts of this revision instead of the index (repeatable)")
     p.add_argument("-a", "--all-commits", action="store_true",
@@ -20,8 +37,15 @@ def add_selection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
 
 
+def repo_paths(repo: MLRepo, paths: Sequence[str] | None) -> list[str] | None:
+    """The user's paths (relative to the current folder) as work-tree paths."""
+    if not paths:
+        return None
+    return [repo.relpath(p) for p in paths]
+
+
 def selected_artifacts(repo: MLRepo, args: argparse.Namespace) -> list[tuple[str, Pointer]]:
-    from gitml.artifacts import worktree
+    from gitml.artifacts import select, worktree
     from gitml.store import pointer as ptr
 
     arts: dict[tuple[str, str], tuple[str, Pointer]] = {}
@@ -30,17 +54,11 @@ def selected_artifacts(repo: MLRepo, args: argparse.Namespace) -> list[tuple[str
             p = ptr.parse(data, "a reachable pointer")
             arts[(p.oid, p.kind)] = (f"<commit pointer {i}>", p)
     revs: Sequence[str | None] = args.rev or ([None] if not args.all_commits else [])
+    paths = repo_paths(repo, args.paths)
     for rev in revs:
-        for path, p in worktree.pointers(repo, rev).items():
-            if args.paths and not _matches(path, args.paths):
-                continue
+        found = worktree.pointers(repo, rev)
+        where = "in the index" if rev is None else f"at {rev}"
+        for path in select.select(sorted(found), paths, where=where):
+            p = found[path]
             arts[(p.oid, p.kind)] = (path, p)
     return list(arts.values())
-
-
-def _matches(path: str, wanted: list[str]) -> bool:
-    for w in wanted:
-        w = w.removesuffix(".gitml").rstrip("/")
-        if path == w or path.startswith(w + "/") or w in ("", "."):
-            return True
-    return False

@@ -15,7 +15,7 @@ import shutil
 import sys
 
 from gitml.repo import MLRepo
-from gitml.store.fsutil import atomic_write_text
+from gitml.store.fsutil import atomic_write_text, file_lock
 
 ATTR_LINE = "*.gitml diff=gitml"
 
@@ -30,12 +30,14 @@ def textconv_command() -> str:
 def configure(repo: MLRepo) -> None:
     repo.git.set_config("diff.gitml.textconv", textconv_command())
     attrs = repo.workdir / ".gitattributes"
-    try:
-        text = attrs.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = ""
-    if ATTR_LINE not in (ln.strip() for ln in text.splitlines()):
+    with file_lock(repo.worktree_lock_path()):  # a read-modify-write of a shared file
+        try:
+            text = attrs.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            text = ""
+        if ATTR_LINE in (ln.strip() for ln in text.splitlines()):
+            return
         if text and not text.endswith("\n"):
             text += "\n"
-        atomic_write_text(attrs, text + ATTR_LINE + "\n")
-        repo.git.stage([".gitattributes"])
+        atomic_write_text(attrs, text + ATTR_LINE + "\n", tmp_dir=repo.store.tmp_dir)
+    repo.git.stage([".gitattributes"])

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from gitml.errors import CorruptObjectError
 from gitml.store.ids import is_valid_id
+from gitml.store.readable import Readable
 
 CHUNK_THRESHOLD = 8 * 1024 * 1024
 AVG_CHUNK = 1024 * 1024
@@ -31,7 +31,7 @@ class ChunkRef:
     size: int
 
 
-def iter_chunks(stream: BinaryIO) -> Iterator[memoryview]:
+def iter_chunks(stream: Readable) -> Iterator[memoryview]:
     """Yield the content-defined chunks of ``stream``; each view is valid until the next."""
     from pyfastcdc import FastCDC
 
@@ -58,9 +58,7 @@ def loads(data: bytes, oid: str = "?") -> tuple[int, list[ChunkRef]]:
                 raise ValueError(f"bad chunk id {coid!r}")
             chunks.append(ChunkRef(coid, int(csize)))
     except (ValueError, IndexError, UnicodeDecodeError) as e:
-        raise CorruptObjectError(f"chunk list of {oid} is damaged ({e})",
-                                 "run `git ml fsck` and `git ml pull` to restore it") from e
+        raise CorruptObjectError(f"chunk list of {oid} is damaged ({e})") from e
     if sum(c.size for c in chunks) != size:
-        raise CorruptObjectError(f"chunk list of {oid} does not add up to {size} bytes",
-                                 "run `git ml fsck`")
+        raise CorruptObjectError(f"chunk list of {oid} does not add up to {size} bytes")
     return size, chunks

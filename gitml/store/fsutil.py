@@ -1,4 +1,4 @@
-"""Small file-system helpers: atomic writes, copies and locks."""
+"""Small file-system helpers: atomic writes, copies, temp names and locks."""
 
 from __future__ import annotations
 
@@ -6,43 +6,79 @@ import contextlib
 import errno
 import fcntl
 import os
-import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from gitml.errors import GitMLError
+from gitml.layout import temp_name
+
 FICLONE = 0x40049409  # linux/fs.h: clone a whole file (reflink) where the fs supports it
 
-
-def _tmp_path(dest: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=".tmp-", suffix=".incomplete", dir=dest.parent)
-    os.close(fd)
-    return Path(name)
+_devices: dict[str, int] = {}
+_devices_lock = threading.Lock()
 
 
-def atomic_write_bytes(dest: Path, data: bytes, *, readonly: bool = False) -> None:
+def _device(folder: str) -> int | None:
+    dev = _devices.get(folder)
+    if dev is None:
+        try:
+            dev = os.stat(folder).st_dev
+        except OSError:
+            return None
+        with _devices_lock:
+            _devices[folder] = dev
+    return dev
+
+
+def temp_path_for(dest: Path | str, tmp_dir: Path | str | None = None) -> str:
+    """Where to write ``dest`` before renaming it into place: in ``tmp_dir`` (gitml's own
+    folder, where a killed process leaves nothing in the user's tree) when it is on the
+    same file system as ``dest``, else beside ``dest`` under a name gitml sweeps."""
+    dest = str(dest)
+    folder, _, name = dest.rpartition("/")
+    if tmp_dir is not None:
+        tmp = str(tmp_dir)
+        here = _device(folder or "/")
+        if here is not None and here == _device(tmp):
+            return f"{tmp}/{temp_name(name)}"
+    return f"{folder}/{temp_name(name)}"
+
+
+def atomic_write_bytes(dest: Path, data: bytes, *, readonly: bool = False,
+                       tmp_dir: Path | None = None) -> None:
+    """Write ``data`` to ``dest`` whole or not at all: a failed write (a full disk, a kill)
+    leaves the old file. New files get the mode the umask gives (0644 under 022), like
+    Git's; ``readonly`` makes them 0444."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(dest)
+    if tmp_dir is not None:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(dest, tmp_dir)
     try:
-        with open(tmp, "wb") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444 if readonly else 0o666)
+        with open(fd, "wb") as f:
             f.write(data)
-        if readonly:
-            os.chmod(tmp, 0o444)
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+            os.unlink(tmp)
         raise
 
 
-def atomic_write_text(dest: Path, text: str) -> None:
-    atomic_write_bytes(dest, text.encode("utf-8"))
+def atomic_write_text(dest: Path, text: str, *, tmp_dir: Path | None = None) -> None:
+    atomic_write_bytes(dest, text.encode("utf-8"), tmp_dir=tmp_dir)
 
 
 @contextlib.contextmanager
 def file_lock(path: Path, *, shared: bool = False, blocking: bool = True) -> Iterator[None]:
-    """An advisory ``flock`` on ``path``: shared for writers of new objects, exclusive for gc."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    """An advisory ``flock`` on ``path``: shared for writers of new objects, exclusive for gc
+    and for read-modify-writes of shared files."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise GitMLError(f"cannot open the lock file {path}: {e.strerror}",
+                         "check the permissions of that folder") from e
     try:
         flags = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         if not blocking:

@@ -6,9 +6,10 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import BinaryIO
 
 import xxhash
+
+from gitml.store.readable import Readable
 
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
 READ_BLOCK = 8 * 1024 * 1024
@@ -37,13 +38,13 @@ def _buffer() -> memoryview:
     return view
 
 
-def hash_stream(stream: BinaryIO) -> tuple[str, int]:
+def hash_stream(stream: Readable) -> tuple[str, int]:
     """Hash a binary stream in fixed-size blocks; returns (id, size)."""
     hasher = xxhash.xxh3_128()
     size = 0
     view = _buffer()
     while True:
-        n = stream.readinto(view)  # type: ignore[attr-defined]
+        n = stream.readinto(view)
         if not n:
             break
         hasher.update(view[:n])
@@ -59,4 +60,4 @@ def hash_file(path: Path | str) -> tuple[str, int]:
             if len(data) < READ_BLOCK:
                 return xxhash.xxh3_128_hexdigest(data), len(data)
             f.seek(0)
-        return hash_stream(f)  # type: ignore[arg-type]
+        return hash_stream(f)

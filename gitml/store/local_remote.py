@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 from gitml.errors import ObjectMissingError, RemoteError
+from gitml.layout import is_temp_name, temp_name
 from gitml.store.remote import Remote
 
 
@@ -42,7 +42,7 @@ class LocalRemote(Remote):
         String paths and a cache of folders made, since a push may write 20,000 keys."""
         dest = f"{self.root}/{key}"
         folder = dest.rpartition("/")[0]
-        tmp = f"{folder}/.tmp-{key.rpartition('/')[2]}.{os.getpid()}.{threading.get_ident()}.incomplete"
+        tmp = f"{folder}/{temp_name(key.rpartition('/')[2])}"
         try:
             if folder not in self._made:
                 os.makedirs(folder, exist_ok=True)
@@ -94,7 +94,7 @@ class LocalRemote(Remote):
         for dirpath, _dirnames, filenames in os.walk(base):
             rel = Path(dirpath).relative_to(self.root)
             for fn in filenames:
-                if fn.startswith(".tmp"):
+                if fn.startswith(".tmp") or is_temp_name(fn):
                     continue
                 yield (rel / fn).as_posix()
 
@@ -110,6 +110,22 @@ class LocalRemote(Remote):
         for k in keys:
             with contextlib.suppress(FileNotFoundError):
                 self._path(k).unlink()
+
+    def identity(self) -> str:
+        return "file://" + os.path.realpath(self.root)
+
+    def sweep_temp(self, older_than: float) -> int:
+        removed = 0
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            for fn in filenames:
+                if not is_temp_name(fn):
+                    continue
+                path = os.path.join(dirpath, fn)
+                with contextlib.suppress(FileNotFoundError):
+                    if os.stat(path).st_mtime < older_than:
+                        os.unlink(path)
+                        removed += 1
+        return removed
 
     def key_size(self, key: str) -> int | None:
         try:

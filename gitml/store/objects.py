@@ -23,12 +23,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 from gitml.errors import CorruptObjectError, GitMLError, ObjectMissingError
+from gitml.layout import STORE_CHUNKED, STORE_OBJECTS, STORE_TMP, owner_is_gone, temp_name
 from gitml.store import chunking, tree
 from gitml.store.chunking import CHUNK_THRESHOLD, ChunkRef
-from gitml.store.ids import hash_bytes, is_valid_id, new_hasher
+from gitml.store.fsutil import temp_path_for
+from gitml.store.ids import hash_bytes, hash_file, hash_stream, is_valid_id, new_hasher
+from gitml.store.readable import Readable
 
-OBJECTS = "objects"
-CHUNKED = "chunked"
+OBJECTS = STORE_OBJECTS
+CHUNKED = STORE_CHUNKED
+#: a copy below this size is read, hashed and written in one go
+SMALL_COPY = 1 << 20
 
 
 def key_for(kind: str, oid: str) -> str:
@@ -71,7 +76,7 @@ class StoredFile:
 def _store_write_error(e: OSError, where: Path) -> GitMLError:
     if e.errno == errno.ENOSPC:
         return GitMLError(f"no space left on device while writing {where}",
-                          "free some space (e.g. `git ml gc`) and run the command again")
+                          "free some space and run the command again")
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return GitMLError(f"the gitml store is not writable: {where}",
                           "check its permissions or mount")
@@ -83,8 +88,9 @@ class ObjectStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.tmp_dir = root / "tmp"
+        self.tmp_dir = root / STORE_TMP
         self._fans: set[str] = set()  # fan-out folders known to exist
+        self._tmp_ready = False
 
     # paths ---------------------------------------------------------------
     def path_of_key(self, key: str) -> Path:
@@ -115,11 +121,29 @@ class ObjectStore:
 
     # writing ---------------------------------------------------------------
     def _tmp_file(self) -> tuple[int, Path]:
-        import tempfile
-
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="obj-", suffix=".incomplete", dir=self.tmp_dir)
-        return fd, Path(name)
+        path = self.tmp_dir / temp_name("obj")
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444), path
+
+    def _make_tmp_dir(self) -> None:
+        with contextlib.suppress(OSError):
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._tmp_ready = True
+
+    def sweep_tmp(self) -> int:
+        """Delete the temp files of gitml processes that are gone (killed mid-write);
+        returns how many. Cheap (one folder), so commands that write call it first."""
+        removed = 0
+        try:
+            entries = list(os.scandir(self.tmp_dir))
+        except OSError:
+            return 0
+        for entry in entries:
+            if owner_is_gone(entry.name):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
 
     def install_tmp(self, tmp: Path, dest: Path) -> None:
         """Make ``tmp`` read-only and rename it to ``dest`` (write-once: an existing object wins)."""
@@ -165,7 +189,10 @@ class ObjectStore:
             except OSError as e:
                 raise _store_write_error(e, Path(fan)) from e
             self._fans.add(fan)
-        tmp = f"{fan}/.{oid[2:]}.{os.getpid()}.{threading.get_ident()}.incomplete"
+        if not self._tmp_ready:
+            self._make_tmp_dir()
+        # in tmp/, not the fan-out folder: a killed writer's leftovers are all in one place
+        tmp = f"{self.tmp_dir}/{temp_name(oid[2:])}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
         except OSError as e:
@@ -199,7 +226,7 @@ class ObjectStore:
         else:
             raise GitMLError(f"not a gitml object name: {key!r}")
 
-    def put_stream(self, stream: BinaryIO, size_hint: int) -> StoredFile:
+    def put_stream(self, stream: Readable, size_hint: int) -> StoredFile:
         """Store a file's content; large ones as content-defined chunks. Streams: memory stays flat."""
         if size_hint < CHUNK_THRESHOLD:
             data = stream.read()
@@ -209,10 +236,10 @@ class ObjectStore:
                     return StoredFile(oid, len(data), 0)
                 self.put_bytes(data, oid)
                 return StoredFile(oid, len(data), len(data))
-            stream = _Prefixed(data, stream)  # type: ignore[assignment]
+            stream = _Prefixed(data, stream)
         return self._put_chunked(stream)
 
-    def _put_chunked(self, stream: BinaryIO) -> StoredFile:
+    def _put_chunked(self, stream: Readable) -> StoredFile:
         """Chunk and hash on this thread while a second thread writes new chunks, so a large
         add costs about max(chunking, writing) rather than their sum."""
         whole = new_hasher()
@@ -269,27 +296,25 @@ class ObjectStore:
         if fan not in self._fans:
             os.makedirs(fan, exist_ok=True)
             self._fans.add(fan)
-        return dest.parent / f".{dest.name}.{os.getpid()}.{threading.get_ident()}.incomplete"
+        return dest.parent / temp_name(dest.name)
 
     def put_file(self, path: Path | str) -> StoredFile:
         with open(path, "rb", buffering=0) as f:
-            return self.put_stream(f, os.fstat(f.fileno()).st_size)  # type: ignore[arg-type]
+            return self.put_stream(f, os.fstat(f.fileno()).st_size)
 
     # reading ---------------------------------------------------------------
     def read_chunklist(self, oid: str) -> tuple[int, list[ChunkRef]]:
         try:
             data = self.chunklist_path(oid).read_bytes()
         except FileNotFoundError as e:
-            raise ObjectMissingError(f"object {oid} is not in the local store",
-                                     "run `git ml pull` (or `git ml fetch`)") from e
+            raise ObjectMissingError(f"object {oid} is not in the local store") from e
         return chunking.loads(data, oid)
 
     def read_object(self, oid: str) -> bytes:
         try:
             return self.object_path(oid).read_bytes()
         except FileNotFoundError as e:
-            raise ObjectMissingError(f"object {oid} is not in the local store",
-                                     "run `git ml pull` (or `git ml fetch`)") from e
+            raise ObjectMissingError(f"object {oid} is not in the local store") from e
 
     def read_tree(self, oid: str) -> list[tree.TreeEntry]:
         return tree.loads(self.read_object(oid), oid)
@@ -301,43 +326,65 @@ class ObjectStore:
             return open(path, "rb")
         except FileNotFoundError:
             pass
+        return self._open_chunked(oid)  # type: ignore[return-value]  # a RawIOBase reads like one
+
+    def _open_chunked(self, oid: str) -> _ChunkReader:
         size, chunks = self.read_chunklist(oid)
         missing = [c.oid for c in chunks if not self.has_object(c.oid)]
         if missing:
             raise ObjectMissingError(
-                f"object {oid} is incomplete in the local store ({len(missing)} chunks missing)",
-                "run `git ml pull` (or `git ml fetch`)")
-        return _ChunkReader(self, chunks, size)  # type: ignore[return-value]
+                f"object {oid} is incomplete in the local store ({len(missing)} chunks missing)")
+        return _ChunkReader(self, chunks, size)
 
     def copy_to(self, oid: str, dest: Path | str, *, mode: int = 0o644, link: str = "copy") -> None:
-        """Materialise ``oid`` at ``dest`` atomically (temp file in dest's folder + rename).
+        """Materialise ``oid`` at ``dest``, verified and atomically: the bytes are hashed
+        before the temp file is renamed into place, so damaged store content never reaches
+        ``dest`` (:class:`CorruptObjectError`, ``dest`` untouched). The temp file lives in
+        the store's ``tmp/`` when that is on ``dest``'s file system, so a killed process
+        leaves nothing in the user's folders.
 
         The caller creates ``dest``'s folder. Plain string paths and no per-file mkstemp: a
         checkout of 20,000 small files is mostly system calls."""
         dest = str(dest)
         src = self._object_str(oid)
-        folder, _, name = dest.rpartition("/")
-        tmp = f"{folder}/.tmp-gitml-{name}.{os.getpid()}.{threading.get_ident()}.incomplete"
+        if not self._tmp_ready:
+            self._make_tmp_dir()
+        tmp = temp_path_for(dest, self.tmp_dir)
         try:
             if link == "hardlink" and os.path.isfile(src):
+                self._check(oid, hash_file(src)[0])
                 os.link(src, tmp)  # the store copy is read-only: edits can't reach the store
             else:
-                s: BinaryIO
-                try:
-                    s = open(src, "rb", buffering=0)  # type: ignore[assignment]  # noqa: SIM115
-                except FileNotFoundError:
-                    s = self.open(oid)  # chunked: reassemble
-                with s:
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode & 0o777)
-                    with open(fd, "wb", buffering=0) as d:
-                        if not _try_clone(s, d):
-                            _copy_stream(s, d)  # type: ignore[arg-type]
-                    os.chmod(tmp, mode & 0o777)  # the umask may have narrowed it
+                self._copy_verified(oid, src, tmp, mode)
+                os.chmod(tmp, mode & 0o777)  # the umask may have narrowed it
             os.replace(tmp, dest)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+
+    def _copy_verified(self, oid: str, src: str, tmp: str, mode: int) -> None:
+        try:
+            s: io.RawIOBase = open(src, "rb", buffering=0)  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            s = self._open_chunked(oid)  # reassemble
+        with s:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode & 0o777)
+            with open(fd, "wb", buffering=0) as d:
+                if isinstance(s, io.FileIO) and os.fstat(s.fileno()).st_size < SMALL_COPY:
+                    data = s.read()  # small: hash in memory, one write
+                    self._check(oid, hash_bytes(data))
+                    d.write(data)
+                    return
+                if not _try_clone(s, d):
+                    _copy_stream(s, d)
+        self._check(oid, hash_file(tmp)[0])  # what landed, read back (from the page cache)
+
+    @staticmethod
+    def _check(oid: str, actual: str) -> None:
+        if actual != oid:
+            raise CorruptObjectError(f"object {oid} in the local store is damaged "
+                                     f"(its bytes hash to {actual})")
 
     # enumeration -------------------------------------------------------------
     def iter_keys(self) -> Iterator[str]:
@@ -368,31 +415,38 @@ class ObjectStore:
         _, chunks = self.read_chunklist(oid)
         return [key_for(CHUNKED, oid)] + [key_for(OBJECTS, c.oid) for c in chunks]
 
-    def verify_key(self, key: str) -> str | None:
-        """None when ``key`` is intact, else a description of the damage."""
+    def verify_key(self, key: str, *, whole: bool = True) -> str | None:
+        """None when ``key`` is intact, else a description of the damage. A chunk list is
+        checked by reassembling its file when ``whole``, else only for being well formed
+        (its chunks are objects, checked on their own)."""
         parsed = parse_key(key)
         if parsed is None:
             return "not a gitml object name"
         kind, oid = parsed
         path = self.path_of_key(key)
-        if kind == OBJECTS:
-            h = new_hasher()
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(8 << 20), b""):
-                    h.update(block)
-            actual = h.hexdigest()
-            return None if actual == oid else f"content hashes to {actual}"
         try:
-            with self.open(oid) as s:
-                h = new_hasher()
-                for block in iter(lambda: s.read(8 << 20), b""):
-                    h.update(block)
+            if kind == OBJECTS:
+                actual = hash_file(path)[0]
+                return None if actual == oid else f"content hashes to {actual}"
+            if not whole:
+                return check_blob(key, path.read_bytes())
+            with self._open_chunked(oid) as s:
+                actual = hash_stream(s)[0]
         except ObjectMissingError:
             return "chunks missing"
         except CorruptObjectError as e:
             return e.message
-        actual = h.hexdigest()
+        except FileNotFoundError:
+            return "missing"
+        except OSError as e:
+            return f"cannot read it: {e.strerror}"
         return None if actual == oid else f"chunks reassemble to {actual}"
+
+    def missing_chunks(self, oid: str) -> int:
+        """How many chunks of the chunked content ``oid`` are absent (its list must be here
+        and well formed)."""
+        _, chunks = self.read_chunklist(oid)
+        return sum(1 for c in dict.fromkeys(ch.oid for ch in chunks) if not self.has_object(c))
 
 
 def _try_clone(src: object, dst: io.FileIO) -> bool:
@@ -413,12 +467,12 @@ def _try_clone(src: object, dst: io.FileIO) -> bool:
     return True
 
 
-def _copy_stream(src: BinaryIO, dst: BinaryIO) -> None:
+def _copy_stream(src: Readable, dst: io.FileIO) -> None:
     """Copy in the kernel (copy_file_range) where possible: no bytes through Python."""
     if isinstance(src, _ChunkReader):
         for path in src.remaining_paths():
             with open(path, "rb", buffering=0) as chunk:
-                _copy_stream(chunk, dst)  # type: ignore[arg-type]
+                _copy_stream(chunk, dst)
         return
     if isinstance(src, io.FileIO) and _kernel_copy(src.fileno(), dst.fileno()):
         return
@@ -442,7 +496,7 @@ def _kernel_copy(src_fd: int, dst_fd: int) -> bool:
 class _Prefixed(io.RawIOBase):
     """``data`` followed by the rest of ``stream``: lets a small read fall back to chunking."""
 
-    def __init__(self, data: bytes, stream: BinaryIO) -> None:
+    def __init__(self, data: bytes, stream: Readable) -> None:
         self._data = memoryview(data)
         self._stream = stream
 
@@ -455,7 +509,7 @@ class _Prefixed(io.RawIOBase):
             b[:n] = self._data[:n]
             self._data = self._data[n:]
             return n
-        return self._stream.readinto(b)  # type: ignore[attr-defined,no-any-return]
+        return self._stream.readinto(b) or 0
 
 
 class _ChunkReader(io.RawIOBase):
@@ -464,7 +518,7 @@ class _ChunkReader(io.RawIOBase):
     def __init__(self, store: ObjectStore, chunks: list[ChunkRef], size: int) -> None:
         self._store = store
         self._chunks = iter(chunks)
-        self._current: BinaryIO | None = None
+        self._current: io.FileIO | None = None
         self.size = size
 
     def readable(self) -> bool:
@@ -483,8 +537,8 @@ class _ChunkReader(io.RawIOBase):
                 ref = next(self._chunks, None)
                 if ref is None:
                     return 0
-                self._current = open(self._store.object_path(ref.oid), "rb")  # noqa: SIM115
-            n = self._current.readinto(b)  # type: ignore[attr-defined]
+                self._current = open(self._store.object_path(ref.oid), "rb", buffering=0)  # noqa: SIM115
+            n = self._current.readinto(b)
             if n:
                 return int(n)
             self._current.close()

@@ -116,7 +116,7 @@ def parse_index(data: bytes, pack_id: str, where: str = "remote") -> dict[str, P
     def bad(why: str) -> CorruptObjectError:
         return CorruptObjectError(
             f"pack index {pack_id} on {where} is damaged: {why}",
-            "run `git ml push --verify-remote` from a clone that has the objects")
+            "push the objects again, verifying the remote, from a clone that has them")
 
     try:
         text = data.decode("ascii")
@@ -346,8 +346,7 @@ class ConcatReader(io.RawIOBase):
         want = min(len(b), end - self._pos)
         n = self._file.readinto(memoryview(b)[:want])
         if not n:  # the file is shorter than the index says: the store changed under us
-            raise CorruptObjectError(f"{self._paths[i]} is shorter than recorded",
-                                     "run `git ml fsck`")
+            raise CorruptObjectError(f"{self._paths[i]} is shorter than recorded")
         self._pos += n
         self._file_pos += n
         return n

@@ -9,12 +9,13 @@ down happens in :mod:`gitml.store.transfer`, never inside a remote.
 from __future__ import annotations
 
 import io
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from gitml.errors import ConfigError
+from gitml.errors import ConfigError, RemoteOptionError
 
 # Options whose values are secrets: they are only ever written to the local,
 # uncommitted config and never printed.
@@ -36,9 +37,9 @@ def number_option(name: str, options: Mapping[str, str], key: str, default: N,
         value: N | None = parse(str(raw))
     except ValueError:
         value = None
-    if value is None or value < minimum:
-        raise ConfigError(f"remote '{name}': option {key} must be {what}, not {raw!r}",
-                          f"`git ml remote modify {name} {key} {example}`")
+    if value is None or not math.isfinite(value) or value < minimum:
+        raise RemoteOptionError(f"remote '{name}': option {key} must be {what}, not {raw!r}",
+                                remote=name, option=key, example=example)
     return value
 
 
@@ -114,6 +115,16 @@ class Remote(ABC):
 
     def describe(self) -> str:
         return f"{self.name} ({self.url})"
+
+    def identity(self) -> str:
+        """What this remote is, whatever it is called: two names for one place share what
+        this clone knows of it, and a re-pointed name starts afresh."""
+        return self.url
+
+    def sweep_temp(self, older_than: float) -> int:
+        """Delete partial uploads left by killed processes, older than ``older_than``
+        (epoch seconds); returns how many. Remotes whose writes are atomic have none."""
+        return 0
 
 
 def open_remote(name: str, url: str, options: Mapping[str, str] | None = None) -> Remote:

@@ -177,7 +177,7 @@ class S3Remote(Remote):
         except ProfileNotFound as e:
             raise ConfigError(
                 f"remote '{self.name}': AWS profile '{self.profile}' not found",
-                f"check ~/.aws/config or `git ml remote modify {self.name} profile NAME`",
+                "check ~/.aws/config or the remote's profile option",
             ) from e
         region = self.region or session.region_name or "us-east-1"
         s3_cfg: dict[str, Any] = {}
@@ -214,6 +214,9 @@ class S3Remote(Remote):
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close()
+
+    def identity(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
 
     def describe(self) -> str:
         where = f" at {self.endpoint_url}" if self.endpoint_url else ""
@@ -255,9 +258,8 @@ class S3Remote(Remote):
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
             raise RemoteError(
                 f"remote '{self.name}': no AWS credentials for {self._where()}",
-                "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an AWS profile "
-                f"(`git ml remote modify {self.name} profile NAME`) or "
-                f"`git ml remote modify {self.name} access_key_id ...`",
+                "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or the remote's profile or "
+                "access_key_id option",
             ) from None
         if isinstance(exc, ConnectionError):
             endpoint = self.endpoint_url or "the S3 endpoint"
@@ -279,8 +281,7 @@ class S3Remote(Remote):
         raise RemoteError(
             f"remote '{self.name}': bucket '{self.bucket}' does not exist"
             + (f" at {self.endpoint_url}" if self.endpoint_url else ""),
-            f"create it (e.g. `aws s3 mb s3://{self.bucket}`) or fix the URL with "
-            f"`git ml remote modify {self.name} url s3://BUCKET/PREFIX`",
+            f"create it (e.g. `aws s3 mb s3://{self.bucket}`) or fix the remote's URL",
         ) from None
 
     def _call(self, fn: Callable[[], T], key: str | None = None) -> T:

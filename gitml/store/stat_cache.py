@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from gitml.errors import GitMLError
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,
@@ -46,24 +48,35 @@ class StatCache:
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._conn = self._open()
+            except (sqlite3.OperationalError, OSError) as e:
+                raise GitMLError(f"cannot open the stat cache {self.db_path}: {e}",
+                                 "check the permissions of that file and its folder (it is "
+                                 "only a cache: deleting it is safe)") from e
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+        except sqlite3.OperationalError:
+            conn.close()
+            raise  # cannot open or write it: the user must fix permissions
+        except sqlite3.DatabaseError:
+            # A damaged cache is only a cache: start again rather than fail.
+            conn.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(self.db_path) + suffix).unlink(missing_ok=True)
             conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None,
                                    check_same_thread=False)
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.executescript(_SCHEMA)
-            except sqlite3.DatabaseError:
-                # A damaged cache is only a cache: start again rather than fail.
-                conn.close()
-                for suffix in ("", "-wal", "-shm"):
-                    Path(str(self.db_path) + suffix).unlink(missing_ok=True)
-                conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None,
-                                       check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+        return conn
 
     def lookup(self, path: str, st: os.stat_result) -> str | None:
         row = self._db().execute(

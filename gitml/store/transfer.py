@@ -27,6 +27,7 @@ from typing import TypeVar
 from gitml.errors import CorruptObjectError, GitMLError, ObjectMissingError
 from gitml.store import chunking, tree
 from gitml.store import packs as packs_mod
+from gitml.store.fsutil import atomic_write_bytes
 from gitml.store.objects import CHUNKED, OBJECTS, ObjectStore, check_blob, key_for, parse_key
 from gitml.store.packs import PackIndex
 from gitml.store.pointer import Pointer
@@ -37,8 +38,11 @@ Artifact = tuple[str, Pointer]
 IN_FLIGHT_BYTES = 64 * 1024 * 1024
 
 
-def _fewer_malloc_arenas() -> None:
-    """glibc gives each thread its own heap ("arena") and keeps what was freed there, so 16
+def cap_malloc_arenas() -> None:
+    """Called by the fetch and pull commands only (it changes the whole process's
+    allocator, so a library read through ``gitml.open`` must not reach it).
+
+    glibc gives each thread its own heap ("arena") and keeps what was freed there, so 16
     threads handing 16 MiB buffers around held 340 MiB in a 1 GiB pull. Two arenas keep
     it near 160 MiB at no cost in speed. Elsewhere (musl, macOS) this is a no-op."""
     global _arenas_capped
@@ -86,10 +90,11 @@ class TransferStats:
     bytes: int = 0
     skipped: int = 0
     failed: list[str] = field(default_factory=list)
+    repaired: int = 0  # damaged copies replaced (local ones on fetch, remote ones on push)
 
     def to_dict(self) -> dict[str, object]:
         return {"remote": self.remote, "transferred": self.transferred, "bytes": self.bytes,
-                "already_there": self.skipped, "failed": self.failed}
+                "already_there": self.skipped, "failed": self.failed, "repaired": self.repaired}
 
 
 class KnownIndex:
@@ -118,10 +123,9 @@ class KnownIndex:
                 self.keys.clear()
             else:
                 self.keys.difference_update(keys)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text("".join(k + "\n" for k in sorted(self.keys)))
-            os.replace(tmp, self.path)
+            # a unique temp name: two processes may forget at once (the last one wins,
+            # which only costs a question to the remote later)
+            atomic_write_bytes(self.path, "".join(k + "\n" for k in sorted(self.keys)).encode())
 
 
 T = TypeVar("T")
@@ -225,8 +229,7 @@ def _local_sizes(store: ObjectStore, keys: Sequence[str]) -> list[tuple[str, int
             absent.append(k)
     if absent:
         raise ObjectMissingError(
-            f"{len(absent)} object(s) to upload are missing from the local store, e.g. {absent[0]}",
-            "run `git ml fsck`, then `git ml add` the files again or fetch them from a remote")
+            f"{len(absent)} object(s) to upload are missing from the local store, e.g. {absent[0]}")
     return sized
 
 
@@ -254,11 +257,14 @@ def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known:
     leaves, roots, missing = artifact_keys(store, arts)
     if missing:
         raise ObjectMissingError(
-            f"{len(missing)} artifact(s) are not in the local store, e.g. {missing[0]}",
-            "run `git ml add` on them (or `git ml fetch` from where they are) before pushing")
+            f"{len(missing)} artifact(s) are not in the local store, e.g. {missing[0]}")
     stats = TransferStats(remote.name)
     all_keys = leaves + roots
+    jobs = jobs or remote.default_jobs
     learn_presence(remote, known, all_keys, verify=verify, packs=packs)
+    if verify:
+        stats.repaired = repair_remote(store, remote, [k for k in all_keys if k in known.keys],
+                                       packs=packs, jobs=jobs)
     todo_leaves = [k for k in leaves if k not in known.keys]
     todo_roots = [k for k in roots if k not in known.keys]
     stats.skipped = len(all_keys) - len(todo_leaves) - len(todo_roots)
@@ -279,6 +285,8 @@ def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known:
     def upload(batch: Batch) -> None:
         keys = [k for k, _ in batch]
         total = sum(size for _, size in batch)
+        for k in keys:
+            check_local(store, k)
         if len(batch) == 1:
             remote.put_file(keys[0], store.path_of_key(keys[0]))
         else:
@@ -288,7 +296,6 @@ def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known:
             packs.add(pack_id, index)
         finished(keys, total)
 
-    jobs = jobs or remote.default_jobs
     pack_bytes = pack_bytes if packs is not None else 0
     try:
         for group in (todo_leaves, todo_roots):
@@ -300,6 +307,108 @@ def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known:
     finally:
         known.add(done_batch)
     return stats
+
+
+def check_local(store: ObjectStore, key: str) -> None:
+    """Refuse to send a local object whose bytes do not hash to its id (read now, then
+    again from the page cache by the upload)."""
+    problem = store.verify_key(key, whole=False)
+    if problem:
+        raise CorruptObjectError(f"{key} is damaged in the local store ({problem}); "
+                                 "it was not uploaded")
+
+
+def scan_remote(remote: Remote, keys: Sequence[str], *, packs: PackIndex | None,
+                jobs: int) -> dict[str, str]:
+    """Download and check each of ``keys`` the remote holds (loose, or in a pack: the whole
+    pack is read); returns ``{key: problem}`` for the damaged ones."""
+    wanted = set(keys)
+    loose = [k for k in keys if packs is None or packs.locate(k) is None]
+    in_packs = sorted({e.pack for k in keys if packs is not None and (e := packs.locate(k))})
+    damaged: dict[str, str] = {}
+    budget = ByteBudget()
+
+    def check_loose(key: str) -> None:
+        try:
+            data = remote.get_range(key)
+        except ObjectMissingError:
+            damaged[key] = "missing"
+            return
+        problem = check_blob(key, data)
+        if problem:
+            damaged[key] = problem
+
+    def check_pack(pack_id: str) -> None:
+        assert packs is not None
+        entries = sorted(packs.by_pack.get(pack_id, {}).items(), key=lambda kv: kv[1].offset)
+        size = sum(e.size for _, e in entries)
+        with budget.hold(size):
+            try:
+                data = remote.get_range(packs_mod.pack_key(pack_id))
+            except ObjectMissingError:
+                data = b""
+            for key, e in entries:
+                blob = data[e.offset:e.offset + e.size]
+                problem = check_blob(key, blob) if len(blob) == e.size else "the pack is cut short"
+                if problem and key in wanted:
+                    damaged[key] = f"{problem} (in pack {pack_id})"
+
+    errors: list[tuple[str, Exception]] = []
+    errors += _run_pool(jobs, loose, check_loose)
+    errors += _run_pool(jobs, in_packs, check_pack)
+    _raise_first(errors, "checking", remote)
+    return damaged
+
+
+def repair_remote(store: ObjectStore, remote: Remote, keys: Sequence[str], *,
+                  packs: PackIndex | None, jobs: int) -> int:
+    """Replace damaged copies of ``keys`` on the remote with verified local ones: a loose
+    object is uploaded again; a pack is rewritten under its own id (the id fixes its
+    bytes) with its damaged members taken from the local store. Returns how many."""
+    if packs is not None and not packs.refreshed:
+        packs.refresh(jobs)
+    damaged = scan_remote(remote, keys, packs=packs, jobs=jobs)
+    if not damaged:
+        return 0
+    for key in damaged:
+        if not store.has_key(key):
+            raise CorruptObjectError(
+                f"{key} is damaged on remote '{remote.name}' ({damaged[key]}) and this clone "
+                "has no copy of it", "push it from a clone that has it")
+        check_local(store, key)
+    by_pack: dict[str, list[str]] = {}
+    for key in damaged:
+        entry = packs.locate(key) if packs is not None else None
+        if entry is None:
+            remote.put_file(key, store.path_of_key(key))
+        else:
+            by_pack.setdefault(entry.pack, []).append(key)
+    for pack_id in by_pack:
+        assert packs is not None
+        _rewrite_pack(store, remote, packs, pack_id)
+    return len(damaged)
+
+
+def _rewrite_pack(store: ObjectStore, remote: Remote, packs: PackIndex, pack_id: str) -> None:
+    entries = sorted(packs.by_pack[pack_id].items(), key=lambda kv: kv[1].offset)
+    try:
+        data = remote.get_range(packs_mod.pack_key(pack_id))
+    except ObjectMissingError:
+        data = b""
+    parts: list[tuple[str, bytes | memoryview]] = []
+    for key, e in entries:
+        blob: bytes | memoryview = data[e.offset:e.offset + e.size]
+        if len(blob) != e.size or check_blob(key, blob):
+            if not store.has_key(key):
+                raise CorruptObjectError(
+                    f"{key} in pack {pack_id} on remote '{remote.name}' is damaged and this "
+                    "clone has no copy of it", "push it from a clone that has it")
+            check_local(store, key)
+            blob = store.path_of_key(key).read_bytes()
+        parts.append((key, blob))
+    new_id, pack, _ = packs_mod.build_pack(parts)
+    assert new_id == pack_id  # the index fixes the bytes: same members, same id
+    remote.put_bytes(packs_mod.pack_key(pack_id), pack)
 
 
 def _label(batch: Batch) -> str:
@@ -340,102 +449,140 @@ def fetch(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known
           packs: PackIndex | None = None) -> TransferStats:
     """Download what ``store`` lacks to reproduce ``arts``; every key is verified. Objects
     in packs come down in ranged reads, neighbours together."""
-    jobs = jobs or remote.default_jobs
-    stats = TransferStats(remote.name)
-    lock = threading.Lock()
-    _fewer_malloc_arenas()
-    budget = ByteBudget()
+    return _Fetch(store, remote, known, jobs or remote.default_jobs, advance, packs).run(arts)
 
-    def fetch_keys(keys: list[str]) -> None:
-        keys = [k for k in dict.fromkeys(keys) if not store.has_key(k)]
+
+class _Fetch:
+    """One fetch, in steps: the trees of folder artifacts, then the whole objects and
+    chunk lists of their files, then the chunks, then a check of each reassembled file."""
+
+    def __init__(self, store: ObjectStore, remote: Remote, known: KnownIndex, jobs: int,
+                 advance: Advance | None, packs: PackIndex | None) -> None:
+        self.store = store
+        self.remote = remote
+        self.known = known
+        self.jobs = jobs
+        self.advance = advance
+        self.packs = packs
+        self.stats = TransferStats(remote.name)
+        self._lock = threading.Lock()
+        self._budget = ByteBudget()
+        self.names: dict[str, str] = {}  # content id -> artifact path (for messages)
+
+    def run(self, arts: Sequence[Artifact]) -> TransferStats:
+        self.fetch_trees(arts)
+        small = self.list_files(arts)
+        whole, lists = self.locate_files(small)
+        self.fetch_keys(whole + lists)
+        chunk_keys = self.fetch_chunks(lists)
+        self.verify_reassembled(lists)
+        self.known.add(whole + lists + chunk_keys)
+        return self.stats
+
+    # steps -------------------------------------------------------------------------
+    def fetch_trees(self, arts: Sequence[Artifact]) -> None:
+        self.fetch_keys([key_for(OBJECTS, p.oid) for _, p in arts if p.kind == "dir"])
+
+    def list_files(self, arts: Sequence[Artifact]) -> set[str]:
+        """Fill ``names`` with every file's content id; returns the ids of files under the
+        chunking threshold (always stored whole)."""
+        small: set[str] = set()
+        for path, p in arts:
+            if p.kind == "dir":
+                for e in tree.loads(self.store.read_object(p.oid), p.oid):
+                    self.names.setdefault(e.oid, f"{path}/{e.path}")
+                    if e.size < chunking.CHUNK_THRESHOLD:
+                        small.add(e.oid)
+            else:
+                self.names.setdefault(p.oid, path)
+        return small
+
+    def locate_files(self, small: set[str]) -> tuple[list[str], list[str]]:
+        """(whole-object keys, chunk-list keys) on the remote of the files the store lacks."""
+        store = self.store
+        need = [oid for oid in self.names if not store.has_key(key_for(OBJECTS, oid))
+                and (oid in small or not store.has(oid))]
+        present = present_keys(self.remote, self.packs, [key_for(OBJECTS, o) for o in need])
+        maybe_chunked = [key_for(CHUNKED, o) for o in need
+                         if o not in small and key_for(OBJECTS, o) not in present]
+        present |= present_keys(self.remote, self.packs, maybe_chunked)
+        absent = [o for o in need if key_for(OBJECTS, o) not in present
+                  and key_for(CHUNKED, o) not in present]
+        if absent:
+            raise ObjectMissingError(
+                f"{len(absent)} object(s) are neither in the local store nor on remote "
+                f"'{self.remote.name}', e.g. {self.names[absent[0]]} ({absent[0]})",
+                "push them from a clone that has them")
+        whole = [key_for(OBJECTS, o) for o in need if key_for(OBJECTS, o) in present]
+        return whole, [k for k in maybe_chunked if k in present]
+
+    def fetch_chunks(self, lists: list[str]) -> list[str]:
+        chunk_keys: list[str] = []
+        for key in lists:
+            _, chunks = self.store.read_chunklist(_oid_of(key))
+            chunk_keys += [key_for(OBJECTS, c.oid) for c in chunks]
+        self.fetch_keys(chunk_keys)
+        return chunk_keys
+
+    def verify_reassembled(self, lists: list[str]) -> None:
+        for key in lists:
+            oid = _oid_of(key)
+            problem = self.store.verify_key(key)
+            if problem:
+                self.store.chunklist_path(oid).unlink(missing_ok=True)
+                raise CorruptObjectError(
+                    f"{self.names[oid]} ({oid}) from remote '{self.remote.name}' is damaged: "
+                    f"{problem}; nothing was kept", "push it again from a clone that has it")
+
+    # downloading keys --------------------------------------------------------------
+    def fetch_keys(self, keys: list[str]) -> None:
+        keys = [k for k in dict.fromkeys(keys) if not self.store.has_key(k)]
         for attempt in range(2):
             if not keys:
                 return
-            errors = fetch_once(keys)
+            errors = self._fetch_once(keys)
             # a pack may vanish under us (another clone's gc repacked it): look again, once
-            vanished = [(t, e) for t, e in errors if isinstance(t, packs_mod.ReadRange)
+            vanished = [t for t, e in errors if isinstance(t, packs_mod.ReadRange)
                         and isinstance(e, ObjectMissingError)]
-            if attempt == 0 and packs is not None and vanished and len(vanished) == len(errors):
-                packs.refresh(jobs)
-                keys = [k for t, _ in vanished for k, _ in t.items]  # type: ignore[union-attr]
+            if attempt == 0 and self.packs is not None and vanished and len(vanished) == len(errors):
+                self.packs.refresh(self.jobs)
+                keys = [k for t in vanished for k, _ in t.items]
                 continue
             if errors:
                 labels = [t if isinstance(t, str) else f"pack {t.pack}" for t, _ in errors]
-                stats.failed += labels
+                self.stats.failed += labels
                 _raise_first([(label, e) for label, (_, e) in zip(labels, errors, strict=True)],
-                             "downloading", remote)
+                             "downloading", self.remote)
             return
 
-    def fetch_once(keys: list[str]) -> list[tuple[str | packs_mod.ReadRange, Exception]]:
+    def _fetch_once(self, keys: list[str]) -> list[tuple[str | packs_mod.ReadRange, Exception]]:
         located: list[tuple[str, packs_mod.PackEntry]] = []
         loose: list[str] = []
-        if packs is not None and not packs.refreshed:
-            packs.refresh(jobs)
+        if self.packs is not None and not self.packs.refreshed:
+            self.packs.refresh(self.jobs)
         for k in keys:
-            entry = packs.locate(k) if packs is not None else None
+            entry = self.packs.locate(k) if self.packs is not None else None
             if entry is None:
                 loose.append(k)
             else:
                 located.append((k, entry))
         tasks: list[str | packs_mod.ReadRange] = [*packs_mod.plan_ranges(located), *loose]
+        return _run_pool(self.jobs, tasks, self._download)
 
-        def one(task: str | packs_mod.ReadRange) -> None:
-            if isinstance(task, str):
-                count, size = 1, _download_verified(store, remote, task)
-            else:
-                with budget.hold(task.length):
-                    count, size = _install_range(store, remote, task)
-            with lock:
-                stats.transferred += count
-                stats.bytes += size
-            if advance:
-                advance(size)
-
-        return _run_pool(jobs, tasks, one)
-
-    # 1. trees of directory artifacts
-    dirs = [p for _, p in arts if p.kind == "dir"]
-    fetch_keys([key_for(OBJECTS, p.oid) for p in dirs])
-    files: dict[str, str] = {}  # oid -> artifact path (for messages)
-    small: set[str] = set()  # content under the chunking threshold is always stored whole
-    for path, p in arts:
-        if p.kind == "dir":
-            for e in tree.loads(store.read_object(p.oid), p.oid):
-                files.setdefault(e.oid, f"{path}/{e.path}")
-                if e.size < chunking.CHUNK_THRESHOLD:
-                    small.add(e.oid)
+    def _download(self, task: str | packs_mod.ReadRange) -> None:
+        if isinstance(task, str):
+            count, size = 1, _download_verified(self.store, self.remote, task)
         else:
-            files.setdefault(p.oid, path)
-    # 2. which files are whole objects and which are chunk lists on the remote
-    need = [oid for oid in files if not store.has_key(key_for(OBJECTS, oid))
-            and (oid in small or not store.has(oid))]
-    present = present_keys(remote, packs, [key_for(OBJECTS, o) for o in need])
-    maybe_chunked = [key_for(CHUNKED, o) for o in need
-                     if o not in small and key_for(OBJECTS, o) not in present]
-    present |= present_keys(remote, packs, maybe_chunked)
-    whole = [key_for(OBJECTS, o) for o in need if key_for(OBJECTS, o) in present]
-    lists = [k for k in maybe_chunked if k in present]
-    absent = [o for o in need if key_for(OBJECTS, o) not in present
-              and key_for(CHUNKED, o) not in present]
-    if absent:
-        raise ObjectMissingError(
-            f"{len(absent)} object(s) are neither in the local store nor on remote "
-            f"'{remote.name}', e.g. {files[absent[0]]} ({absent[0]})",
-            "push them from a clone that has them")
-    fetch_keys(whole + lists)
-    # 3. chunks of large files, then verify each reassembled file
-    chunk_keys: list[str] = []
-    chunked_oids = [parse_key(k)[1] for k in lists]  # type: ignore[index]
-    for oid in chunked_oids:
-        _, chunks = store.read_chunklist(oid)
-        chunk_keys += [key_for(OBJECTS, c.oid) for c in chunks]
-    fetch_keys(chunk_keys)
-    for oid in chunked_oids:
-        problem = store.verify_key(key_for(CHUNKED, oid))
-        if problem:
-            store.chunklist_path(oid).unlink(missing_ok=True)
-            raise CorruptObjectError(
-                f"{files[oid]} ({oid}) from remote '{remote.name}' is damaged: {problem}; "
-                "nothing was kept", "push it again from a clone that has it")
-    known.add(whole + lists + chunk_keys)
-    return stats
+            with self._budget.hold(task.length):
+                count, size = _install_range(self.store, self.remote, task)
+        with self._lock:
+            self.stats.transferred += count
+            self.stats.bytes += size
+        if self.advance:
+            self.advance(size)
+
+
+def _oid_of(key: str) -> str:
+    parsed = parse_key(key)
+    assert parsed is not None
+    return parsed[1]

@@ -54,15 +54,15 @@ def loads(data: bytes, oid: str = "?") -> list[TreeEntry]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise CorruptObjectError(f"tree {oid} is not valid UTF-8", "run `git ml fsck`") from e
+        raise CorruptObjectError(f"tree {oid} is not valid UTF-8") from e
     lines = text.split("\n")
     if not lines or lines[0] != HEADER or lines[-1] != "":
-        raise CorruptObjectError(f"object {oid} is not a gitml tree", "run `git ml fsck`")
+        raise CorruptObjectError(f"object {oid} is not a gitml tree")
     out: list[TreeEntry] = []
     for line in lines[1:-1]:
         parts = line.split(" ", 3)
         if len(parts) != 4:
-            raise CorruptObjectError(f"tree {oid}: malformed entry {line!r}", "run `git ml fsck`")
+            raise CorruptObjectError(f"tree {oid}: malformed entry {line!r}")
         mode_s, size_s, eoid, path = parts
         try:
             mode, size = int(mode_s, 8), int(size_s)
@@ -73,6 +73,6 @@ def loads(data: bytes, oid: str = "?") -> list[TreeEntry]:
         try:
             validate_relpath(path)
         except GitMLError as e:
-            raise CorruptObjectError(f"tree {oid}: {e.message}", "run `git ml fsck`") from e
+            raise CorruptObjectError(f"tree {oid}: {e.message}") from e
         out.append(TreeEntry(path, eoid, size, mode))
     return out
