@@ -123,7 +123,7 @@ def counterfactual_flip(model: Any, X: pd.DataFrame, attribute: str, *, seed: in
     import pandas as pd
 
     if attribute not in X.columns:
-        return {"applicable": False, "reason": "not a model input", "flip_rate": 0.0, "rows": 0,
+        return {"applicable": False, "reason": "not a model input", "flip_rate": None, "rows": 0,
                 "changed": 0}
     col = X[attribute]
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col) \
@@ -241,9 +241,11 @@ def attribute_gate(spec: ModelSpec, p: Predictions, sensitive: pd.Series, attrib
     sel = metrics["dp_ratio"]["value"]
     summary = (f"{attribute}: selection ratio {sel:.3f}, DP diff {metrics['dp_diff']['value']:.3f}, "
                f"EO diff {metrics['eo_diff']['value']:.3f}")
-    cf_rate = metrics.get("counterfactual", {}).get("flip_rate")
-    if cf_rate is not None:
-        summary += f", counterfactual flips {cf_rate:.1%}"
+    cf = metrics.get("counterfactual", {})
+    if cf.get("applicable"):
+        summary += f", counterfactual flips {cf['flip_rate']:.1%}"
+    elif cf:
+        summary += f", counterfactual flips n/a ({cf.get('reason', 'not applicable')})"
     if failures:
         return GateResult(f"bias.{attribute}", False, metrics, f"{attribute}: " + "; ".join(failures))
     return GateResult(f"bias.{attribute}", True, metrics, summary)

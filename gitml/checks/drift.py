@@ -21,8 +21,8 @@ drifts when the share of drifted columns exceeds ``max_drift_share`` (default 0:
 drifted column), so on two random halves of one data set the alarm fires with
 probability at most about ``alpha``.
 
-:func:`gate` is pure (DataFrames in, :class:`GateResult` out); :func:`load_frame` and
-:func:`drift_between` are the thin adapters that read data at revisions.
+:func:`gate` is pure (DataFrames in, :class:`GateResult` out); :func:`drift_between` reads
+the two versions through :mod:`gitml.models.tables`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from gitml.checks.results import GateResult
-from gitml.errors import ConfigError, GitMLError, UsageError
+from gitml.errors import ConfigError, GitMLError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -472,94 +472,17 @@ def gate(reference_df: pd.DataFrame, current_df: pd.DataFrame,
 
 
 # ---------------------------------------------------------------------------- adapters
-def read_frame_bytes(data: bytes, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """A DataFrame from the bytes of a Parquet, CSV/TSV, JSON-lines or Feather file."""
-    import io
-
-    import pandas as pd
-
-    suffix = Path(name).suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(io.BytesIO(data), columns=list(columns) if columns else None)
-        if suffix in (".csv", ".tsv", ".txt"):
-            return pd.read_csv(io.BytesIO(data), sep="\t" if suffix == ".tsv" else ",",
-                               usecols=list(columns) if columns else None)
-        if suffix in (".jsonl", ".ndjson"):
-            return pd.read_json(io.BytesIO(data), lines=True)
-        if suffix in (".feather", ".arrow"):
-            return pd.read_feather(io.BytesIO(data), columns=list(columns) if columns else None)
-    except (ValueError, OSError) as e:
-        raise GitMLError(f"{name}: cannot read as a table: {str(e).splitlines()[0]}",
-                         "is it a valid Parquet/CSV file?") from e
-    raise UsageError(f"{name}: unsupported table format '{suffix or 'no extension'}'",
-                     "use .parquet, .csv, .tsv, .jsonl or .feather")
-
-
-def read_frame(path: Path, columns: Sequence[str] | None = None, name: str | None = None) -> pd.DataFrame:
-    """A DataFrame from a local file; ``name`` (the logical path) decides the format when
-    the file is a store object without an extension."""
-    import pandas as pd
-
-    label = name or str(path)
-    suffix = Path(label).suffix.lower()
-    if not path.exists():
-        raise UsageError(f"{label}: no such file", "check the path")
-    if path.is_dir():
-        raise UsageError(f"{label} is a folder", "point at one table file")
-    if suffix in (".parquet", ".pq"):
-        try:
-            return pd.read_parquet(path, columns=list(columns) if columns else None)
-        except (ValueError, OSError) as e:
-            raise GitMLError(f"{label}: cannot read as Parquet: {str(e).splitlines()[0]}",
-                             "is the file complete?") from e
-    return read_frame_bytes(path.read_bytes(), label, columns)
-
-
-def locate_table(repo: MLRepo | None, path: str, rev: str | None) -> tuple[Path | None, bytes | None]:
-    """Where the table ``path`` at ``rev`` is: a local file (work tree or store object), or
-    the bytes of a plain Git file. ``rev`` None is the work tree."""
-    if rev is None:
-        local = (repo.workdir / path) if repo is not None and not Path(path).is_absolute() else Path(path)
-        if not local.exists():
-            raise UsageError(f"{path}: no such file in the work tree",
-                             "check the path, or `git ml checkout` it")
-        return local, None
-    if repo is None:
-        raise UsageError(f"cannot read {path} at {rev} outside a repository")
-    from gitml.artifacts import api
-
-    commit = repo.git.resolve(rev)
-    rel = repo.relpath(repo.workdir / path)
-    if repo.git.read_blob(commit, rel + ".gitml") is not None:
-        # a gitml artifact: the verified store object (fetched from the remote if needed)
-        return Path(api.materialize(rel, rev=commit, repo=repo)), None
-    data = repo.git.read_blob(commit, rel)
-    if data is None:
-        raise UsageError(f"{path} does not exist at {rev}", "check the path and revision")
-    return None, data
-
-
-def load_frame(repo: MLRepo | None, path: str, rev: str | None) -> pd.DataFrame:
-    """The table at ``path`` in revision ``rev`` (None: the work tree file)."""
-    local, data = locate_table(repo, path, rev)
-    if local is not None:
-        return read_frame(local, name=path)
-    assert data is not None
-    return read_frame_bytes(data, path)
-
-
-def drift_between(repo: MLRepo | None, data: str, reference_rev: str, current: str | None,
+def drift_between(repo: MLRepo, data: str, reference_rev: str, current: str | None,
                   config: DriftConfig | Mapping[str, Any] | None = None) -> GateResult:
     """Drift of ``data`` between a reference revision and a current path or revision.
 
     ``current`` is a revision, a path to a table file, or None for the work-tree ``data``.
     """
-    ref = load_frame(repo, data, reference_rev)
-    if current is None:
-        cur = load_frame(repo, data, None)
-    elif Path(current).is_file():
+    from gitml.models.tables import read_frame, read_table
+
+    ref = read_table(repo, data, reference_rev)
+    if current is not None and Path(current).is_file():
         cur = read_frame(Path(current))
     else:
-        cur = load_frame(repo, data, current)
+        cur = read_table(repo, data, current)
     return gate(ref, cur, config)

@@ -17,7 +17,6 @@ empty message (aborted commit) is left alone.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -123,17 +122,12 @@ def apply_trailers(msg_file: Path, trailers: list[tuple[str, str]], comment: str
     body = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith(comment)]
     if not body or not trailers:
         return False
-    text = _strip_gitml_trailers(text)
-    args = ["git", "interpret-trailers", "--no-divider", "--where", "end", "--if-exists",
-            "addIfDifferent", "--if-missing", "add"]
-    for k, v in trailers:
-        args += ["--trailer", f"{k}: {v}"]
-    proc = subprocess.run(args, input=text, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise GitMLError(f"git interpret-trailers failed: {proc.stderr.strip()}")
+    from gitml.git.trailers import add_trailers
+
+    text = add_trailers(_strip_gitml_trailers(text), trailers)
     from gitml.store.fsutil import atomic_write_text
 
-    atomic_write_text(msg_file, proc.stdout)
+    atomic_write_text(msg_file, text)
     return True
 
 
