@@ -374,65 +374,67 @@ def compute_drift(reference: pd.DataFrame, current: pd.DataFrame,
     shared = [c for c in columns if c in ref_df.columns and c in cur_df.columns
               and c not in cfg.exclude]
     combined = pd.concat([ref_df[shared], cur_df[shared]], ignore_index=True)
-    features: list[FeatureDrift] = []
-    for col in columns:
-        if col in cfg.exclude:
-            continue
-        name = str(col)
-        if col not in ref_df.columns or col not in cur_df.columns:
-            where = "reference" if col not in ref_df.columns else "current"
-            features.append(FeatureDrift(name, "skipped", "none", None, None, None, None, "",
-                                         False, 0, 0, f"column missing from the {where} data"))
-            continue
-        r, c = ref_df[col], cur_df[col]
-        both = combined[col]
-        if r.dtype != c.dtype:
-            both = pd.concat([r, c], ignore_index=True)
-        codes, uniques = _factorize(both)
-        null_codes = [i for i, u in enumerate(uniques) if pd.isna(u)]
-        n_missing = int(np.isin(codes, null_codes).sum()) if null_codes else 0
-        n_distinct = len(uniques) - len(null_codes)
-        kind = column_kind(r, c, cfg.max_categories, both, (n_distinct, len(both) - n_missing))
-        if kind.startswith("skipped"):
-            features.append(FeatureDrift(name, "skipped", "none", None, None, None, None, "",
-                                         False, int(r.notna().sum()), int(c.notna().sum()),
-                                         kind.split(":", 1)[1]))
-            continue
-        if kind == "numerical":
-            rv = _as_float(r)
-            cv = _as_float(c)
-            if rv.size == 0 or cv.size == 0:
-                features.append(FeatureDrift(name, "skipped", "none", None, None, None, None, "",
-                                             False, int(rv.size), int(cv.size),
-                                             "no non-missing values on one side"))
-                continue
-            test, stat, p, eff = numerical_test(rv, cv, cfg.small_n)
-            note = ""
-            miss_r, miss_c = len(r) - rv.size, len(c) - cv.size
-            if miss_r or miss_c:
-                # a change in how often values are missing is drift too: a 2×2 χ² on the
-                # missing indicator, combined with the distribution test (Bonferroni)
-                _, p_miss = chi2_two_sample(np.array([[miss_r, rv.size], [miss_c, cv.size]], float))
-                note = (f"missing {miss_r / len(r):.1%} -> {miss_c / len(c):.1%} "
-                        f"(p {p_miss:.2g})")
-                if p_miss < p:
-                    test = f"{test}+missing"
-                p = min(1.0, 2 * min(p, p_miss))
-            features.append(FeatureDrift(name, "numerical", test, stat, p, None, eff,
-                                         "wasserstein_norm", False, int(rv.size), int(cv.size),
-                                         note))
-        else:
-            stat, p, eff, k = categorical_test(r, c, cfg.min_expected, both, (codes, uniques))
-            n_cats = len(uniques)
-            note = f"{n_cats} categories, rare ones merged into {k} cells" if k < n_cats else ""
-            features.append(FeatureDrift(name, "categorical", "chi2", stat, p, None, eff,
-                                         "jensen_shannon", False, len(r), len(c), note))
+    features = [_test_column(col, ref_df, cur_df, combined, cfg) for col in columns
+                if col not in cfg.exclude]
     tested = [f for f in features if f.p_value is not None]
     adjusted = adjust_pvalues([f.p_value for f in tested if f.p_value is not None], cfg.correction)
     for f, pa in zip(tested, adjusted, strict=True):
         f.p_adjusted = pa
         f.drifted = pa < cfg.alpha and (f.effect is None or f.effect >= cfg.min_effect)
     return DriftReport(features, float(cfg.alpha), cfg.correction, float(cfg.max_drift_share))
+
+
+def _skipped(name: str, n_ref: int, n_cur: int, why: str) -> FeatureDrift:
+    return FeatureDrift(name, "skipped", "none", None, None, None, None, "", False, n_ref, n_cur, why)
+
+
+def _test_column(col: Any, ref_df: pd.DataFrame, cur_df: pd.DataFrame, combined: pd.DataFrame,
+                 cfg: DriftConfig) -> FeatureDrift:
+    """The drift test of one column (p-values are adjusted afterwards, all together)."""
+    import numpy as np
+    import pandas as pd
+
+    name = str(col)
+    if col not in ref_df.columns or col not in cur_df.columns:
+        where = "reference" if col not in ref_df.columns else "current"
+        return _skipped(name, 0, 0, f"column missing from the {where} data")
+    r, c = ref_df[col], cur_df[col]
+    both = combined[col] if r.dtype == c.dtype else pd.concat([r, c], ignore_index=True)
+    codes, uniques = _factorize(both)
+    null_codes = [i for i, u in enumerate(uniques) if pd.isna(u)]
+    n_missing = int(np.isin(codes, null_codes).sum()) if null_codes else 0
+    n_distinct = len(uniques) - len(null_codes)
+    kind = column_kind(r, c, cfg.max_categories, both, (n_distinct, len(both) - n_missing))
+    if kind.startswith("skipped"):
+        return _skipped(name, int(r.notna().sum()), int(c.notna().sum()), kind.split(":", 1)[1])
+    if kind == "numerical":
+        return _numerical_column(name, r, c, cfg)
+    stat, p, eff, k = categorical_test(r, c, cfg.min_expected, both, (codes, uniques))
+    n_cats = len(uniques)
+    note = f"{n_cats} categories, rare ones merged into {k} cells" if k < n_cats else ""
+    return FeatureDrift(name, "categorical", "chi2", stat, p, None, eff, "jensen_shannon", False,
+                        len(r), len(c), note)
+
+
+def _numerical_column(name: str, r: pd.Series, c: pd.Series, cfg: DriftConfig) -> FeatureDrift:
+    import numpy as np
+
+    rv, cv = _as_float(r), _as_float(c)
+    if rv.size == 0 or cv.size == 0:
+        return _skipped(name, int(rv.size), int(cv.size), "no non-missing values on one side")
+    test, stat, p, eff = numerical_test(rv, cv, cfg.small_n)
+    note = ""
+    miss_r, miss_c = len(r) - rv.size, len(c) - cv.size
+    if miss_r or miss_c:
+        # a change in how often values are missing is drift too: a 2×2 χ² on the
+        # missing indicator, combined with the distribution test (Bonferroni)
+        _, p_miss = chi2_two_sample(np.array([[miss_r, rv.size], [miss_c, cv.size]], float))
+        note = f"missing {miss_r / len(r):.1%} -> {miss_c / len(c):.1%} (p {p_miss:.2g})"
+        if p_miss < p:
+            test = f"{test}+missing"
+        p = min(1.0, 2 * min(p, p_miss))
+    return FeatureDrift(name, "numerical", test, stat, p, None, eff, "wasserstein_norm", False,
+                        int(rv.size), int(cv.size), note)
 
 
 def _as_float(s: pd.Series) -> np.ndarray:

@@ -190,45 +190,58 @@ def _weighted_auc(y: Any, score: Any, w: FloatArray) -> FloatArray:
 
 
 def weighted_metric(name: str, p: Predictions, w: FloatArray) -> FloatArray:
-    """The metric for each row of bootstrap weights ``w`` (shape B x n)."""
-    import numpy as np
-
+    """The metric for each row of bootstrap weights ``w`` (shape B x n); KeyError when
+    the metric does not exist for these predictions."""
     n_w = w.sum(axis=1)
     if p.task == "regression":
-        err = p.pred - p.y
-        if name == "rmse":
-            return np.asarray(np.sqrt(_safe_div(w @ (err**2), n_w)))
-        if name == "mae":
-            return _safe_div(w @ np.abs(err), n_w)
-        if name == "r2":
-            mean_y = _safe_div(w @ p.y, n_w)
-            sst = w @ (p.y**2) - n_w * mean_y**2
-            sse = w @ (err**2)
-            return np.asarray(1 - _safe_div(sse, sst))
-        raise KeyError(name)
+        return _regression_metric(name, p, w, n_w)
     if not p.binary:
-        if name == "accuracy":
-            return _safe_div(w @ (p.y == p.pred).astype(float), n_w)
-        if name == "log_loss" and p.proba is not None:
-            pr = np.clip(p.proba[np.arange(len(p.y)), np.clip(p.y, 0, None)], EPS, 1)
-            return _safe_div(w @ (-np.log(pr)), n_w)
-        raise KeyError(name)
+        return _multiclass_metric(name, p, w, n_w)
+    return _binary_metric(name, p, w, n_w)
+
+
+def _regression_metric(name: str, p: Predictions, w: FloatArray, n_w: FloatArray) -> FloatArray:
+    import numpy as np
+
+    err = p.pred - p.y
+    if name == "rmse":
+        return np.asarray(np.sqrt(_safe_div(w @ (err**2), n_w)))
+    if name == "mae":
+        return _safe_div(w @ np.abs(err), n_w)
+    if name == "r2":
+        mean_y = _safe_div(w @ p.y, n_w)
+        sst = w @ (p.y**2) - n_w * mean_y**2
+        return np.asarray(1 - _safe_div(w @ (err**2), sst))
+    raise KeyError(name)
+
+
+def _multiclass_metric(name: str, p: Predictions, w: FloatArray, n_w: FloatArray) -> FloatArray:
+    import numpy as np
+
+    if name == "accuracy":
+        return _safe_div(w @ (p.y == p.pred).astype(float), n_w)
+    if name == "log_loss" and p.proba is not None:
+        pr = np.clip(p.proba[np.arange(len(p.y)), np.clip(p.y, 0, None)], EPS, 1)
+        return _safe_div(w @ (-np.log(pr)), n_w)
+    raise KeyError(name)
+
+
+def _binary_metric(name: str, p: Predictions, w: FloatArray, n_w: FloatArray) -> FloatArray:
+    import numpy as np
+
     y = p.y.astype(float)
     pr = p.pred.astype(float)
-    if name == "accuracy":
-        return _safe_div(w @ (y == pr).astype(float), n_w)
-    tp = w @ (y * pr)
-    fp = w @ ((1 - y) * pr)
-    fn = w @ (y * (1 - pr))
-    if name == "precision":
-        return _safe_div(tp, tp + fp)
-    if name == "recall":
-        return _safe_div(tp, tp + fn)
-    if name == "f1":
-        return _safe_div(2 * tp, 2 * tp + fp + fn)
-    if name == "balanced_accuracy":
-        tn = w @ ((1 - y) * (1 - pr))
-        return np.asarray(0.5 * (_safe_div(tp, tp + fn) + _safe_div(tn, tn + fp)))
+    tp, fp = w @ (y * pr), w @ ((1 - y) * pr)
+    fn, tn = w @ (y * (1 - pr)), w @ ((1 - y) * (1 - pr))
+    counts: dict[str, FloatArray] = {
+        "accuracy": _safe_div(tp + tn, n_w),
+        "precision": _safe_div(tp, tp + fp),
+        "recall": _safe_div(tp, tp + fn),
+        "f1": _safe_div(2 * tp, 2 * tp + fp + fn),
+        "balanced_accuracy": np.asarray(0.5 * (_safe_div(tp, tp + fn) + _safe_div(tn, tn + fp))),
+    }
+    if name in counts:
+        return counts[name]
     if p.score is None:
         raise KeyError(name)
     if name == "roc_auc":

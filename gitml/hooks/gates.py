@@ -24,7 +24,7 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitml.checks.results import GateResult, ModelResult, results_relpath, write_results
+from gitml.checks.results import ModelResult, results_relpath, write_results
 from gitml.errors import ConfigError
 from gitml.models.spec import ModelSpec, specs_from_section
 
@@ -169,11 +169,30 @@ def _blocked_results_dir(repo: MLRepo) -> Path:
     return repo.ml_dir / "checks" / "blocked"
 
 
-def _data_results(repo: MLRepo, data: list[tuple[str, Any]]) -> list[GateResult]:
+def _check_data(repo: MLRepo, data: list[tuple[str, Any]]) -> bool:
+    """Validate the changed data sets; True when one blocks."""
     from gitml.checks.quality import validate_path
 
     head = repo.git.head()
-    return [validate_path(repo, path, head, rules, current_rev=INDEX) for path, rules in data]
+    blocked = False
+    for path, rules in data:
+        res = validate_path(repo, path, head, rules, current_rev=INDEX)
+        blocked |= res.blocks
+        _say(f"data {path}: quality {'FAILED' if res.blocks else 'passed'}: {res.message}")
+    return blocked
+
+
+def _check_models(repo: MLRepo, specs: list[ModelSpec]) -> tuple[list[ModelResult], bool]:
+    """Run the changed models' gates on the staged versions; (results, blocked)."""
+    if not specs:
+        return [], False
+    from gitml.checks.runner import run_checks
+
+    results = run_checks(repo, staged=True, specs=specs)
+    for res in results:
+        for line in summary(res) if res.passed else format_failure(res):
+            _say(line)
+    return results, not all(res.passed for res in results)
 
 
 def run_pre_commit(repo: MLRepo) -> int:
@@ -187,27 +206,9 @@ def run_pre_commit(repo: MLRepo) -> int:
     data = changed_data(repo)
     if not changed and not data:
         return 0
-    blocked = False
-    for res_d in _data_results(repo, data):
-        if res_d.blocks:
-            blocked = True
-            _say(f"data {res_d.metrics.get('data')}: quality FAILED: {res_d.message}")
-        else:
-            _say(f"data {res_d.metrics.get('data')}: quality passed: {res_d.message}")
-    results: list[ModelResult] = []
-    if changed:
-        from gitml.checks.runner import run_checks
-
-        results = run_checks(repo, staged=True, specs=changed)
-    for res in results:
-        if res.passed:
-            for line in summary(res):
-                _say(line)
-        else:
-            blocked = True
-            for line in format_failure(res):
-                _say(line)
-    if blocked:
+    data_blocked = _check_data(repo, data)
+    results, models_blocked = _check_models(repo, changed)
+    if data_blocked or models_blocked:
         where = _blocked_results_dir(repo)
         for res in results:
             write_results(where, res, relpath=f"{res.model}.json")

@@ -115,23 +115,25 @@ def parse_gates(name: str, gates: Any, task: str) -> dict[str, Any]:
     for sub in ("min", "max", "max_regression"):
         if sub in gates:
             gates[sub] = _metric_limits(f"{where}.{sub}", gates[sub], metrics, sub == "max_regression")
-    if "bias" in gates:
-        gates["bias"] = _named_limits(f"{where}.bias", gates["bias"], BIAS_RANGES)
-    if "explain" in gates:
-        gates["explain"] = _named_limits(f"{where}.explain", gates["explain"], EXPLAIN_RANGES)
+    for sub, ranges in (("bias", BIAS_RANGES), ("explain", EXPLAIN_RANGES)):
+        if sub in gates:
+            gates[sub] = _named_limits(f"{where}.{sub}", gates[sub], ranges)
+    _check_scalars(where, gates)
+    return gates
+
+
+def _check_scalars(where: str, gates: dict[str, Any]) -> None:
     conf = gates.get("confidence", 0.95)
     if isinstance(conf, bool) or not isinstance(conf, int | float) or not 0.5 <= float(conf) < 1:
         raise ConfigError(f"{where}.confidence: expected a number in [0.5, 1), got {conf!r}")
-    boot = gates.get("bootstrap", 1000)
-    if isinstance(boot, bool) or not isinstance(boot, int) or not 50 <= boot <= 100_000:
-        raise ConfigError(f"{where}.bootstrap: expected an integer in [50, 100000], got {boot!r}")
-    seed = gates.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"{where}.seed: expected a non-negative integer, got {seed!r}")
+    for key, default, lo, hi in (("bootstrap", 1000, 50, 100_000), ("seed", 0, 0, 2**32 - 1)):
+        v = gates.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise ConfigError(f"{where}.{key}: expected an integer in [{lo}, {hi}], got {v!r}")
     for flag in ("trivial", "blocking"):
         if flag in gates and not isinstance(gates[flag], bool):
             raise ConfigError(f"{where}.{flag}: expected true or false, got {gates[flag]!r}")
-    if "baseline" in gates and (not isinstance(gates["baseline"], str) or not gates["baseline"].strip()):
-        raise ConfigError(f"{where}.baseline: expected a stage, version or revision, got {gates['baseline']!r}",
+    base = gates.get("baseline", "x")
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{where}.baseline: expected a stage, version or revision, got {base!r}",
                           'e.g. baseline = "prod"')
-    return gates

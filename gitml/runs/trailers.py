@@ -57,7 +57,6 @@ def _base(repo: MLRepo, message: str) -> tuple[str | None, bool]:
 def build_trailers(repo: MLRepo, message: str = "") -> list[tuple[str, str]]:
     """The trailers for the commit about to be made (from the index being committed)."""
     from gitml.git import history
-    from gitml.store import pointer as ptr
 
     raw = repo.git.raw
     index = repo.git.index()
@@ -77,18 +76,7 @@ def build_trailers(repo: MLRepo, message: str = "") -> list[tuple[str, str]]:
         return []
     out: list[tuple[str, str]] = [
         ("Gitml-Manifest", manifest_id(history.index_manifest_entries(index).items()))]
-    for path, status, data in pointers[:MAX_ARTIFACTS]:
-        art = ptr.artifact_path_for(path)
-        if data is None:
-            out.append(("Gitml-Artifact", f"{art} deleted"))
-            continue
-        try:
-            p = ptr.parse(data, f"{path} (staged)")
-        except GitMLError:
-            continue  # the pre-commit hook reports damaged pointers
-        out.append(("Gitml-Artifact", f"{art} {p.oid[:12]}{' new' if status == 'A' else ''}"))
-    if len(pointers) > MAX_ARTIFACTS:
-        out.append(("Gitml-Artifact", f"... and {len(pointers) - MAX_ARTIFACTS} more"))
+    out += _artifact_trailers(pointers)
     for rec in runs:
         env = f" env={rec.env[:12]}" if rec.env else ""
         out.append(("Gitml-Run", f"{rec.stage} exit={rec.exit_code} in={len(rec.inputs)} "
@@ -107,6 +95,25 @@ def build_trailers(repo: MLRepo, message: str = "") -> list[tuple[str, str]]:
         ok = sum(1 for r in results if r.get("passed"))
         state = "passed" if passed else ("failed" if passed is False else "no-results")
         out.append(("Gitml-Check", f"{name} {state} ({ok}/{len(results)} gates)"))
+    return out
+
+
+def _artifact_trailers(pointers: list[tuple[str, str, bytes | None]]) -> list[tuple[str, str]]:
+    from gitml.store import pointer as ptr
+
+    out: list[tuple[str, str]] = []
+    for path, status, data in pointers[:MAX_ARTIFACTS]:
+        art = ptr.artifact_path_for(path)
+        if data is None:
+            out.append(("Gitml-Artifact", f"{art} deleted"))
+            continue
+        try:
+            p = ptr.parse(data, f"{path} (staged)")
+        except GitMLError:
+            continue  # the pre-commit hook reports damaged pointers
+        out.append(("Gitml-Artifact", f"{art} {p.oid[:12]}{' new' if status == 'A' else ''}"))
+    if len(pointers) > MAX_ARTIFACTS:
+        out.append(("Gitml-Artifact", f"... and {len(pointers) - MAX_ARTIFACTS} more"))
     return out
 
 

@@ -210,7 +210,6 @@ def profile_parquet(path: Path | str, baseline: TableProfile | None = None, *,
     ``max_duplicate_bytes`` uncompressed).
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     path = Path(path)
@@ -220,116 +219,13 @@ def profile_parquet(path: Path | str, baseline: TableProfile | None = None, *,
         raise GitMLError(f"{path}: not a readable Parquet file: {str(e).splitlines()[0]}",
                          "is the file complete? re-add it or fix the writer") from e
     md = pf.metadata
-    schema = pf.schema_arrow
-    n_rg = md.num_row_groups
-    # leaf column index of each top-level flat column
-    leaf = {md.schema.column(i).path: i for i in range(md.num_columns)}
-    cols: dict[str, ColumnProfile] = {}
-    need_minmax: list[str] = []
-    for f in schema:
-        fam = _family_of_arrow(f.type)
-        cp = ColumnProfile(f.name, fam, str(f.type), 0)
-        idx = leaf.get(f.name)
-        nulls = 0
-        lo: Any = None
-        hi: Any = None
-        stats_ok = idx is not None
-        for rg in range(n_rg):
-            if not stats_ok or idx is None:
-                break
-            st = md.row_group(rg).column(idx).statistics
-            if st is None or not st.has_null_count:
-                stats_ok = False
-                break
-            nulls += st.null_count
-            if fam in ("int", "float", "datetime") and md.row_group(rg).num_rows > st.null_count:
-                if not st.has_min_max:
-                    stats_ok = False
-                    break
-                mn, mx = _stat_value(st.min), _stat_value(st.max)
-                if mn is None or mx is None:
-                    stats_ok = False
-                    break
-                lo = mn if lo is None else min(lo, mn)
-                hi = mx if hi is None else max(hi, mx)
-        if stats_ok:
-            cp.nulls = int(nulls)
-            cp.min, cp.max = lo, hi
-        else:
-            need_minmax.append(f.name)
-        cols[f.name] = cp
+    cols, need_minmax = _footer_columns(pf)
     loaded: set[str] = set()
-
-    # columns whose footer statistics are missing: read them whole
-    for name in need_minmax:
-        arr = pf.read(columns=[name]).column(name)
-        loaded.add(name)
-        cp = cols[name]
-        cp.nulls = int(arr.null_count)
-        if cp.family in ("int", "float", "datetime") and len(arr) > cp.nulls:
-            mm = pc.min_max(arr)
-            cp.min, cp.max = _stat_value(mm["min"].as_py()), _stat_value(mm["max"].as_py())
-
-    # categories of string/bool columns (dictionary-encoded read: cheap per distinct value)
-    str_cols = [n for n, c in cols.items() if c.family == "string"]
-    pf_dict = pq.ParquetFile(path, read_dictionary=str_cols) if str_cols else pf
-    for name, cp in cols.items():
-        if cp.family not in ("string", "bool"):
-            continue
-        loaded.add(name)
-        distinct: set[str] = set()
-        too_many = False
-        # row group by row group, so a high-cardinality column (ids, free text) stops early
-        for rg in range(n_rg):
-            col = pf_dict.read_row_group(rg, columns=[name]).column(name)
-            for chunk in col.chunks:
-                if pa.types.is_dictionary(chunk.type):
-                    values = chunk.dictionary
-                    if len(values) > max_categories:
-                        # a dictionary may hold unused entries: count the used ones
-                        values = values.take(pc.unique(chunk.indices).drop_null())
-                else:
-                    values = pc.unique(chunk)
-                distinct.update(str(v) for v in values.to_pylist() if v is not None)
-                if len(distinct) > max_categories:
-                    too_many = True
-                    break
-            if too_many:
-                break
-        cp.categories = None if too_many else sorted(distinct)
-
-    # robust stats, outliers and out-of-range counts on a sample of row groups
-    numeric = [n for n, c in cols.items() if c.family in ("int", "float", "datetime")]
-    if numeric and md.num_rows:
-        groups = _sample_row_groups(md, sample_rows)
-        table = pf.read_row_groups(groups, columns=numeric)
-        loaded.update(numeric)
-        for name in numeric:
-            arr = table.column(name)
-            vals = _arrow_values(arr)
-            cp = cols[name]
-            cp.median, cp.mad, cp.q1, cp.q3 = _robust_stats(vals)
-            _measure_against(cp, vals, baseline)
-        if table.num_rows < md.num_rows:
-            # out-of-range on the whole file: load only the columns whose footer range
-            # exceeds the baseline's (usually none)
-            for name in numeric:
-                cp = cols[name]
-                base = baseline.columns.get(name) if baseline else None
-                if base is None or base.min is None or base.max is None:
-                    continue
-                lo, hi = _num(base.min), _num(base.max)
-                cur_lo, cur_hi = _num(cp.min), _num(cp.max)
-                if lo is None or hi is None or cur_lo is None or cur_hi is None:
-                    continue
-                if cur_lo >= lo and cur_hi <= hi:
-                    cp.out_of_range = 0
-                    continue
-                v = _arrow_values(pf.read(columns=[name]).column(name))
-                cp.out_of_range = int(((v < lo) | (v > hi)).sum())
-
+    _read_missing_stats(pf, cols, need_minmax, loaded)
+    _read_categories(path, pf, cols, max_categories, loaded)
+    _sample_numeric(pf, cols, baseline, sample_rows, loaded)
     dups: int | None = None
-    size = sum(md.row_group(i).total_byte_size for i in range(n_rg))
+    size = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
     if check_duplicates or (check_duplicates is None and size <= max_duplicate_bytes):
         df = pf.read().to_pandas()
         loaded.update(cols)
@@ -338,6 +234,135 @@ def profile_parquet(path: Path | str, baseline: TableProfile | None = None, *,
         except TypeError:
             dups = int(df.astype(str).duplicated().sum())
     return TableProfile(int(md.num_rows), cols, dups, "parquet-metadata", sorted(loaded))
+
+
+def _footer_columns(pf: Any) -> tuple[dict[str, ColumnProfile], list[str]]:
+    """Column profiles from the footer's row-group statistics, and the columns whose
+    statistics are missing (they are read whole)."""
+    md = pf.metadata
+    # leaf column index of each top-level flat column
+    leaf = {md.schema.column(i).path: i for i in range(md.num_columns)}
+    cols: dict[str, ColumnProfile] = {}
+    need_minmax: list[str] = []
+    for f in pf.schema_arrow:
+        cp = ColumnProfile(f.name, _family_of_arrow(f.type), str(f.type), 0)
+        stats = _footer_stats(md, leaf.get(f.name), cp.family)
+        if stats is None:
+            need_minmax.append(f.name)
+        else:
+            cp.nulls, cp.min, cp.max = stats
+        cols[f.name] = cp
+    return cols, need_minmax
+
+
+def _footer_stats(md: Any, idx: int | None, family: str) -> tuple[int, Any, Any] | None:
+    """(nulls, min, max) of one column over all row groups; None when a group lacks them."""
+    if idx is None:
+        return None
+    nulls = 0
+    lo: Any = None
+    hi: Any = None
+    for rg in range(md.num_row_groups):
+        st = md.row_group(rg).column(idx).statistics
+        if st is None or not st.has_null_count:
+            return None
+        nulls += st.null_count
+        if family not in ("int", "float", "datetime") or md.row_group(rg).num_rows <= st.null_count:
+            continue
+        if not st.has_min_max:
+            return None
+        mn, mx = _stat_value(st.min), _stat_value(st.max)
+        if mn is None or mx is None:
+            return None
+        lo = mn if lo is None else min(lo, mn)
+        hi = mx if hi is None else max(hi, mx)
+    return int(nulls), lo, hi
+
+
+def _read_missing_stats(pf: Any, cols: dict[str, ColumnProfile], names: list[str],
+                        loaded: set[str]) -> None:
+    import pyarrow.compute as pc
+
+    for name in names:
+        arr = pf.read(columns=[name]).column(name)
+        loaded.add(name)
+        cp = cols[name]
+        cp.nulls = int(arr.null_count)
+        if cp.family in ("int", "float", "datetime") and len(arr) > cp.nulls:
+            mm = pc.min_max(arr)
+            cp.min, cp.max = _stat_value(mm["min"].as_py()), _stat_value(mm["max"].as_py())
+
+
+def _read_categories(path: Path, pf: Any, cols: dict[str, ColumnProfile], max_categories: int,
+                     loaded: set[str]) -> None:
+    """Categories of string/bool columns (dictionary-encoded read: cheap per distinct value)."""
+    import pyarrow.parquet as pq
+
+    str_cols = [n for n, c in cols.items() if c.family == "string"]
+    pf_dict = pq.ParquetFile(path, read_dictionary=str_cols) if str_cols else pf
+    for name, cp in cols.items():
+        if cp.family in ("string", "bool"):
+            loaded.add(name)
+            cp.categories = _distinct_values(pf_dict, name, max_categories)
+
+
+def _distinct_values(pf: Any, name: str, max_categories: int) -> list[str] | None:
+    """The sorted distinct values of a column, or None past ``max_categories`` (read row
+    group by row group, so a high-cardinality column such as ids stops early)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    distinct: set[str] = set()
+    for rg in range(pf.metadata.num_row_groups):
+        col = pf.read_row_group(rg, columns=[name]).column(name)
+        for chunk in col.chunks:
+            if pa.types.is_dictionary(chunk.type):
+                values = chunk.dictionary
+                if len(values) > max_categories:
+                    # a dictionary may hold unused entries: count the used ones
+                    values = values.take(pc.unique(chunk.indices).drop_null())
+            else:
+                values = pc.unique(chunk)
+            distinct.update(str(v) for v in values.to_pylist() if v is not None)
+            if len(distinct) > max_categories:
+                return None
+    return sorted(distinct)
+
+
+def _sample_numeric(pf: Any, cols: dict[str, ColumnProfile], baseline: TableProfile | None,
+                    sample_rows: int, loaded: set[str]) -> None:
+    """Robust stats, outliers and out-of-range counts on a sample of row groups."""
+    md = pf.metadata
+    numeric = [n for n, c in cols.items() if c.family in ("int", "float", "datetime")]
+    if not numeric or not md.num_rows:
+        return
+    table = pf.read_row_groups(_sample_row_groups(md, sample_rows), columns=numeric)
+    loaded.update(numeric)
+    for name in numeric:
+        vals = _arrow_values(table.column(name))
+        cp = cols[name]
+        cp.median, cp.mad, cp.q1, cp.q3 = _robust_stats(vals)
+        _measure_against(cp, vals, baseline)
+    if table.num_rows < md.num_rows:
+        # out-of-range on the whole file: load only the columns whose footer range
+        # exceeds the baseline's (usually none)
+        for name in numeric:
+            _full_out_of_range(pf, cols[name], baseline)
+
+
+def _full_out_of_range(pf: Any, cp: ColumnProfile, baseline: TableProfile | None) -> None:
+    base = baseline.columns.get(cp.name) if baseline else None
+    if base is None or base.min is None or base.max is None:
+        return
+    lo, hi = _num(base.min), _num(base.max)
+    cur_lo, cur_hi = _num(cp.min), _num(cp.max)
+    if lo is None or hi is None or cur_lo is None or cur_hi is None:
+        return
+    if cur_lo >= lo and cur_hi <= hi:
+        cp.out_of_range = 0
+        return
+    v = _arrow_values(pf.read(columns=[cp.name]).column(cp.name))
+    cp.out_of_range = int(((v < lo) | (v > hi)).sum())
 
 
 def _stat_value(v: Any) -> float | None:

@@ -60,37 +60,10 @@ class QualityRules:
         if unknown:
             raise ConfigError(f"{where}: unknown rule(s) {', '.join(unknown)}",
                               f"use any of: {', '.join(sorted(known))}")
-        kwargs: dict[str, Any] = {}
-        for k, v in data.items():
-            if k == "columns":
-                if not isinstance(v, Mapping):
-                    raise ConfigError(f"{where}.columns must be a table of column rules")
-                cols: dict[str, ColumnRules] = {}
-                ckeys = set(ColumnRules.__dataclass_fields__)
-                for name, spec in v.items():
-                    if not isinstance(spec, Mapping) or set(spec) - ckeys:
-                        raise ConfigError(f"{where}.columns.{name}: unknown or malformed rules",
-                                          f"use any of: {', '.join(sorted(ckeys))}")
-                    for ck, cv in spec.items():
-                        ok = (isinstance(cv, list) if ck == "categories" else
-                              isinstance(cv, int | float) and not isinstance(cv, bool))
-                        if not ok:
-                            raise ConfigError(f"{where}.columns.{name}.{ck} = {cv!r} has the wrong type",
-                                              "min/max/max_null_rate are numbers, categories a list")
-                    cols[str(name)] = ColumnRules(**dict(spec))
-                kwargs["columns"] = cols
-            else:
-                kwargs[k] = v
-        for k in ("allow_new_columns", "allow_removed_columns", "allow_type_changes",
-                  "allow_new_categories", "allow_out_of_range", "block"):
-            if k in kwargs and not isinstance(kwargs[k], bool):
-                raise ConfigError(f"{where}.{k} = {kwargs[k]!r} must be true or false")
-        for k in ("max_categories", "sample_rows"):
-            if k in kwargs and (not isinstance(kwargs[k], int) or isinstance(kwargs[k], bool)
-                                or kwargs[k] < 1):
-                raise ConfigError(f"{where}.{k} = {kwargs[k]!r} must be a positive integer")
-        if "check_duplicates" in kwargs and not isinstance(kwargs["check_duplicates"], bool):
-            raise ConfigError(f"{where}.check_duplicates must be true or false")
+        kwargs: dict[str, Any] = dict(data)
+        if "columns" in kwargs:
+            kwargs["columns"] = _column_rules(where, kwargs["columns"])
+        _check_types(where, kwargs)
         rules = cls(**kwargs)
         rules.validate(where)
         return rules
@@ -111,6 +84,36 @@ class QualityRules:
                               "use e.g. 0.5 for ±50%")
         if not isinstance(self.required, list):
             raise ConfigError(f"{where}.required must be a list of column names")
+
+
+def _column_rules(where: str, value: Any) -> dict[str, ColumnRules]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}.columns must be a table of column rules")
+    cols: dict[str, ColumnRules] = {}
+    ckeys = set(ColumnRules.__dataclass_fields__)
+    for name, spec in value.items():
+        if not isinstance(spec, Mapping) or set(spec) - ckeys:
+            raise ConfigError(f"{where}.columns.{name}: unknown or malformed rules",
+                              f"use any of: {', '.join(sorted(ckeys))}")
+        for ck, cv in spec.items():
+            ok = (isinstance(cv, list) if ck == "categories" else
+                  isinstance(cv, int | float) and not isinstance(cv, bool))
+            if not ok:
+                raise ConfigError(f"{where}.columns.{name}.{ck} = {cv!r} has the wrong type",
+                                  "min/max/max_null_rate are numbers, categories a list")
+        cols[str(name)] = ColumnRules(**dict(spec))
+    return cols
+
+
+def _check_types(where: str, kwargs: Mapping[str, Any]) -> None:
+    for k in ("allow_new_columns", "allow_removed_columns", "allow_type_changes",
+              "allow_new_categories", "allow_out_of_range", "block", "check_duplicates"):
+        if k in kwargs and not isinstance(kwargs[k], bool):
+            raise ConfigError(f"{where}.{k} = {kwargs[k]!r} must be true or false")
+    for k in ("max_categories", "sample_rows"):
+        if k in kwargs and (not isinstance(kwargs[k], int) or isinstance(kwargs[k], bool)
+                            or kwargs[k] < 1):
+            raise ConfigError(f"{where}.{k} = {kwargs[k]!r} must be a positive integer")
 
 
 def rules_for(config_data: Mapping[str, Any], path: str) -> QualityRules:
