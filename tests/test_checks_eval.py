@@ -125,6 +125,18 @@ def test_config_errors_name_the_key() -> None:
                                    "sensitive": ["race"]})
     with pytest.raises(ConfigError, match=r"models\.arrests\.sensitive: column 'race'"):
         validate_columns(spec, test)
+    # a string "1" for an integer target: the error says the type is the problem
+    ints = test.assign(released=(test["released"] == "Yes").astype(int))
+    spec = parse_model("arrests", {"path": "m.skops", "data": "d.parquet", "target": "released",
+                                   "positive": "1"})
+    with pytest.raises(ConfigError, match=r"positive: '1' is a str but 'released' holds int values") as e:
+        validate_columns(spec, ints)
+    assert e.value.hint == "write positive = 1 (without quotes for a number)"
+    # every table format the drift command reads is accepted for evaluation data
+    for suffix in (".parquet", ".csv", ".tsv", ".jsonl", ".feather"):
+        parse_model("arrests", {"path": "m.skops", "data": f"d{suffix}", "target": "released"})
+    with pytest.raises(ConfigError, match=r"models\.arrests\.data: d\.xlsx: unsupported format"):
+        parse_model("arrests", {"path": "m.skops", "data": "d.xlsx", "target": "released"})
 
 
 class NotTrusted:  # a type skops does not know: must be refused, never instantiated
@@ -150,6 +162,8 @@ def test_safe_loading_refuses_pickle_and_untrusted_types(tmp_path: Path) -> None
         load_model_bytes(blob, "m.skops", "models.arrests.path")
     with pytest.raises(ConfigError, match="not a readable skops file"):
         load_model_bytes(b"PK\x03\x04garbage", "m.skops", "models.arrests.path")
+    with pytest.raises(ConfigError, match=r"models\.arrests\.path: m\.skops is empty \(0 bytes\)"):
+        load_model_bytes(b"", "m.skops", "models.arrests.path")
     model = load_model_bytes(sio.dumps(good_model()), "m.skops", "models.arrests.path")
     assert hasattr(model, "predict_proba")
 
@@ -179,6 +193,8 @@ def test_cli_eval_against_a_revision_and_bad_config(repo: Path) -> None:
     assert "change vs HEAD" in human.stdout and "roc_auc" in human.stdout
     bias = gitml(repo, "bias", "--against", "HEAD")  # the worse model is unfair to no one
     assert "selection ratio (4/5)" in bias.stdout and "Black" in bias.stdout
+    ratio_row = next(ln for ln in bias.stdout.splitlines() if "selection ratio (4/5)" in ln)
+    assert "0.800" in ratio_row, ratio_row  # the four-fifths limit, not "-"
     # the committed model at HEAD still passes (in-process: saves a CLI start-up)
     from gitml.checks.runner import run_checks
     from gitml.repo import MLRepo

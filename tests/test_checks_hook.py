@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,6 +75,9 @@ def _commit_good(repo: Path) -> Path:
     git(repo, "add", ".gitml/config.toml")
     proc = git(repo, "commit", "-m", "good model")
     assert "arrests: " in proc.stderr and "gates passed" in proc.stderr, proc.stderr
+    # no prod tag yet: the regression gate is reported as skipped, not counted as passed
+    assert ", 1 skipped" in proc.stderr and "skipped: eval.regression" in proc.stderr, proc.stderr
+    assert "no arrests#prod tag yet" in proc.stderr
     git(repo, "tag", "-a", "arrests#prod#1", "-m", "promote")
     return repo
 
@@ -106,9 +110,12 @@ def test_worse_model_is_blocked_by_a_real_commit(gated: Path) -> None:
     err = proc.stderr
     assert "eval.regression FAILED" in err and "worse than prod by" in err, err
     assert "roc_auc" in err
-    # the failing result is on disk for the user to inspect, not staged
-    local = json.loads((repo / ".gitml/checks/arrests.json").read_text())
-    assert local["passed"] is False
+    # the failing result is kept for the user outside the work tree: a blocked commit
+    # leaves the committed results file untouched (nothing shows as modified)
+    blocked = json.loads((repo / ".git/ml/checks/blocked/arrests.json").read_text())
+    assert blocked["passed"] is False and ".git/ml/checks/blocked" in err
+    assert json.loads((repo / ".gitml/checks/arrests.json").read_text())["passed"] is True
+    assert ".gitml/checks" not in git(repo, "status", "--porcelain").stdout
     # the same staged model again: served from the cache, still blocked
     t0 = time.perf_counter()
     proc2 = git(repo, "commit", "-m", "worse model again", check=False)
@@ -178,3 +185,94 @@ def test_commit_of_named_paths_leaves_the_index_clean(gated: Path) -> None:
     assert json.loads(committed)["model"] == "arrests"
     assert (repo / ".gitml/checks/arrests.json").read_text() == committed
     assert git(repo, "status", "--porcelain").stdout.strip() == ""
+
+
+def _config(repo: Path) -> Path:
+    return repo / ".gitml" / "config.toml"
+
+
+def _commit_config(repo: Path, old: str, new: str) -> subprocess.CompletedProcess[str]:
+    cfg = _config(repo)
+    text = cfg.read_text()
+    assert old in text
+    cfg.write_text(text.replace(old, new))
+    git(repo, "add", ".gitml/config.toml")
+    return git(repo, "commit", "-m", "config change", check=False)
+
+
+def test_a_typo_in_the_model_path_stops_the_commit(gated: Path) -> None:
+    """Before: "models/modle.skops is not staged; gates not run" and the commit went in."""
+    before = _head(gated)
+    proc = _commit_config(gated, 'path = "models/model.skops"', 'path = "models/modle.skops"')
+    assert proc.returncode != 0 and _head(gated) == before
+    assert "models.arrests.path: models/modle.skops is not found" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_typo_in_the_baseline_stops_the_commit(gated: Path) -> None:
+    """Before: `staging2` read as a stage with no tag yet; the regression gate was skipped
+    and the hook said the gates passed."""
+    before = _head(gated)
+    proc = _commit_config(gated, 'baseline = "prod"', 'baseline = "staging2"')
+    assert proc.returncode != 0 and _head(gated) == before
+    assert "models.arrests.gates.baseline: 'staging2' is neither a stage" in proc.stderr, proc.stderr
+    git(gated, "reset", "-q", "--hard")
+    proc = _commit_config(gated, 'baseline = "prod"', 'baseline = "0123abc"')
+    assert proc.returncode != 0 and "'0123abc' is neither a stage" in proc.stderr
+
+
+def test_a_limit_out_of_range_stops_the_commit(gated: Path) -> None:
+    before = _head(gated)
+    proc = _commit_config(gated, "four_fifths = 0.8", "four_fifths = 1.5")
+    assert proc.returncode != 0 and _head(gated) == before
+    assert "models.arrests.gates.bias.four_fifths = 1.5 is outside its range" in proc.stderr
+
+
+def test_declared_data_rules_are_enforced_at_commit(gated: Path) -> None:
+    """Rules under [data."<path>".rules] block a commit of that data, with no model's
+    `quality = true` needed. Before, only `git ml validate` enforced them."""
+    import pandas as pd
+
+    from tests.checks_support import arrests_split
+
+    train, _ = arrests_split()
+    (gated / "data" / "train.parquet").parent.mkdir(exist_ok=True)
+    train.to_parquet(gated / "data" / "train.parquet", index=False)
+    cfg = _config(gated)
+    cfg.write_text(cfg.read_text() + '\n[data."data/train.parquet".rules]\n'
+                   "max_null_rate = 0.0\nmin_rows = 100\n")
+    gitml(gated, "add", "data/train.parquet")
+    git(gated, "add", ".gitml/config.toml")
+    ok = git(gated, "commit", "-m", "training data")
+    assert "data data/train.parquet: quality passed" in ok.stderr, ok.stderr
+    before = _head(gated)
+    bad = train.copy()
+    bad.loc[:50, "age"] = None
+    pd.DataFrame(bad).to_parquet(gated / "data" / "train.parquet", index=False)
+    gitml(gated, "add", "data/train.parquet")
+    proc = git(gated, "commit", "-m", "nulls", check=False)
+    assert proc.returncode != 0 and _head(gated) == before
+    assert "data data/train.parquet: quality FAILED" in proc.stderr and "'age' null rate" in proc.stderr
+
+
+def test_a_majority_class_model_never_passes_the_default_gates(gated: Path) -> None:
+    """With no thresholds declared, a model that predicts the majority class for everyone
+    used to pass (its AUC interval straddled any limit on 300 rows)."""
+    from sklearn.dummy import DummyClassifier
+
+    from tests.checks_support import FEATURES, arrests_split
+
+    cfg = _config(gated)
+    text = cfg.read_text()
+    text = "\n".join(ln for ln in text.splitlines()
+                     if not ln.startswith(("min =", "max_regression =", "bias =", "explain =")))
+    cfg.write_text(text + "\n")
+    write_eval(gated / "data" / "eval.parquet", n=300)
+    train, _ = arrests_split()
+    _stage_model(gated, DummyClassifier(strategy="prior").fit(train[FEATURES], train["released"]))
+    gitml(gated, "add", "data/eval.parquet")
+    git(gated, "add", ".gitml/config.toml")
+    before = _head(gated)
+    proc = git(gated, "commit", "-m", "dummy", check=False)
+    assert proc.returncode != 0 and _head(gated) == before
+    assert "eval.trivial FAILED" in proc.stderr and "majority class" in proc.stderr, proc.stderr

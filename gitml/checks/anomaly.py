@@ -42,12 +42,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from gitml.checks.results import GateResult
 from gitml.errors import ConfigError
+from gitml.models.limits import lower_is_better
 
 if TYPE_CHECKING:
     from gitml.repo import MLRepo
 
 Direction = Literal["decrease", "increase", "both"]
-LOWER_IS_BETTER = ("loss", "rmse", "mse", "mae", "error", "latency", "brier")
 PREFERRED = ("roc_auc", "accuracy", "f1", "r2", "rmse", "mae", "log_loss")
 
 
@@ -106,8 +106,7 @@ class AnomalyConfig:
 
 def direction_for(metric: str) -> Direction:
     """A drop is bad for scores, a rise for losses/errors."""
-    m = metric.lower()
-    return "increase" if any(w in m for w in LOWER_IS_BETTER) else "decrease"
+    return "increase" if lower_is_better(metric) else "decrease"
 
 
 @dataclass

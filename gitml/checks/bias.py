@@ -123,7 +123,7 @@ def counterfactual_flip(model: Any, X: pd.DataFrame, attribute: str, *, seed: in
     import pandas as pd
 
     if attribute not in X.columns:
-        return {"applicable": False, "reason": "not a model input", "flip_rate": 0.0, "rows": 0,
+        return {"applicable": False, "reason": "not a model input", "flip_rate": None, "rows": 0,
                 "changed": 0}
     col = X[attribute]
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col) \
@@ -179,15 +179,7 @@ def attribute_gate(spec: ModelSpec, p: Predictions, sensitive: pd.Series, attrib
     n = len(g)
     metrics: dict[str, Any] = {"attribute": attribute, "confidence": spec.confidence}
     if p.task != "classification" or not p.binary:
-        per: dict[str, Any] = {}
-        for i, name in enumerate(names):
-            m = masks[i].astype(bool)
-            err = np.abs(np.asarray(p.pred)[m] - np.asarray(p.y)[m]) if p.task == "regression" else \
-                (np.asarray(p.pred)[m] != np.asarray(p.y)[m]).astype(float)
-            per[name] = {"n": int(m.sum()), "mean_prediction": float(np.mean(np.asarray(p.pred)[m]))
-                         if p.task == "regression" else None,
-                         "mae" if p.task == "regression" else "error_rate": float(err.mean())}
-        metrics["groups"] = per
+        metrics["groups"] = _per_group_errors(p, masks, names)
         return GateResult(f"bias.{attribute}", True, metrics,
                           f"{attribute}: per-group errors reported (parity gates need binary classification)",
                           blocking=False)
@@ -204,11 +196,37 @@ def attribute_gate(spec: ModelSpec, p: Predictions, sensitive: pd.Series, attrib
                           skipped=True)
     gm = masks[big]
     summary_point = {k: float(v[0]) for k, v in fairness_summary(_rates(p.y, p.pred, gm, np.ones((1, n)))).items()}
-    w = bootstrap_weights(n, spec.n_bootstrap, spec.seed + 7)
-    boot = fairness_summary(_rates(p.y, p.pred, gm, w))
+    boot = fairness_summary(_rates(p.y, p.pred, gm, bootstrap_weights(n, spec.n_bootstrap, spec.seed + 7)))
     for k, v in summary_point.items():
         lo, hi = _ci(boot[k], spec.confidence)
         metrics[k] = {"value": v, "ci_low": lo, "ci_high": hi}
+    failures = _parity_failures(spec, metrics, limits)
+    if model is not None and X is not None:
+        failures += _counterfactual(spec, metrics, limits, model, X, attribute)
+    if failures:
+        return GateResult(f"bias.{attribute}", False, metrics, f"{attribute}: " + "; ".join(failures))
+    return GateResult(f"bias.{attribute}", True, metrics, _summary(attribute, metrics))
+
+
+def _per_group_errors(p: Predictions, masks: FloatArray, names: list[str]) -> dict[str, Any]:
+    """Regression / multiclass: each group's size and error (no parity gates)."""
+    import numpy as np
+
+    pred, y = np.asarray(p.pred), np.asarray(p.y)
+    per: dict[str, Any] = {}
+    for i, name in enumerate(names):
+        m = masks[i].astype(bool)
+        if p.task == "regression":
+            per[name] = {"n": int(m.sum()), "mean_prediction": float(np.mean(pred[m])),
+                         "mae": float(np.abs(pred[m] - y[m]).mean())}
+        else:
+            per[name] = {"n": int(m.sum()), "mean_prediction": None,
+                         "error_rate": float((pred[m] != y[m]).astype(float).mean())}
+    return per
+
+
+def _parity_failures(spec: ModelSpec, metrics: dict[str, Any], limits: dict[str, float]) -> list[str]:
+    """Four-fifths on the upper bound of the selection ratio; differences on their lower bound."""
     failures: list[str] = []
     ff = limits.get("four_fifths")
     if ff is not None:
@@ -226,27 +244,36 @@ def attribute_gate(spec: ModelSpec, p: Predictions, sensitive: pd.Series, attrib
             if d["ci_low"] > lim:
                 failures.append(f"{label} {d['value']:.3f} (lower bound {d['ci_low']:.3f}) > {lim:g} "
                                 f"by {d['ci_low'] - lim:.3f}")
-    if model is not None and X is not None:
-        cf = counterfactual_flip(model, X, attribute, seed=spec.seed)
-        lim = limits.get("max_counterfactual_flip")
-        if cf.get("applicable"):
-            lo, hi = wilson(int(cf["changed"]), int(cf["rows"]), spec.confidence)
-            cf.update({"ci_low": lo, "ci_high": hi})
-            if lim is not None:
-                cf["limit"] = lim
-                if lo > lim:
-                    failures.append(f"counterfactual: changing {attribute} flips {cf['flip_rate']:.1%} "
-                                    f"of predictions (lower bound {lo:.1%}) > {lim:.1%}")
-        metrics["counterfactual"] = cf
-    sel = metrics["dp_ratio"]["value"]
-    summary = (f"{attribute}: selection ratio {sel:.3f}, DP diff {metrics['dp_diff']['value']:.3f}, "
-               f"EO diff {metrics['eo_diff']['value']:.3f}")
-    cf_rate = metrics.get("counterfactual", {}).get("flip_rate")
-    if cf_rate is not None:
-        summary += f", counterfactual flips {cf_rate:.1%}"
-    if failures:
-        return GateResult(f"bias.{attribute}", False, metrics, f"{attribute}: " + "; ".join(failures))
-    return GateResult(f"bias.{attribute}", True, metrics, summary)
+    return failures
+
+
+def _counterfactual(spec: ModelSpec, metrics: dict[str, Any], limits: dict[str, float], model: Any,
+                    X: pd.DataFrame, attribute: str) -> list[str]:
+    cf = counterfactual_flip(model, X, attribute, seed=spec.seed)
+    metrics["counterfactual"] = cf
+    lim = limits.get("max_counterfactual_flip")
+    if not cf.get("applicable"):
+        return []
+    lo, hi = wilson(int(cf["changed"]), int(cf["rows"]), spec.confidence)
+    cf.update({"ci_low": lo, "ci_high": hi})
+    if lim is None:
+        return []
+    cf["limit"] = lim
+    if lo > lim:
+        return [f"counterfactual: changing {attribute} flips {cf['flip_rate']:.1%} "
+                f"of predictions (lower bound {lo:.1%}) > {lim:.1%}"]
+    return []
+
+
+def _summary(attribute: str, metrics: dict[str, Any]) -> str:
+    summary = (f"{attribute}: selection ratio {metrics['dp_ratio']['value']:.3f}, "
+               f"DP diff {metrics['dp_diff']['value']:.3f}, EO diff {metrics['eo_diff']['value']:.3f}")
+    cf = metrics.get("counterfactual", {})
+    if cf.get("applicable"):
+        summary += f", counterfactual flips {cf['flip_rate']:.1%}"
+    elif cf:
+        summary += f", counterfactual flips n/a ({cf.get('reason', 'not applicable')})"
+    return summary
 
 
 def bias_gates(spec: ModelSpec, p: Predictions, df: pd.DataFrame, model: Any = None) -> list[GateResult]:

@@ -21,8 +21,8 @@ drifts when the share of drifted columns exceeds ``max_drift_share`` (default 0:
 drifted column), so on two random halves of one data set the alarm fires with
 probability at most about ``alpha``.
 
-:func:`gate` is pure (DataFrames in, :class:`GateResult` out); :func:`load_frame` and
-:func:`drift_between` are the thin adapters that read data at revisions.
+:func:`gate` is pure (DataFrames in, :class:`GateResult` out); :func:`drift_between` reads
+the two versions through :mod:`gitml.models.tables`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from gitml.checks.results import GateResult
-from gitml.errors import ConfigError, GitMLError, UsageError
+from gitml.errors import ConfigError, GitMLError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -374,65 +374,67 @@ def compute_drift(reference: pd.DataFrame, current: pd.DataFrame,
     shared = [c for c in columns if c in ref_df.columns and c in cur_df.columns
               and c not in cfg.exclude]
     combined = pd.concat([ref_df[shared], cur_df[shared]], ignore_index=True)
-    features: list[FeatureDrift] = []
-    for col in columns:
-        if col in cfg.exclude:
-            continue
-        name = str(col)
-        if col not in ref_df.columns or col not in cur_df.columns:
-            where = "reference" if col not in ref_df.columns else "current"
-            features.append(FeatureDrift(name, "skipped", "none", None, None, None, None, "",
-                                         False, 0, 0, f"column missing from the {where} data"))
-            continue
-        r, c = ref_df[col], cur_df[col]
-        both = combined[col]
-        if r.dtype != c.dtype:
-            both = pd.concat([r, c], ignore_index=True)
-        codes, uniques = _factorize(both)
-        null_codes = [i for i, u in enumerate(uniques) if pd.isna(u)]
-        n_missing = int(np.isin(codes, null_codes).sum()) if null_codes else 0
-        n_distinct = len(uniques) - len(null_codes)
-        kind = column_kind(r, c, cfg.max_categories, both, (n_distinct, len(both) - n_missing))
-        if kind.startswith("skipped"):
-            features.append(FeatureDrift(name, "skipped", "none", None, None, None, None, "",
-                                         False, int(r.notna().sum()), int(c.notna().sum()),
-                                         kind.split(":", 1)[1]))
-            continue
-        if kind == "numerical":
-            rv = _as_float(r)
-            cv = _as_float(c)
-            if rv.size == 0 or cv.size == 0:
-                features.append(FeatureDrift(name, "skipped", "none", None, None, None, None, "",
-                                             False, int(rv.size), int(cv.size),
-                                             "no non-missing values on one side"))
-                continue
-            test, stat, p, eff = numerical_test(rv, cv, cfg.small_n)
-            note = ""
-            miss_r, miss_c = len(r) - rv.size, len(c) - cv.size
-            if miss_r or miss_c:
-                # a change in how often values are missing is drift too: a 2×2 χ² on the
-                # missing indicator, combined with the distribution test (Bonferroni)
-                _, p_miss = chi2_two_sample(np.array([[miss_r, rv.size], [miss_c, cv.size]], float))
-                note = (f"missing {miss_r / len(r):.1%} -> {miss_c / len(c):.1%} "
-                        f"(p {p_miss:.2g})")
-                if p_miss < p:
-                    test = f"{test}+missing"
-                p = min(1.0, 2 * min(p, p_miss))
-            features.append(FeatureDrift(name, "numerical", test, stat, p, None, eff,
-                                         "wasserstein_norm", False, int(rv.size), int(cv.size),
-                                         note))
-        else:
-            stat, p, eff, k = categorical_test(r, c, cfg.min_expected, both, (codes, uniques))
-            n_cats = len(uniques)
-            note = f"{n_cats} categories, rare ones merged into {k} cells" if k < n_cats else ""
-            features.append(FeatureDrift(name, "categorical", "chi2", stat, p, None, eff,
-                                         "jensen_shannon", False, len(r), len(c), note))
+    features = [_test_column(col, ref_df, cur_df, combined, cfg) for col in columns
+                if col not in cfg.exclude]
     tested = [f for f in features if f.p_value is not None]
     adjusted = adjust_pvalues([f.p_value for f in tested if f.p_value is not None], cfg.correction)
     for f, pa in zip(tested, adjusted, strict=True):
         f.p_adjusted = pa
         f.drifted = pa < cfg.alpha and (f.effect is None or f.effect >= cfg.min_effect)
     return DriftReport(features, float(cfg.alpha), cfg.correction, float(cfg.max_drift_share))
+
+
+def _skipped(name: str, n_ref: int, n_cur: int, why: str) -> FeatureDrift:
+    return FeatureDrift(name, "skipped", "none", None, None, None, None, "", False, n_ref, n_cur, why)
+
+
+def _test_column(col: Any, ref_df: pd.DataFrame, cur_df: pd.DataFrame, combined: pd.DataFrame,
+                 cfg: DriftConfig) -> FeatureDrift:
+    """The drift test of one column (p-values are adjusted afterwards, all together)."""
+    import numpy as np
+    import pandas as pd
+
+    name = str(col)
+    if col not in ref_df.columns or col not in cur_df.columns:
+        where = "reference" if col not in ref_df.columns else "current"
+        return _skipped(name, 0, 0, f"column missing from the {where} data")
+    r, c = ref_df[col], cur_df[col]
+    both = combined[col] if r.dtype == c.dtype else pd.concat([r, c], ignore_index=True)
+    codes, uniques = _factorize(both)
+    null_codes = [i for i, u in enumerate(uniques) if pd.isna(u)]
+    n_missing = int(np.isin(codes, null_codes).sum()) if null_codes else 0
+    n_distinct = len(uniques) - len(null_codes)
+    kind = column_kind(r, c, cfg.max_categories, both, (n_distinct, len(both) - n_missing))
+    if kind.startswith("skipped"):
+        return _skipped(name, int(r.notna().sum()), int(c.notna().sum()), kind.split(":", 1)[1])
+    if kind == "numerical":
+        return _numerical_column(name, r, c, cfg)
+    stat, p, eff, k = categorical_test(r, c, cfg.min_expected, both, (codes, uniques))
+    n_cats = len(uniques)
+    note = f"{n_cats} categories, rare ones merged into {k} cells" if k < n_cats else ""
+    return FeatureDrift(name, "categorical", "chi2", stat, p, None, eff, "jensen_shannon", False,
+                        len(r), len(c), note)
+
+
+def _numerical_column(name: str, r: pd.Series, c: pd.Series, cfg: DriftConfig) -> FeatureDrift:
+    import numpy as np
+
+    rv, cv = _as_float(r), _as_float(c)
+    if rv.size == 0 or cv.size == 0:
+        return _skipped(name, int(rv.size), int(cv.size), "no non-missing values on one side")
+    test, stat, p, eff = numerical_test(rv, cv, cfg.small_n)
+    note = ""
+    miss_r, miss_c = len(r) - rv.size, len(c) - cv.size
+    if miss_r or miss_c:
+        # a change in how often values are missing is drift too: a 2×2 χ² on the
+        # missing indicator, combined with the distribution test (Bonferroni)
+        _, p_miss = chi2_two_sample(np.array([[miss_r, rv.size], [miss_c, cv.size]], float))
+        note = f"missing {miss_r / len(r):.1%} -> {miss_c / len(c):.1%} (p {p_miss:.2g})"
+        if p_miss < p:
+            test = f"{test}+missing"
+        p = min(1.0, 2 * min(p, p_miss))
+    return FeatureDrift(name, "numerical", test, stat, p, None, eff, "wasserstein_norm", False,
+                        int(rv.size), int(cv.size), note)
 
 
 def _as_float(s: pd.Series) -> np.ndarray:
@@ -472,94 +474,17 @@ def gate(reference_df: pd.DataFrame, current_df: pd.DataFrame,
 
 
 # ---------------------------------------------------------------------------- adapters
-def read_frame_bytes(data: bytes, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """A DataFrame from the bytes of a Parquet, CSV/TSV, JSON-lines or Feather file."""
-    import io
-
-    import pandas as pd
-
-    suffix = Path(name).suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(io.BytesIO(data), columns=list(columns) if columns else None)
-        if suffix in (".csv", ".tsv", ".txt"):
-            return pd.read_csv(io.BytesIO(data), sep="\t" if suffix == ".tsv" else ",",
-                               usecols=list(columns) if columns else None)
-        if suffix in (".jsonl", ".ndjson"):
-            return pd.read_json(io.BytesIO(data), lines=True)
-        if suffix in (".feather", ".arrow"):
-            return pd.read_feather(io.BytesIO(data), columns=list(columns) if columns else None)
-    except (ValueError, OSError) as e:
-        raise GitMLError(f"{name}: cannot read as a table: {str(e).splitlines()[0]}",
-                         "is it a valid Parquet/CSV file?") from e
-    raise UsageError(f"{name}: unsupported table format '{suffix or 'no extension'}'",
-                     "use .parquet, .csv, .tsv, .jsonl or .feather")
-
-
-def read_frame(path: Path, columns: Sequence[str] | None = None, name: str | None = None) -> pd.DataFrame:
-    """A DataFrame from a local file; ``name`` (the logical path) decides the format when
-    the file is a store object without an extension."""
-    import pandas as pd
-
-    label = name or str(path)
-    suffix = Path(label).suffix.lower()
-    if not path.exists():
-        raise UsageError(f"{label}: no such file", "check the path")
-    if path.is_dir():
-        raise UsageError(f"{label} is a folder", "point at one table file")
-    if suffix in (".parquet", ".pq"):
-        try:
-            return pd.read_parquet(path, columns=list(columns) if columns else None)
-        except (ValueError, OSError) as e:
-            raise GitMLError(f"{label}: cannot read as Parquet: {str(e).splitlines()[0]}",
-                             "is the file complete?") from e
-    return read_frame_bytes(path.read_bytes(), label, columns)
-
-
-def locate_table(repo: MLRepo | None, path: str, rev: str | None) -> tuple[Path | None, bytes | None]:
-    """Where the table ``path`` at ``rev`` is: a local file (work tree or store object), or
-    the bytes of a plain Git file. ``rev`` None is the work tree."""
-    if rev is None:
-        local = (repo.workdir / path) if repo is not None and not Path(path).is_absolute() else Path(path)
-        if not local.exists():
-            raise UsageError(f"{path}: no such file in the work tree",
-                             "check the path, or `git ml checkout` it")
-        return local, None
-    if repo is None:
-        raise UsageError(f"cannot read {path} at {rev} outside a repository")
-    from gitml.artifacts import api
-
-    commit = repo.git.resolve(rev)
-    rel = repo.relpath(repo.workdir / path)
-    if repo.git.read_blob(commit, rel + ".gitml") is not None:
-        # a gitml artifact: the verified store object (fetched from the remote if needed)
-        return Path(api.materialize(rel, rev=commit, repo=repo)), None
-    data = repo.git.read_blob(commit, rel)
-    if data is None:
-        raise UsageError(f"{path} does not exist at {rev}", "check the path and revision")
-    return None, data
-
-
-def load_frame(repo: MLRepo | None, path: str, rev: str | None) -> pd.DataFrame:
-    """The table at ``path`` in revision ``rev`` (None: the work tree file)."""
-    local, data = locate_table(repo, path, rev)
-    if local is not None:
-        return read_frame(local, name=path)
-    assert data is not None
-    return read_frame_bytes(data, path)
-
-
-def drift_between(repo: MLRepo | None, data: str, reference_rev: str, current: str | None,
+def drift_between(repo: MLRepo, data: str, reference_rev: str, current: str | None,
                   config: DriftConfig | Mapping[str, Any] | None = None) -> GateResult:
     """Drift of ``data`` between a reference revision and a current path or revision.
 
     ``current`` is a revision, a path to a table file, or None for the work-tree ``data``.
     """
-    ref = load_frame(repo, data, reference_rev)
-    if current is None:
-        cur = load_frame(repo, data, None)
-    elif Path(current).is_file():
+    from gitml.models.tables import read_frame, read_table
+
+    ref = read_table(repo, data, reference_rev)
+    if current is not None and Path(current).is_file():
         cur = read_frame(Path(current))
     else:
-        cur = load_frame(repo, data, current)
+        cur = read_table(repo, data, current)
     return gate(ref, cur, config)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gitml.checks.results import GateResult
-from gitml.models.spec import LOWER_IS_BETTER, ModelSpec
+from gitml.models.limits import lower_is_better
+from gitml.models.spec import ModelSpec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -189,42 +190,58 @@ def _weighted_auc(y: Any, score: Any, w: FloatArray) -> FloatArray:
 
 
 def weighted_metric(name: str, p: Predictions, w: FloatArray) -> FloatArray:
-    """The metric for each row of bootstrap weights ``w`` (shape B x n)."""
-    import numpy as np
-
+    """The metric for each row of bootstrap weights ``w`` (shape B x n); KeyError when
+    the metric does not exist for these predictions."""
     n_w = w.sum(axis=1)
     if p.task == "regression":
-        err = p.pred - p.y
-        if name == "rmse":
-            return np.asarray(np.sqrt(_safe_div(w @ (err**2), n_w)))
-        if name == "mae":
-            return _safe_div(w @ np.abs(err), n_w)
-        if name == "r2":
-            mean_y = _safe_div(w @ p.y, n_w)
-            sst = w @ (p.y**2) - n_w * mean_y**2
-            sse = w @ (err**2)
-            return np.asarray(1 - _safe_div(sse, sst))
-        raise KeyError(name)
+        return _regression_metric(name, p, w, n_w)
     if not p.binary:
-        if name == "accuracy":
-            return _safe_div(w @ (p.y == p.pred).astype(float), n_w)
-        if name == "log_loss" and p.proba is not None:
-            pr = np.clip(p.proba[np.arange(len(p.y)), np.clip(p.y, 0, None)], EPS, 1)
-            return _safe_div(w @ (-np.log(pr)), n_w)
-        raise KeyError(name)
+        return _multiclass_metric(name, p, w, n_w)
+    return _binary_metric(name, p, w, n_w)
+
+
+def _regression_metric(name: str, p: Predictions, w: FloatArray, n_w: FloatArray) -> FloatArray:
+    import numpy as np
+
+    err = p.pred - p.y
+    if name == "rmse":
+        return np.asarray(np.sqrt(_safe_div(w @ (err**2), n_w)))
+    if name == "mae":
+        return _safe_div(w @ np.abs(err), n_w)
+    if name == "r2":
+        mean_y = _safe_div(w @ p.y, n_w)
+        sst = w @ (p.y**2) - n_w * mean_y**2
+        return np.asarray(1 - _safe_div(w @ (err**2), sst))
+    raise KeyError(name)
+
+
+def _multiclass_metric(name: str, p: Predictions, w: FloatArray, n_w: FloatArray) -> FloatArray:
+    import numpy as np
+
+    if name == "accuracy":
+        return _safe_div(w @ (p.y == p.pred).astype(float), n_w)
+    if name == "log_loss" and p.proba is not None:
+        pr = np.clip(p.proba[np.arange(len(p.y)), np.clip(p.y, 0, None)], EPS, 1)
+        return _safe_div(w @ (-np.log(pr)), n_w)
+    raise KeyError(name)
+
+
+def _binary_metric(name: str, p: Predictions, w: FloatArray, n_w: FloatArray) -> FloatArray:
+    import numpy as np
+
     y = p.y.astype(float)
     pr = p.pred.astype(float)
-    if name == "accuracy":
-        return _safe_div(w @ (y == pr).astype(float), n_w)
-    tp = w @ (y * pr)
-    fp = w @ ((1 - y) * pr)
-    fn = w @ (y * (1 - pr))
-    if name == "precision":
-        return _safe_div(tp, tp + fp)
-    if name == "recall":
-        return _safe_div(tp, tp + fn)
-    if name == "f1":
-        return _safe_div(2 * tp, 2 * tp + fp + fn)
+    tp, fp = w @ (y * pr), w @ ((1 - y) * pr)
+    fn, tn = w @ (y * (1 - pr)), w @ ((1 - y) * (1 - pr))
+    counts: dict[str, FloatArray] = {
+        "accuracy": _safe_div(tp + tn, n_w),
+        "precision": _safe_div(tp, tp + fp),
+        "recall": _safe_div(tp, tp + fn),
+        "f1": _safe_div(2 * tp, 2 * tp + fp + fn),
+        "balanced_accuracy": np.asarray(0.5 * (_safe_div(tp, tp + fn) + _safe_div(tn, tn + fp))),
+    }
+    if name in counts:
+        return counts[name]
     if p.score is None:
         raise KeyError(name)
     if name == "roc_auc":
@@ -252,7 +269,7 @@ def paired_difference(name: str, new: Predictions, base: Predictions, *, n_boot:
     import numpy as np
 
     n = len(new.y)
-    sign = -1.0 if name in LOWER_IS_BETTER else 1.0
+    sign = -1.0 if lower_is_better(name) else 1.0
     ones = np.ones((1, n))
     point = float(sign * (weighted_metric(name, new, ones)[0] - weighted_metric(name, base, ones)[0]))
     diffs: list[FloatArray] = []
@@ -334,3 +351,57 @@ def regression_gate(spec: ModelSpec, new: Predictions, base: Predictions | None,
     if failures:
         return GateResult("eval.regression", False, out, "; ".join(failures))
     return GateResult("eval.regression", True, out, f"vs {baseline_label}: " + "; ".join(notes))
+
+
+def trivial_predictions(p: Predictions) -> Predictions:
+    """What a model that learned nothing says about the same rows: the majority class
+    (with the base rate as its score) or the mean target. Its metrics are those of
+    scikit-learn's ``DummyClassifier(strategy="prior")`` / ``DummyRegressor()`` fitted on
+    the evaluation labels, a slightly optimistic trivial baseline."""
+    import numpy as np
+
+    n = len(p.y)
+    if p.task == "regression":
+        return Predictions("regression", p.y, np.full(n, float(np.mean(p.y))))
+    if not p.binary:
+        majority = int(np.bincount(p.y[p.y >= 0]).argmax()) if (p.y >= 0).any() else 0
+        proba = None
+        if p.proba is not None:
+            prior = np.bincount(np.clip(p.y, 0, None), minlength=p.proba.shape[1]) / max(n, 1)
+            proba = np.tile(prior, (n, 1))
+        return Predictions("classification", p.y, np.full(n, majority), None, proba, binary=False,
+                           labels=p.labels)
+    rate = float(np.mean(p.y)) if n else 0.0
+    pred = np.full(n, 1 if rate > 0.5 else 0, dtype=np.int8)
+    score = np.full(n, rate) if p.score is not None else None
+    return Predictions("classification", p.y, pred, score, binary=True, labels=p.labels)
+
+
+def trivial_metric(p: Predictions) -> str:
+    """The metric the trivial-baseline gate compares on: ranking quality when there are
+    scores, else one that the majority class cannot game on imbalanced data."""
+    if p.task == "regression":
+        return "rmse"
+    if not p.binary:
+        return "accuracy"
+    return "roc_auc" if p.score is not None else "balanced_accuracy"
+
+
+def trivial_gate(spec: ModelSpec, p: Predictions) -> GateResult:
+    """Block a model that is not better than predicting the majority class / the mean:
+    the paired bootstrap interval of (model - trivial) must lie above zero."""
+    metric = trivial_metric(p)
+    trivial = trivial_predictions(p)
+    d = paired_difference(metric, p, trivial, n_boot=spec.n_bootstrap,
+                          confidence=spec.confidence, seed=spec.seed + 11)
+    what = "the mean" if p.task == "regression" else "the majority class"
+    out: dict[str, Any] = {"metric": metric, "trivial": what, "confidence": spec.confidence,
+                           "rows": len(p.y), **d}
+    interval = f"{int(spec.confidence * 100)}% CI [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
+    if not d["ci_low"] > 0:
+        return GateResult("eval.trivial", False, out,
+                          f"not better than predicting {what}: {metric} {d['difference']:+.4f} "
+                          f"vs the trivial model ({interval} does not exclude 0); "
+                          f"set gates.trivial = false if that is expected")
+    return GateResult("eval.trivial", True, out,
+                      f"beats {what} on {metric} by {d['difference']:+.4f} ({interval})")

@@ -303,23 +303,29 @@ def _permutation_values(model: Any, spec: ModelSpec, X: pd.DataFrame, bg: pd.Dat
         return np.asarray(model.predict_proba(frame), dtype=float)[:, pos]
 
     masker = shap.maskers.Independent(encode(bg), max_samples=len(bg))
-    explainer = shap.PermutationExplainer(f, masker)
     X_obj = encode(X)
-    parts: list[Any] = []
-    base = 0.0
-    batch = 5
-    i = 0
-    while i < len(X_obj):
-        res = explainer(X_obj[i:i + batch], max_evals=6 * len(cols) + 1, silent=True)
-        parts.append(np.asarray(res.values, dtype=float))
-        base = float(np.asarray(res.base_values).reshape(-1)[0])
-        i += batch
-        if time.perf_counter() - t0 > budget:
-            break
-    values = np.concatenate(parts) if parts else np.zeros((0, len(cols)))
+    values, base = _explain_in_batches(shap.PermutationExplainer(f, masker), X_obj, len(cols),
+                                       budget, t0)
     out = f(X_obj[: len(values)])
     name = "predict" if spec.task == "regression" else "predict_proba"
     return values, base, name, out
+
+
+def _explain_in_batches(explainer: Any, X_obj: Any, n_cols: int, budget: float,
+                        t0: float) -> tuple[FloatArray, float]:
+    """SHAP values of the rows of ``X_obj``, five at a time, until the time budget is spent."""
+    import numpy as np
+
+    parts: list[Any] = []
+    base = 0.0
+    batch = 5
+    for i in range(0, len(X_obj), batch):
+        res = explainer(X_obj[i:i + batch], max_evals=6 * n_cols + 1, silent=True)
+        parts.append(np.asarray(res.values, dtype=float))
+        base = float(np.asarray(res.base_values).reshape(-1)[0])
+        if time.perf_counter() - t0 > budget:
+            break
+    return (np.concatenate(parts) if parts else np.zeros((0, n_cols))), base
 
 
 # comparison and gate ----------------------------------------------------------------

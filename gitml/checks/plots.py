@@ -7,7 +7,7 @@ scales with the page. Every text is escaped.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
@@ -98,18 +98,7 @@ def history_chart(points: Sequence[Mapping[str, Any]], title: str, *, height: in
     for key, color, dash, label in (("level", GREY, "4 3", "learned level"),
                                     ("lower", ORANGE, "", "alarm limit"),
                                     ("upper", ORANGE, "", "alarm limit")):
-        segs: list[str] = []
-        cur: list[str] = []
-        for i, p in enumerate(points):
-            v = p.get(key)
-            if isinstance(v, int | float) and math.isfinite(float(v)):
-                cur.append(f"{x(i):.1f},{y(float(v)):.1f}")
-            elif cur:
-                segs.append(" ".join(cur))
-                cur = []
-        if cur:
-            segs.append(" ".join(cur))
-        for s in segs:
+        for s in _segments(points, key, x, y):
             body.append(f'<polyline points="{s}" fill="none" stroke="{color}" stroke-width="1.5"'
                         + (f' stroke-dasharray="{dash}"' if dash else "") + f'><title>{label}</title></polyline>')
     body.append(f'<polyline points="{" ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in vals)}" '
@@ -135,6 +124,23 @@ def history_chart(points: Sequence[Mapping[str, Any]], title: str, *, height: in
                 f'<circle cx="{left + 450}" cy="{ly - 4}" r="5" fill="{RED}"/>'
                 f'<text x="{left + 460}" y="{ly}">alarm</text>')
     return _svg(height, body, title)
+
+
+def _segments(points: Sequence[Mapping[str, Any]], key: str, x: Callable[[float], float],
+              y: Callable[[float], float]) -> list[str]:
+    """Polyline point lists of ``key``'s values, broken where a point has none."""
+    segs: list[str] = []
+    cur: list[str] = []
+    for i, p in enumerate(points):
+        v = p.get(key)
+        if isinstance(v, int | float) and math.isfinite(float(v)):
+            cur.append(f"{x(i):.1f},{y(float(v)):.1f}")
+        elif cur:
+            segs.append(" ".join(cur))
+            cur = []
+    if cur:
+        segs.append(" ".join(cur))
+    return segs
 
 
 def bar_chart(items: Sequence[tuple[str, float]], title: str, *,

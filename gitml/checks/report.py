@@ -49,12 +49,30 @@ code{background:#f3f4f6;padding:0 3px;border-radius:3px}
 def collect(repo: MLRepo, rev: str = "HEAD", models: Sequence[str] | None = None,
             max_metrics: int = 6) -> dict[str, Any]:
     """Everything the report shows, as plain data."""
-    from gitml.checks.anomaly import AnomalyConfig, detect, history_from_git, pick_metric
-    from gitml.git.walk import dir_blobs, file_history
-
     if repo.git.head() is None:
         raise GitMLError("the repository has no commits yet", "commit once, then `git ml report`")
     commit = repo.git.resolve(rev)
+    docs = _results_docs(repo, commit, models)
+    if models:
+        missing = sorted(set(models) - {d["model"] for d in docs})
+        if missing:
+            raise GitMLError(f"no committed results for {', '.join(missing)} at {rev}",
+                             "run `git ml check` and commit .gitml/checks/")
+    for doc in docs:
+        history = _history(repo, commit, doc)
+        if history is not None:
+            doc["_history"] = history
+    stages: list[dict[str, Any]] = []
+    if not models:
+        stages = _stage_histories(repo, commit, max_metrics)
+    return {"rev": rev, "commit": commit, "models": docs, "stages": stages,
+            "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def _results_docs(repo: MLRepo, commit: str, models: Sequence[str] | None) -> list[dict[str, Any]]:
+    """The committed ``.gitml/checks/<model>.json`` documents at ``commit``."""
+    from gitml.git.walk import dir_blobs
+
     docs: list[dict[str, Any]] = []
     for path, data in sorted(dir_blobs(repo.git, commit, CHECKS_DIR, ".json").items()):
         try:
@@ -64,40 +82,34 @@ def collect(repo: MLRepo, rev: str = "HEAD", models: Sequence[str] | None = None
         if not isinstance(doc, dict) or "results" not in doc:
             continue
         doc.setdefault("model", Path(path).stem)
-        if models and doc["model"] not in models:
-            continue
-        docs.append(doc)
-    if models:
-        missing = sorted(set(models) - {d["model"] for d in docs})
-        if missing:
-            raise GitMLError(f"no committed results for {', '.join(missing)} at {rev}",
-                             "run `git ml check` and commit .gitml/checks/")
-    for doc in docs:
-        anomaly = next((r for r in doc["results"] if r.get("gate") == "anomaly"
-                        and (r.get("metrics") or {}).get("points")), None)
-        if anomaly is not None:
-            points = [dict(p) for p in anomaly["metrics"]["points"]]
-            if points and str(points[-1].get("commit", "")).startswith("("):
-                # checked before it was committed: name the commit that recorded it
-                versions = file_history(repo.git, commit, f"{CHECKS_DIR}/{doc['model']}.json", 1)
-                if versions:
-                    points[-1]["commit"] = versions[-1].commit
-            doc["_history"] = {"metric": anomaly["metrics"].get("metric"),
-                               "points": points, "source": "anomaly gate"}
-            continue
-        values = _eval_metrics(doc)
-        metric = pick_metric(values)
-        if metric is None:
-            continue
-        cfg = AnomalyConfig(metric=metric)
-        hist = history_from_git(repo, str(doc["model"]), metric, commit, cfg)
-        points = [p.to_dict() for p in detect(hist, cfg, metric)]
-        doc["_history"] = {"metric": metric, "points": points, "source": "history"}
-    stages: list[dict[str, Any]] = []
-    if not models:
-        stages = _stage_histories(repo, commit, max_metrics)
-    return {"rev": rev, "commit": commit, "models": docs, "stages": stages,
-            "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+        if not models or doc["model"] in models:
+            docs.append(doc)
+    return docs
+
+
+def _history(repo: MLRepo, commit: str, doc: dict[str, Any]) -> dict[str, Any] | None:
+    """A model's metric history: the anomaly gate's points when it ran, else the
+    detector run over the committed results."""
+    from gitml.checks.anomaly import AnomalyConfig, detect, history_from_git, pick_metric
+    from gitml.git.walk import file_history
+
+    anomaly = next((r for r in doc["results"] if r.get("gate") == "anomaly"
+                    and (r.get("metrics") or {}).get("points")), None)
+    if anomaly is not None:
+        points = [dict(p) for p in anomaly["metrics"]["points"]]
+        if points and str(points[-1].get("commit", "")).startswith("("):
+            # checked before it was committed: name the commit that recorded it
+            versions = file_history(repo.git, commit, f"{CHECKS_DIR}/{doc['model']}.json", 1)
+            if versions:
+                points[-1]["commit"] = versions[-1].commit
+        return {"metric": anomaly["metrics"].get("metric"), "points": points, "source": "anomaly gate"}
+    metric = pick_metric(_eval_metrics(doc))
+    if metric is None:
+        return None
+    cfg = AnomalyConfig(metric=metric)
+    hist = history_from_git(repo, str(doc["model"]), metric, commit, cfg)
+    return {"metric": metric, "points": [p.to_dict() for p in detect(hist, cfg, metric)],
+            "source": "history"}
 
 
 def _stage_histories(repo: MLRepo, commit: str, max_metrics: int) -> list[dict[str, Any]]:

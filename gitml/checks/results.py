@@ -157,11 +157,12 @@ def results_relpath(model: str) -> str:
     return f"{CHECKS_DIR}/{model}.json"
 
 
-def write_results(workdir: Path, result: ModelResult) -> Path:
-    """Write ``.gitml/checks/<model>.json`` atomically; returns its path."""
+def write_results(workdir: Path, result: ModelResult, relpath: str | None = None) -> Path:
+    """Write ``.gitml/checks/<model>.json`` (or ``relpath``) under ``workdir`` atomically;
+    returns its path."""
     from gitml.store.fsutil import atomic_write_bytes
 
-    path = workdir / results_relpath(result.model)
+    path = workdir / (relpath or results_relpath(result.model))
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, result.dumps().encode())
     return path

@@ -42,12 +42,22 @@ def _render(res: ModelResult) -> None:
             if isinstance(d, dict):
                 summary.append([label, fmt(d.get("value"), 3),
                                 f"[{fmt(d.get('ci_low'), 3)}, {fmt(d.get('ci_high'), 3)}]",
-                                fmt(d.get("limit"), 3) if "limit" in d else "-"])
+                                _limit(m, key, d)])
         cf = m.get("counterfactual")
         if isinstance(cf, dict) and cf.get("applicable"):
             summary.append(["counterfactual flip rate", fmt(cf.get("flip_rate"), 3),
                             f"[{fmt(cf.get('ci_low'), 3)}, {fmt(cf.get('ci_high'), 3)}]",
                             fmt(cf.get("limit"), 3) if "limit" in cf else "-"])
+        elif isinstance(cf, dict):
+            summary.append(["counterfactual flip rate", "n/a", cf.get("reason", ""), "-"])
         if summary:
             print_table(None, ["measure", "value", f"{int(m.get('confidence', 0.95) * 100)}% CI", "limit"],
                         summary)
+
+
+def _limit(m: dict[str, object], key: str, d: dict[str, object]) -> str:
+    """The limit a measure is gated on; the selection ratio's is the four-fifths one."""
+    if key == "dp_ratio":
+        ff = m.get("four_fifths")
+        return fmt(ff.get("limit"), 3) if isinstance(ff, dict) else "-"
+    return fmt(d.get("limit"), 3) if "limit" in d else "-"

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gitml.errors import UsageError
-
-TABLE_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".jsonl", ".ndjson", ".feather", ".arrow")
+from gitml.models.tables import TABLE_SUFFIXES
 
 
 def register(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-TABLE_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".jsonl", ".ndjson", ".feather", ".arrow")
+from gitml.models.tables import TABLE_SUFFIXES
 
 
 def register(p: argparse.ArgumentParser) -> None:

@@ -17,11 +17,11 @@ Pickle/joblib files are refused: unpickling runs arbitrary code.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitml.errors import ConfigError, CorruptObjectError, GitMLError
+from gitml.artifacts.api import INDEX, Located
+from gitml.errors import ConfigError, GitMLError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,102 +29,50 @@ if TYPE_CHECKING:
     from gitml.models.spec import ModelSpec
     from gitml.repo import MLRepo
 
-POINTER_SUFFIX = ".gitml"
 TRUSTED_MODULE_ROOTS = ("sklearn", "numpy", "scipy")
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".dill", ".cloudpickle")
 
 
-@dataclass(frozen=True)
-class Source:
-    """A path at a place (rev / index / work tree), with its content id."""
-
-    path: str
-    oid: str
-    kind: str  # "artifact" | "git" | "file"
-    where: str  # "index", "worktree" or a commit id
-    rev: str | None = None
-    staged: bool = True
+def place(rev: str | None, staged: bool) -> str | None:
+    """The artifact API's ``rev`` for (rev, staged): a revision, the index, or the work tree."""
+    return rev if rev is not None else (INDEX if staged else None)
 
 
 def where_label(rev: str | None, staged: bool) -> str:
     return rev if rev else ("index" if staged else "worktree")
 
 
-def _pointer_bytes(repo: MLRepo, path: str, rev: str | None, staged: bool) -> bytes | None:
-    ptr = path + POINTER_SUFFIX
-    if rev is not None or staged:
-        return repo.git.read_blob(rev, ptr)
-    p = repo.workdir / ptr
-    return p.read_bytes() if p.is_file() else None
-
-
 def locate(repo: MLRepo, path: str, rev: str | None = None, staged: bool = True,
-           key: str | None = None) -> Source:
-    """Find ``path`` and its id without reading the artifact's bytes."""
-    from gitml.store import pointer as pointer_mod
-    from gitml.store.ids import hash_bytes, hash_file
+           key: str | None = None) -> Located:
+    """Find ``path`` and its id without reading an artifact's bytes; a missing path is a
+    :class:`ConfigError` naming the config ``key`` it came from."""
+    from gitml.artifacts import api
 
-    where = where_label(rev, staged)
-    commit = repo.git.resolve(rev) if rev is not None else None
-    raw = _pointer_bytes(repo, path, commit, staged)
-    if raw is not None:
-        p = pointer_mod.parse(raw, source=f"{path}{POINTER_SUFFIX} ({where})")
-        if p.kind != "file":
-            raise ConfigError(f"{key or path}: {path} is a directory artifact",
-                              "point at one model/data file inside it")
-        if commit is None and not staged:
-            # the work tree: its file must be the one the pointer records
-            from gitml.artifacts.worktree import current_oid
+    found = api.find(path, place(rev, staged), repo)
+    if found is None:
+        where = where_label(rev, staged)
+        raise ConfigError(f"{key or path}: {path} not found in {where}",
+                          f"`git ml add {path}` and stage it, or fix the path in .gitml/config.toml")
+    if found.folder:
+        raise ConfigError(f"{key or path}: {path} is a directory artifact",
+                          "point at one model/data file inside it")
+    if found.kind == "artifact" and found.rev is None:
+        # the work tree: its file must be the one the pointer records
+        from gitml.artifacts.worktree import current_oid
 
-            cur = current_oid(repo, path)
-            if cur is not None and cur != p.oid:
-                raise GitMLError(f"{path} was modified since `git ml add`; gitml only loads "
-                                 "content whose id is recorded",
-                                 f"run `git ml add {path}` (or use --rev/--staged)")
-        return Source(path, p.oid, "artifact", where, commit, staged)
-    if commit is not None or staged:
-        blob = repo.git.read_blob(commit, path)
-        if blob is not None:
-            return Source(path, hash_bytes(blob), "git", where, commit, staged)
-    if commit is None:
-        wt = repo.workdir / path
-        if wt.is_file():
-            # not tracked (or not staged): the work tree copy is all there is
-            return Source(path, hash_file(wt)[0], "file", "worktree", None, False)
-    raise ConfigError(f"{key or path}: {path} not found in {where}",
-                      f"`git ml add {path}` and stage it, or fix the path in .gitml/config.toml")
+        cur = current_oid(repo, path)
+        if cur is not None and cur != found.oid:
+            raise GitMLError(f"{path} was modified since `git ml add`; gitml only loads "
+                             "content whose id is recorded",
+                             f"run `git ml add {path}` (or use --rev/--staged)")
+    return found
 
 
-def read_source(repo: MLRepo, src: Source) -> bytes:
+def read_source(repo: MLRepo, src: Located) -> bytes:
     """The bytes of ``src``, verified against its id."""
-    from gitml.store.ids import hash_bytes
+    from gitml.artifacts import api
 
-    if src.kind == "artifact":
-        data: bytes | None = None
-        try:
-            with repo.store.open(src.oid) as f:
-                data = f.read()
-        except GitMLError:
-            data = None
-        if data is None:
-            try:  # not in the local store: let the API fetch it from the default remote
-                from gitml.artifacts import api
-
-                data = api.read_bytes(src.path, src.rev, repo=repo)
-            except ImportError as e:  # pragma: no cover - api not installed
-                raise GitMLError(f"{src.path}: object {src.oid} is not in the local store",
-                                 "run `git ml pull`") from e
-    elif src.kind == "git":
-        data = repo.git.read_blob(src.rev, src.path)
-        if data is None:
-            raise GitMLError(f"{src.path}: vanished from {src.where}")
-    else:
-        data = (repo.workdir / src.path).read_bytes()
-    got = hash_bytes(data)
-    if got != src.oid:
-        raise CorruptObjectError(f"{src.path}: bytes hash to {got}, the recorded id is {src.oid}",
-                                 "run `git ml fsck`, then `git ml pull` to fetch a good copy")
-    return data
+    return api.read_located(src, repo)
 
 
 # models --------------------------------------------------------------------------------
@@ -136,6 +84,9 @@ def _trusted(type_name: str, extra: list[str]) -> bool:
 def load_model_bytes(data: bytes, path: str, key: str, extra_trusted: list[str] | None = None) -> Any:
     """Load a skops model from bytes, refusing pickle and any untrusted type."""
     suffix = Path(path).suffix.lower()
+    if not data:
+        raise ConfigError(f"{key}: {path} is empty (0 bytes)",
+                          "save the model again with skops.io.dump, then `git ml add` it")
     if suffix in PICKLE_SUFFIXES or data[:1] == b"\x80":
         raise ConfigError(f"{key}: {path} is a pickle/joblib file; gitml never unpickles "
                           "(it can run arbitrary code)",
@@ -148,6 +99,7 @@ def load_model_bytes(data: bytes, path: str, key: str, extra_trusted: list[str] 
     extra = list(extra_trusted or [])
     try:
         untrusted = sio.get_untrusted_types(data=data)
+    # skops parses a zip + JSON schema of arbitrary content: bad bytes raise any type
     except Exception as e:
         raise ConfigError(f"{key}: {path} is not a readable skops file: {type(e).__name__}: {e}",
                           "re-save the model with skops.io.dump") from e
@@ -159,12 +111,14 @@ def load_model_bytes(data: bytes, path: str, key: str, extra_trusted: list[str] 
             "if you trust them, list them in trusted = [...] under the model in .gitml/config.toml")
     try:
         return sio.load(io.BytesIO(data), trusted=list(untrusted))
+    # constructing the trusted objects runs scikit-learn code of another version: anything
     except Exception as e:
         raise ConfigError(f"{key}: {path} cannot be loaded: {type(e).__name__}: {str(e)[:200]}",
                           "re-save it with skops.io.dump using the installed scikit-learn") from e
 
 
-def load_model(repo: MLRepo, spec: ModelSpec, rev: str | None = None, staged: bool = True) -> tuple[Any, Source]:
+def load_model(repo: MLRepo, spec: ModelSpec, rev: str | None = None,
+               staged: bool = True) -> tuple[Any, Located]:
     src = locate(repo, spec.path, rev, staged, key=spec.key("path"))
     data = read_source(repo, src)
     model = load_model_bytes(data, spec.path, spec.key("path"), spec.raw.get("trusted"))
@@ -176,21 +130,10 @@ def load_model(repo: MLRepo, spec: ModelSpec, rev: str | None = None, staged: bo
 
 # data ----------------------------------------------------------------------------------
 
-def read_frame_bytes(data: bytes, path: str, key: str) -> pd.DataFrame:
-    import pandas as pd
+def load_data(repo: MLRepo, spec: ModelSpec, rev: str | None = None,
+              staged: bool = True) -> tuple[pd.DataFrame, Located]:
+    from gitml.models.tables import read_frame_bytes
 
-    suffix = Path(path).suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(io.BytesIO(data))
-        sep = "\t" if suffix == ".tsv" else ","
-        return pd.read_csv(io.BytesIO(data), sep=sep)
-    except Exception as e:
-        raise ConfigError(f"{key}: {path} cannot be read as {suffix.lstrip('.')}: "
-                          f"{type(e).__name__}: {str(e)[:200]}", "check the file and its extension") from e
-
-
-def load_data(repo: MLRepo, spec: ModelSpec, rev: str | None = None, staged: bool = True) -> tuple[pd.DataFrame, Source]:
     src = locate(repo, spec.data, rev, staged, key=spec.key("data"))
-    df = read_frame_bytes(read_source(repo, src), spec.data, spec.key("data"))
+    df = read_frame_bytes(read_source(repo, src), spec.data, key=spec.key("data"))
     return df, src

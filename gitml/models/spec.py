@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitml.errors import ConfigError
+from gitml.models.limits import parse_gates
+from gitml.models.tables import TABLE_SUFFIXES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,19 +38,15 @@ if TYPE_CHECKING:
     from gitml.repo import MLRepo
 
 TASKS = ("classification", "regression")
-CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
 MODEL_KEYS = frozenset({"path", "data", "target", "task", "positive", "sensitive", "features",
                         "gates", "reference", "description", "trusted"})
-GATE_KEYS = frozenset({"min", "max", "max_regression", "baseline", "bias", "explain",
-                       "confidence", "bootstrap", "drift", "quality", "anomaly", "blocking",
-                       "seed"})
-BIAS_KEYS = frozenset({"four_fifths", "max_dp_diff", "max_eo_diff", "max_counterfactual_flip",
-                       "min_group_size"})
-EXPLAIN_KEYS = frozenset({"max_rank_shift", "min_kendall_tau", "top_k", "max_top_k_change",
-                          "rows", "budget_seconds", "additivity_tol"})
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# GTO's grammar: versions are semver tags name@vX.Y.Z; stages are name#stage (or the
+# numbered name#stage#N assignments). Stages a baseline may name when the repository
+# declares none under [registry] stages:
+DEFAULT_STAGES = ("dev", "staging", "prod", "production")
+VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
+STAGE_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
 @dataclass
@@ -107,20 +105,6 @@ def _want_str_list(name: str, sub: str, value: Any) -> list[str]:
     return list(value)
 
 
-def _want_number_table(name: str, sub: str, value: Any, allowed: tuple[str, ...] | None) -> dict[str, float]:
-    if not isinstance(value, dict):
-        raise ConfigError(f"models.{name}.gates.{sub}: expected a table like {{ accuracy = 0.7 }}, got {value!r}")
-    out: dict[str, float] = {}
-    for k, v in value.items():
-        if allowed is not None and k not in allowed:
-            raise ConfigError(f"models.{name}.gates.{sub}.{k}: unknown metric",
-                              f"use one of: {', '.join(allowed)}")
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise ConfigError(f"models.{name}.gates.{sub}.{k}: expected a number, got {v!r}")
-        out[k] = float(v)
-    return out
-
-
 def parse_model(name: str, raw: Any) -> ModelSpec:
     """Validate one ``[models.<name>]`` table (without looking at data)."""
     if not NAME_RE.match(name):
@@ -138,29 +122,7 @@ def parse_model(name: str, raw: Any) -> ModelSpec:
     if task not in TASKS:
         raise ConfigError(f"models.{name}.task: unknown task {task!r}",
                           "use \"classification\" or \"regression\"")
-    gates = raw.get("gates", {})
-    if not isinstance(gates, dict):
-        raise ConfigError(f"models.{name}.gates: must be a table")
-    unknown = sorted(set(gates) - GATE_KEYS)
-    if unknown:
-        raise ConfigError(f"models.{name}.gates.{unknown[0]}: unknown gate",
-                          f"known gates: {', '.join(sorted(GATE_KEYS))}")
-    metrics = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
-    for sub in ("min", "max", "max_regression"):
-        if sub in gates:
-            gates[sub] = _want_number_table(name, sub, gates[sub], metrics)
-    if "bias" in gates:
-        gates["bias"] = _want_number_table(name, "bias", gates["bias"], tuple(sorted(BIAS_KEYS)))
-    if "explain" in gates:
-        gates["explain"] = _want_number_table(name, "explain", gates["explain"], tuple(sorted(EXPLAIN_KEYS)))
-    conf = gates.get("confidence", 0.95)
-    if isinstance(conf, bool) or not isinstance(conf, int | float) or not 0.5 <= float(conf) < 1:
-        raise ConfigError(f"models.{name}.gates.confidence: expected a number in [0.5, 1), got {conf!r}")
-    boot = gates.get("bootstrap", 1000)
-    if isinstance(boot, bool) or not isinstance(boot, int) or not 50 <= boot <= 100_000:
-        raise ConfigError(f"models.{name}.gates.bootstrap: expected an integer in [50, 100000], got {boot!r}")
-    if "baseline" in gates:
-        _want_str(name, "gates.baseline", gates["baseline"])
+    gates = parse_gates(name, raw.get("gates", {}), str(task))
     features = raw.get("features")
     if "trusted" in raw:
         raw["trusted"] = _want_str_list(name, "trusted", raw["trusted"])
@@ -180,9 +142,9 @@ def parse_model(name: str, raw: Any) -> ModelSpec:
         raise ConfigError(f"models.{name}.features: contains the target {spec.target!r}",
                           "remove the target from features")
     suffix = Path(spec.data).suffix.lower()
-    if suffix not in (".parquet", ".pq", ".csv", ".tsv"):
+    if suffix not in TABLE_SUFFIXES:
         raise ConfigError(f"models.{name}.data: {spec.data}: unsupported format {suffix or '(none)'}",
-                          "use a .parquet or .csv file")
+                          "use a .parquet, .csv, .tsv, .jsonl or .feather file")
     return spec
 
 
@@ -247,44 +209,83 @@ def validate_columns(spec: ModelSpec, df: pd.DataFrame) -> None:
         if n_classes > max(50, len(y) // 5):
             raise ConfigError(f"{spec.key('task')}: classification but {spec.target!r} has {n_classes} distinct values",
                               "set task = \"regression\"")
-        if spec.positive is not None and spec.positive not in set(y.dropna().tolist()):
-            raise ConfigError(f"{spec.key('positive')}: {spec.positive!r} is not a value of {spec.target!r}",
-                              f"values are: {', '.join(map(str, sorted(set(y.dropna().astype(str)))))}")
+        values = set(y.dropna().tolist())
+        if spec.positive is not None and spec.positive not in values:
+            _wrong_positive(spec, values)
+
+
+def _wrong_positive(spec: ModelSpec, values: set[Any]) -> None:
+    """``positive`` is not a class: say so, and when only its type differs (``"1"`` for
+    an integer target), say that the type is the problem."""
+    same_text = [v for v in values if str(v) == str(spec.positive)]
+    if same_text:
+        v = same_text[0]
+        raise ConfigError(f"{spec.key('positive')}: {spec.positive!r} is a {type(spec.positive).__name__} "
+                          f"but {spec.target!r} holds {type(v).__name__} values",
+                          f"write positive = {v!r} (without quotes for a number)")
+    shown = ", ".join(sorted(map(str, values)))
+    raise ConfigError(f"{spec.key('positive')}: {spec.positive!r} is not a value of {spec.target!r}",
+                      f"values are: {shown}")
 
 
 # baseline revisions --------------------------------------------------------------------
+# The lead points these at gitml.git.tags (the GTO grammar parser) after merging.
+
+def known_stages(repo: MLRepo) -> set[str]:
+    """Stages a baseline may name: ``[registry] stages`` when declared, else the usual
+    ones plus every stage some tag already uses."""
+    declared = repo.config.section("registry").get("stages")
+    if isinstance(declared, list) and declared:
+        return {str(s) for s in declared}
+    seen = {t.split("#")[1] for t in repo.git.tags("*#*") if t.count("#") >= 1 and t.split("#")[1]}
+    return set(DEFAULT_STAGES) | seen
+
+
+def _stage_commit(repo: MLRepo, name: str, stage: str) -> str | None:
+    """The commit of the newest assignment of ``stage`` (``name#stage#N``, highest N,
+    or a plain ``name#stage`` tag), None when the stage was never assigned."""
+    def number(tag: str) -> int:
+        tail = tag.rsplit("#", 1)[-1]
+        return int(tail) if tail.isdigit() else -1
+
+    numbered = sorted(repo.git.tags(f"{name}#{stage}#*"), key=number, reverse=True)
+    for tag in [*numbered, *repo.git.tags(f"{name}#{stage}")]:
+        return repo.git.resolve(tag)
+    return None
+
 
 def resolve_baseline(repo: MLRepo, spec: ModelSpec, baseline: str | None = None) -> str | None:
-    """The commit of the baseline: a stage (``prod`` -> ``name#prod`` / the newest
-    ``name#prod#N``), a version (``v1.2.0`` -> ``name@v1.2.0``), a full GTO tag, or any
-    revision. Returns None when a stage has never been assigned (no baseline yet).
+    """The commit of the baseline: a stage (``prod`` -> the newest ``name#prod#N`` or
+    ``name#prod``), a version (``v1.2.0`` -> ``name@v1.2.0``), a full GTO tag
+    (``name#prod``, ``name@v1.2.0``), or any revision.
+
+    None only for a known stage that was never assigned (no baseline yet: the regression
+    gate is reported as skipped). Anything else that resolves to nothing is a
+    :class:`ConfigError`: a typo never silently disables the comparison.
     """
-    ref = baseline or spec.baseline
+    from gitml.errors import GitMLError
+
+    ref = (baseline or spec.baseline or "").strip()
     if not ref:
         return None
-    candidates: list[str] = []
-    if "#" in ref or "@" in ref:
-        candidates.append(ref)
-    else:
-        candidates.append(f"{spec.name}@{ref}" if re.match(r"^v\d", ref) else f"{spec.name}#{ref}")
-    for cand in candidates:
-        if "#" in cand:
-            # GTO stage assignments: name#stage, or name#stage#N (newest wins)
-            numbered = repo.git.tags(cand + "#*")
-            def _num(t: str) -> int:
-                tail = t.rsplit("#", 1)[-1]
-                return int(tail) if tail.isdigit() else -1
-            numbered.sort(key=_num, reverse=True)
-            for t in [*numbered, cand]:
-                try:
-                    return repo.git.resolve(t)
-                except Exception:
-                    continue
+    name, stage = spec.name, ref
+    if "#" in ref:
+        name, _, stage = ref.partition("#")
+        stage = stage.split("#", 1)[0]
+    elif "@" not in ref and VERSION_RE.match(ref):
+        ref = f"{spec.name}@{ref}"
+    if "@" not in ref and STAGE_RE.match(stage):
+        commit = _stage_commit(repo, name, stage)
+        if commit is not None:
+            return commit
     try:
         return repo.git.resolve(ref)
-    except Exception:
+    except GitMLError:
         pass
-    if "#" in candidates[0]:
+    if "@" not in ref and stage in known_stages(repo):
         return None  # a stage nobody promoted to yet: nothing to regress against
-    raise ConfigError(f"{spec.key('gates.baseline')}: cannot resolve {ref!r}",
-                      f"use a stage (prod), a version (v1.0.0), a tag ({spec.name}#prod) or a commit")
+    stages = ", ".join(sorted(known_stages(repo)))
+    raise ConfigError(f"{spec.key('gates.baseline')}: {baseline or spec.baseline!r} is neither a stage "
+                      f"({stages}), a version with a tag, nor a revision",
+                      f"fix the name, or declare the stage under [registry] stages; e.g. "
+                      f"baseline = \"prod\", \"v1.0.0\" or \"{spec.name}#prod\"")

@@ -17,7 +17,6 @@ empty message (aborted commit) is left alone.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -58,7 +57,6 @@ def _base(repo: MLRepo, message: str) -> tuple[str | None, bool]:
 def build_trailers(repo: MLRepo, message: str = "") -> list[tuple[str, str]]:
     """The trailers for the commit about to be made (from the index being committed)."""
     from gitml.git import history
-    from gitml.store import pointer as ptr
 
     raw = repo.git.raw
     index = repo.git.index()
@@ -78,18 +76,7 @@ def build_trailers(repo: MLRepo, message: str = "") -> list[tuple[str, str]]:
         return []
     out: list[tuple[str, str]] = [
         ("Gitml-Manifest", manifest_id(history.index_manifest_entries(index).items()))]
-    for path, status, data in pointers[:MAX_ARTIFACTS]:
-        art = ptr.artifact_path_for(path)
-        if data is None:
-            out.append(("Gitml-Artifact", f"{art} deleted"))
-            continue
-        try:
-            p = ptr.parse(data, f"{path} (staged)")
-        except GitMLError:
-            continue  # the pre-commit hook reports damaged pointers
-        out.append(("Gitml-Artifact", f"{art} {p.oid[:12]}{' new' if status == 'A' else ''}"))
-    if len(pointers) > MAX_ARTIFACTS:
-        out.append(("Gitml-Artifact", f"... and {len(pointers) - MAX_ARTIFACTS} more"))
+    out += _artifact_trailers(pointers)
     for rec in runs:
         env = f" env={rec.env[:12]}" if rec.env else ""
         out.append(("Gitml-Run", f"{rec.stage} exit={rec.exit_code} in={len(rec.inputs)} "
@@ -111,6 +98,25 @@ def build_trailers(repo: MLRepo, message: str = "") -> list[tuple[str, str]]:
     return out
 
 
+def _artifact_trailers(pointers: list[tuple[str, str, bytes | None]]) -> list[tuple[str, str]]:
+    from gitml.store import pointer as ptr
+
+    out: list[tuple[str, str]] = []
+    for path, status, data in pointers[:MAX_ARTIFACTS]:
+        art = ptr.artifact_path_for(path)
+        if data is None:
+            out.append(("Gitml-Artifact", f"{art} deleted"))
+            continue
+        try:
+            p = ptr.parse(data, f"{path} (staged)")
+        except GitMLError:
+            continue  # the pre-commit hook reports damaged pointers
+        out.append(("Gitml-Artifact", f"{art} {p.oid[:12]}{' new' if status == 'A' else ''}"))
+    if len(pointers) > MAX_ARTIFACTS:
+        out.append(("Gitml-Artifact", f"... and {len(pointers) - MAX_ARTIFACTS} more"))
+    return out
+
+
 def _strip_gitml_trailers(text: str) -> str:
     lines = text.split("\n")
     kept = [ln for ln in lines if not ln.startswith(TRAILER_PREFIX)]
@@ -123,17 +129,12 @@ def apply_trailers(msg_file: Path, trailers: list[tuple[str, str]], comment: str
     body = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith(comment)]
     if not body or not trailers:
         return False
-    text = _strip_gitml_trailers(text)
-    args = ["git", "interpret-trailers", "--no-divider", "--where", "end", "--if-exists",
-            "addIfDifferent", "--if-missing", "add"]
-    for k, v in trailers:
-        args += ["--trailer", f"{k}: {v}"]
-    proc = subprocess.run(args, input=text, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise GitMLError(f"git interpret-trailers failed: {proc.stderr.strip()}")
+    from gitml.git.trailers import add_trailers
+
+    text = add_trailers(_strip_gitml_trailers(text), trailers)
     from gitml.store.fsutil import atomic_write_text
 
-    atomic_write_text(msg_file, proc.stdout)
+    atomic_write_text(msg_file, text)
     return True
 
 
