@@ -368,7 +368,7 @@ def upload_pack(remote: Remote, files: Sequence[tuple[str, str, int]],
     pack_id, index = index_bytes([(key, size) for key, _, size in files])
     if pack_id not in uploaded:
         with ConcatReader([(path, size) for _, path, size in files]) as reader:
-            remote.put_stream(pack_key(pack_id), reader, reader.size)  # type: ignore[arg-type]
+            remote.put_stream(pack_key(pack_id), reader, reader.size)
     remote.put_bytes(index_key(pack_id), index)
     return pack_id, index
 
