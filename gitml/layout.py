@@ -77,4 +77,8 @@ def owner_is_gone(name: str) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    try:  # a killed process nobody has reaped yet is a zombie: gone all the same
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False

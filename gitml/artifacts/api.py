@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from gitml.errors import GitMLError, ObjectMissingError, PointerError
+from gitml.layout import MATERIALIZED_DIR
 from gitml.repo import MLRepo
 from gitml.store import pointer as ptr
 from gitml.store.pointer import Pointer
@@ -100,7 +101,7 @@ def local_path_of(repo: MLRepo, oid: str) -> Path:
     obj = repo.store.object_path(oid)
     if obj.is_file():
         return obj
-    dest = repo.ml_dir / "cache" / "materialized" / oid
+    dest = repo.ml_dir / MATERIALIZED_DIR / oid
     if not dest.is_file():
         dest.parent.mkdir(parents=True, exist_ok=True)
         repo.store.copy_to(oid, dest, mode=0o444)

@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except PermissionError as e:  # a file or folder the user can fix the permissions of
         _report_error(GitMLError(f"permission denied: {e.filename or e}",
-                                 "check the permissions of that path (and of .git/ml)"))
+                                 "check the permissions of that path and of .git/ml"))
         return 1
     except KeyboardInterrupt:
         print("gitml: interrupted; the store and work tree are consistent, re-run to finish",

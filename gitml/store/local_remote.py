@@ -7,10 +7,10 @@ import os
 import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO
 
 from gitml.errors import ObjectMissingError, RemoteError
 from gitml.layout import is_temp_name, temp_name
+from gitml.store.readable import Readable
 from gitml.store.remote import Remote
 
 
@@ -35,9 +35,9 @@ class LocalRemote(Remote):
         except OSError as e:
             raise RemoteError(f"remote '{self.name}': cannot read {src}: {e.strerror}") from e
         with f:
-            self.put_stream(key, f, os.fstat(f.fileno()).st_size)  # type: ignore[arg-type]
+            self.put_stream(key, f, os.fstat(f.fileno()).st_size)
 
-    def put_stream(self, key: str, stream: BinaryIO, size: int) -> None:
+    def put_stream(self, key: str, stream: Readable, size: int) -> None:
         """Temp file beside the destination, then rename: readers never see part of it.
         String paths and a cache of folders made, since a push may write 20,000 keys."""
         dest = f"{self.root}/{key}"

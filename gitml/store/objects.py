@@ -177,7 +177,7 @@ class ObjectStore:
 
     def put_bytes(self, data: bytes | memoryview, oid: str | None = None) -> str:
         """Store small content. The hot path of adding many small files: plain string paths,
-        a temp file in the object's own fan-out folder, no extra chmod (created 0444)."""
+        a temp file in ``tmp/`` (swept if the process is killed), no extra chmod (created 0444)."""
         oid = oid or hash_bytes(data)
         fan = f"{self.root}/{OBJECTS}/{oid[:2]}"
         dest = f"{fan}/{oid[2:]}"

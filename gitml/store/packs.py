@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitml.errors import CorruptObjectError
+from gitml.layout import temp_name
 from gitml.store.ids import hash_bytes, is_valid_id
 from gitml.store.objects import parse_key
 from gitml.store.remote import Remote
@@ -281,7 +282,7 @@ class PackIndex:
     def _cache(self, pack_id: str, data: bytes) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         dest = self.cache_dir / f"{pack_id}.idx"
-        tmp = self.cache_dir / f".{pack_id}.{os.getpid()}.{threading.get_ident()}.incomplete"
+        tmp = self.cache_dir / temp_name(pack_id)
         tmp.write_bytes(data)
         os.replace(tmp, dest)
 
@@ -367,7 +368,7 @@ def upload_pack(remote: Remote, files: Sequence[tuple[str, str, int]],
     pack_id, index = index_bytes([(key, size) for key, _, size in files])
     if pack_id not in uploaded:
         with ConcatReader([(path, size) for _, path, size in files]) as reader:
-            remote.put_stream(pack_key(pack_id), reader, reader.size)  # type: ignore[arg-type]
+            remote.put_stream(pack_key(pack_id), reader, reader.size)
     remote.put_bytes(index_key(pack_id), index)
     return pack_id, index
 

@@ -13,9 +13,10 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 from gitml.errors import ConfigError, RemoteOptionError
+from gitml.store.readable import Readable
 
 # Options whose values are secrets: they are only ever written to the local,
 # uncommitted config and never printed.
@@ -74,10 +75,10 @@ class Remote(ABC):
 
     def put_bytes(self, key: str, data: bytes | bytearray) -> None:
         """Upload ``data`` under ``key`` (a pack index, a rewritten pack)."""
-        self.put_stream(key, io.BytesIO(data), len(data))  # type: ignore[arg-type]
+        self.put_stream(key, io.BytesIO(data), len(data))
 
     @abstractmethod
-    def put_stream(self, key: str, stream: BinaryIO, size: int) -> None:
+    def put_stream(self, key: str, stream: Readable, size: int) -> None:
         """Upload ``size`` bytes read from a seekable ``stream`` (a pack read from the
         store's files); atomic like :meth:`put_file`."""
 

@@ -42,9 +42,10 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from gitml.errors import ConfigError, ObjectMissingError, RemoteError
+from gitml.store.readable import Readable
 from gitml.store.remote import Remote, number_option
 
 MiB = 1024 * 1024
@@ -348,7 +349,7 @@ class S3Remote(Remote):
         except OSError as e:
             raise RemoteError(f"remote '{self.name}': cannot read {src}: {e.strerror}") from e
 
-    def put_stream(self, key: str, stream: BinaryIO, size: int) -> None:
+    def put_stream(self, key: str, stream: Readable, size: int) -> None:
         self._sizes.pop(key, None)
         s3key = self._s3key(key)
         if size <= SINGLE_PUT_MAX:

@@ -52,8 +52,8 @@ class StatCache:
                 self._conn = self._open()
             except (sqlite3.OperationalError, OSError) as e:
                 raise GitMLError(f"cannot open the stat cache {self.db_path}: {e}",
-                                 "check the permissions of that file and its folder (it is "
-                                 "only a cache: deleting it is safe)") from e
+                                 "check free space and the permissions of that file and its "
+                                 "folder; it is only a cache: deleting it is safe") from e
         return self._conn
 
     def _open(self) -> sqlite3.Connection:

@@ -1,7 +1,7 @@
 """Moving artifacts between the local store and a remote.
 
 - Only what the other side lacks moves. What a remote is known to hold is remembered in
-  ``<ml dir>/remotes/<name>.known`` so a no-op push costs no request per object; the rest
+  ``<ml dir>/remotes/<id>.known`` (keyed by the remote's identity) so a no-op push costs no request per object; the rest
   is asked in one batched ``has_many``.
 - Transfers run in a pool of ``jobs`` threads. Leaf objects (chunks, files) go up before
   the trees and chunk lists that name them, so a remote never lists content it lacks.
