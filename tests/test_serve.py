@@ -357,6 +357,10 @@ def test_kill_9_of_a_worker_fails_only_its_requests(world: dict[str, Any]) -> No
         pytest.fail(f"the killed worker was not replaced: {now}")
     assert pids[1] in now
     assert post(world, "/invocations", split_body(1))[0] == 200
+    # the killed worker's unflushed batch is gone, but every traffic file is whole
+    from gitml.serve.traffic import read_traffic
+
+    assert len(read_traffic(world["traffic"])) > 0
 
 
 def test_traffic_log_under_load_loses_no_record(world: dict[str, Any]) -> None:
