@@ -221,24 +221,6 @@ def ensure_mlflow(venv: Path) -> Path:
     return py
 
 
-def bench_server(name: str, url: str, answers: dict[int, list[Any]], body: dict[int, bytes],
-                 conc: list[int], duration: float, work: Path) -> list[dict[str, Any]]:
-    rows = []
-    for n, b in body.items():
-        got = check_answer(url, b)
-        if got != answers[n]:
-            raise SystemExit(f"{name}: answers differ from the model's on the {n}-row body")
-        wrk(url, b, max(conc), min(2.0, duration), work)  # warm-up
-        for c in conc:
-            r = wrk(url, b, c, duration, work)
-            r.update({"server": name, "rows": n, "concurrency": c})
-            rows.append(r)
-            print(f"  {name:7s} rows={n:<3d} c={c:<3d} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:8.2f} ms  "
-                  f"p99 {r['p99_ms']:8.2f} ms  errors {r['non_2xx'] + r['socket_errors']}  "
-                  f"load {r['load_before'][0]:.2f}->{r['load_after'][0]:.2f}", flush=True)
-    return rows
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
@@ -269,49 +251,73 @@ def main() -> int:
         model = sio.load(repo / "models" / "model.skops",
                          trusted=sio.get_untrusted_types(file=str(repo / "models" / "model.skops")))
         answers = {n: [str(x) for x in model.predict(test[FEATURES].head(n))] for n in body}
-        if "gitml" in servers:
-            for label in ("first (bundle built)", "again (bundle cached)"):
-                port = free_port()
-                cmd = ["git", "ml", "serve", "arrests@v1.0.0", "--port", str(port),
-                       "--workers", str(a.workers)] + (["--no-log"] if a.no_log else [])
-                t0 = time.monotonic()
-                proc = subprocess.Popen(cmd, cwd=repo, env=env, start_new_session=True,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                url = f"http://127.0.0.1:{port}"
-                try:
+        procs: list[subprocess.Popen[bytes]] = []
+        urls: dict[str, str] = {}
+        try:
+            if "gitml" in servers:
+                for label in ("first (bundle built)", "again (bundle cached)"):
+                    port = free_port()
+                    cmd = ["git", "ml", "serve", "arrests@v1.0.0", "--port", str(port),
+                           "--workers", str(a.workers)] + (["--no-log"] if a.no_log else [])
+                    t0 = time.monotonic()
+                    proc = subprocess.Popen(cmd, cwd=repo, env=env, start_new_session=True,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    procs.append(proc)
+                    url = f"http://127.0.0.1:{port}"
                     wall, cpu = wait_healthy(url, proc, t0)
                     results["startup_s"][f"gitml {label}"] = {"wall": wall, "cpu": cpu, "load": loadavg()}
                     print(f"gitml: first healthy answer {label}: {wall:.2f} s "
-                          f"({cpu:.2f} CPU-s, load {loadavg()[0]:.2f})")
-                    if label.startswith("again"):
-                        results["runs"] += bench_server("gitml", url, answers, body, conc, a.duration, work)
-                finally:
-                    stop(proc)
-        if "mlflow" in servers:
-            py = ensure_mlflow(a.mlflow_venv)
-            version = subprocess.run([str(py), "-c", "import mlflow; print(mlflow.__version__)"],
-                                     capture_output=True, text=True).stdout.strip()
-            results["mlflow_version"] = version
-            out = work / "mlflow-model"
-            conv = subprocess.run([str(py), "-c", MLFLOW_CONVERT, str(repo / "models" / "model.skops"),
-                                   str(repo / "data" / "eval.parquet"), str(out)], capture_output=True, text=True)
-            if conv.returncode != 0:
-                raise SystemExit(f"saving the MLflow model failed:\n{conv.stderr[-3000:]}")
-            port = free_port()
-            menv = {**env, "PATH": str(py.parent) + os.pathsep + env["PATH"]}
-            t0 = time.monotonic()
-            proc = subprocess.Popen([str(py.parent / "mlflow"), "models", "serve", "-m", str(out),
-                                     "-h", "127.0.0.1", "-p", str(port), "--env-manager", "local"],
-                                    env=menv, start_new_session=True, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
-            url = f"http://127.0.0.1:{port}"
-            try:
+                          f"({cpu:.2f} CPU-s, load {loadavg()[0]:.2f})", flush=True)
+                    if label.startswith("first"):
+                        stop(proc)
+                    else:
+                        urls["gitml"] = url
+            if "mlflow" in servers:
+                py = ensure_mlflow(a.mlflow_venv)
+                version = subprocess.run([str(py), "-c", "import mlflow; print(mlflow.__version__)"],
+                                         capture_output=True, text=True).stdout.strip()
+                results["mlflow_version"] = version
+                out = work / "mlflow-model"
+                conv = subprocess.run([str(py), "-c", MLFLOW_CONVERT, str(repo / "models" / "model.skops"),
+                                       str(repo / "data" / "eval.parquet"), str(out)],
+                                      capture_output=True, text=True)
+                if conv.returncode != 0:
+                    raise SystemExit(f"saving the MLflow model failed:\n{conv.stderr[-3000:]}")
+                port = free_port()
+                menv = {**env, "PATH": str(py.parent) + os.pathsep + env["PATH"]}
+                t0 = time.monotonic()
+                proc = subprocess.Popen([str(py.parent / "mlflow"), "models", "serve", "-m", str(out),
+                                         "-h", "127.0.0.1", "-p", str(port), "--env-manager", "local"],
+                                        env=menv, start_new_session=True, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+                procs.append(proc)
+                url = f"http://127.0.0.1:{port}"
                 wall, cpu = wait_healthy(url, proc, t0)
                 results["startup_s"]["mlflow"] = {"wall": wall, "cpu": cpu, "load": loadavg()}
                 print(f"mlflow {version}: first healthy answer {wall:.2f} s ({cpu:.2f} CPU-s, "
-                      f"load {loadavg()[0]:.2f})")
-                results["runs"] += bench_server("mlflow", url, answers, body, conc, a.duration, work)
-            finally:
+                      f"load {loadavg()[0]:.2f})", flush=True)
+                urls["mlflow"] = url
+            # interleaved: for each body and concurrency, the servers back to back (order
+            # alternating), so load that drifts on a shared machine favours neither
+            for name, url in urls.items():
+                for n, b in body.items():
+                    if check_answer(url, b) != answers[n]:
+                        raise SystemExit(f"{name}: answers differ from the model's on the {n}-row body")
+                    wrk(url, b, max(conc), min(2.0, a.duration), work)  # warm-up
+            order = list(urls)
+            for n, b in body.items():
+                for c in conc:
+                    for name in order:
+                        r = wrk(urls[name], b, c, a.duration, work)
+                        r.update({"server": name, "rows": n, "concurrency": c})
+                        results["runs"].append(r)
+                        print(f"  {name:7s} rows={n:<3d} c={c:<3d} {r['rps']:8.1f} req/s  "
+                              f"p50 {r['p50_ms']:8.2f} ms  p99 {r['p99_ms']:8.2f} ms  "
+                              f"errors {r['non_2xx'] + r['socket_errors']}  "
+                              f"load {r['load_before'][0]:.2f}->{r['load_after'][0]:.2f}", flush=True)
+                    order.reverse()
+        finally:
+            for proc in procs:
                 stop(proc)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -419,3 +419,67 @@ def test_wrk_smoke(world: dict[str, Any], tmp_path: Path) -> None:
     assert "Non-2xx" not in proc.stdout and "Socket errors" not in proc.stdout, proc.stdout
     n = int(proc.stdout.split(" requests in ")[0].split()[-1])
     assert n > 0
+
+
+def test_pickle_loads_only_with_the_explicit_opt_in(world: dict[str, Any], tmp_path: Path) -> None:
+    import pickle
+
+    from gitml.errors import ConfigError
+    from gitml.models.bundle import Bundle
+    from gitml.store.ids import hash_bytes
+
+    folder = tmp_path / "pkl"
+    shutil.copytree(world["b1"].path, folder)
+    data = pickle.dumps(good_model("logreg"))
+    (folder / "model.pkl").write_bytes(data)
+    meta = json.loads((folder / "gitml-bundle.json").read_text())
+    meta.update({"model_file": "model.pkl", "model_id": hash_bytes(data), "flavor": "pickle"})
+    (folder / "gitml-bundle.json").write_text(json.dumps(meta))
+    b = Bundle.open(folder)
+    with pytest.raises(ConfigError, match="pickle"):
+        b.load_model()
+    assert b.load_model(allow_pickle=True).predict(rows(3)).tolist() == expected(3)
+
+
+def test_git_ml_serve_cli(world: dict[str, Any]) -> None:
+    repo = world["repo"]
+    bad = subprocess.run(["git", "ml", "serve", "nosuch"], cwd=repo, capture_output=True, text=True, env=env())
+    assert bad.returncode == 1 and "unknown model" in bad.stderr and "Traceback" not in bad.stderr
+    unassigned = subprocess.run(["git", "ml", "serve", f"{MODEL}#prod"], cwd=repo, capture_output=True,
+                                text=True, env=env())
+    assert unassigned.returncode == 1 and "stage" in unassigned.stderr
+    proc = subprocess.Popen(["git", "ml", "serve", f"{MODEL}@v1.1.0", "--port", "0", "--workers", "1",
+                             "--token", TOKEN], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env(), start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        url = None
+        lines = []
+        deadline = time.monotonic() + 120
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+            url = m.group(1) if m else None
+        assert url, lines
+        assert "serving arrests 1.1.0" in lines[0]
+        from gitml.serve import control
+
+        control.wait_ready(url, "1.1.0", timeout=120, token=TOKEN)
+        code, body, _ = request(url + "/invocations", split_body(3), headers=AUTH)
+        from tests.checks_support import worse_model
+
+        assert code == 200 and json.loads(body)["predictions"] == [str(x) for x in worse_model().predict(rows(3))]
+        assert (repo / ".git" / "ml" / "traffic" / MODEL).is_dir()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # what Ctrl-C / a service manager does
+        proc.wait(timeout=30)
+    pid_file = repo / ".git" / "ml" / "serve" / MODEL / "state.pid"
+    deadline = time.monotonic() + 30
+    while pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not pid_file.exists()  # the supervisor stopped its workers and cleaned up
+    with pytest.raises(OSError):
+        request(url + "/ping", timeout=2)
