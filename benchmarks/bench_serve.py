@@ -113,6 +113,13 @@ def make_repo(work: Path, env: dict[str, str]) -> tuple[Path, Any]:
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-q", "--no-verify", "-m", "model"], repo, env)
     run(["git", "tag", "-a", "arrests@v1.0.0", "-m", "v1.0.0"], repo, env)
+    # a second version (another regularisation) for the switch under load
+    pipe.set_params(logisticregression__C=0.05).fit(train[FEATURES], train["released"])
+    sio.dump(pipe, repo / "models" / "model.skops")
+    run(["git", "ml", "add", "models/model.skops"], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-q", "--no-verify", "-m", "model C=0.05"], repo, env)
+    run(["git", "tag", "-a", "arrests@v1.1.0", "-m", "v1.1.0"], repo, env)
     return repo, test.reset_index(drop=True)
 
 
@@ -206,6 +213,50 @@ def wrk(url: str, body: bytes, conns: int, duration: float, work: Path) -> dict[
             "non_2xx": int(non2xx.group(1)) if non2xx else 0,
             "socket_errors": sum(map(int, sock.groups())) if sock else 0,
             "load_before": before, "load_after": after}
+
+
+def switch_under_load(repo: Path, url: str, body: bytes, conns: int, work: Path) -> dict[str, Any]:
+    """wrk at ``conns`` for the whole of two switches (1.0.0 -> 1.1.0 -> 1.0.0) of the running
+    `git ml serve`: every request must succeed."""
+    from gitml.models.bundle import build_bundle
+    from gitml.repo import MLRepo
+    from gitml.serve import control
+
+    old = os.getcwd()
+    os.chdir(repo)
+    try:
+        state = repo / ".git" / "ml" / "serve" / "arrests" / "state.json"
+        cur = control.read_state(state)
+        b2 = build_bundle(MLRepo.discover(), "arrests", "arrests@v1.1.0", work / "bundle-1.1.0")
+    finally:
+        os.chdir(old)
+    both = {**cur["versions"], "1.1.0": str(b2.path)}
+    script = work / "switch.lua"
+    script.write_text(f"wrk.method = 'POST'\nwrk.body = {json.dumps(body.decode())}\n"
+                      "wrk.headers['Content-Type'] = 'application/json'\n")
+    before = loadavg()
+    proc = subprocess.Popen(["wrk", "-t2", f"-c{conns}", "-d12s", "--latency", "--timeout", "10s",
+                             "-s", str(script), url + "/invocations"], stdout=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    time.sleep(1.5)
+    control.write_state(state, {"model": "arrests", "active": "1.0.0", "versions": both})
+    control.wait_ready(url, "1.1.0", timeout=60)
+    control.write_state(state, {"model": "arrests", "active": "1.1.0", "versions": both})
+    control.wait_ready(url, "1.1.0", timeout=30, active=True)
+    t_switch = time.monotonic() - t0
+    time.sleep(1.0)
+    control.write_state(state, {"model": "arrests", "active": "1.0.0", "versions": both})
+    control.wait_ready(url, "1.0.0", timeout=30, active=True)
+    t_back = time.monotonic() - t0
+    out = proc.communicate(timeout=120)[0]
+    if time.monotonic() - t0 < t_back:
+        raise SystemExit("wrk ended before the switches did")
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {"requests": int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+            "failed": (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0),
+            "concurrency": conns, "switched_at_s": t_switch, "switched_back_at_s": t_back,
+            "load": [before, loadavg()]}
 
 
 def ensure_mlflow(venv: Path) -> Path:
@@ -316,6 +367,12 @@ def main() -> int:
                               f"errors {r['non_2xx'] + r['socket_errors']}  "
                               f"load {r['load_before'][0]:.2f}->{r['load_after'][0]:.2f}", flush=True)
                     order.reverse()
+            if "gitml" in urls:
+                sw = switch_under_load(repo, urls["gitml"], body[1], 64, work)
+                results["switch_under_load"] = sw
+                print(f"\nswitch 1.0.0 -> 1.1.0 -> 1.0.0 under wrk -c64: {sw['requests']} requests, "
+                      f"{sw['failed']} failed (switched at {sw['switched_at_s']:.1f} s and back at "
+                      f"{sw['switched_back_at_s']:.1f} s of 12 s)", flush=True)
         finally:
             for proc in procs:
                 stop(proc)

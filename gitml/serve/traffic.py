@@ -212,8 +212,17 @@ class _Batcher:
             self.wake.set()
 
     def _take(self) -> list[Any]:
+        """The oldest items up to ``max_rows`` rows (at least one): one file's worth."""
         with self.lock:
-            items, self.items, self.rows = self.items, [], 0
+            rows = 0
+            k = 0
+            while k < len(self.items) and (k == 0 or rows + self.size_of(self.items[k]) <= self.max_rows):
+                rows += self.size_of(self.items[k])
+                k += 1
+            items, self.items = self.items[:k], self.items[k:]
+            self.rows -= rows
+            if self.items:
+                self.first_at = time.monotonic()
             return items
 
     def _loop(self) -> None:
@@ -223,8 +232,10 @@ class _Batcher:
             with self.lock:
                 due = bool(self.items) and (self.rows >= self.max_rows or
                                             time.monotonic() - self.first_at >= self.max_age)
-            if due:
+            while due:
                 self.flush()
+                with self.lock:
+                    due = self.rows >= self.max_rows
 
     def flush(self) -> None:
         items = self._take()
@@ -254,7 +265,8 @@ class _Batcher:
         self.closed = True
         self.wake.set()
         self.thread.join(timeout=5)
-        self.flush()
+        while self.items:
+            self.flush()
 
 
 class TrafficLog:
