@@ -82,3 +82,5 @@ def owner_is_gone(name: str) -> bool:
             return f.read().rpartition(b")")[2].split()[0] == b"Z"
     except (OSError, IndexError):
         return False
+TRAFFIC_DIR = "traffic"  # under ML_DIR: traffic/<model>/ holds the served model's traffic log
+SERVE_DIR = "serve"  # under ML_DIR: serve/<model>/ holds `git ml serve`'s bundles and state
