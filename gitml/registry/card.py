@@ -188,10 +188,10 @@ def sections(repo: MLRepo, name: str, version: str, commit: str, *,
     except GitMLError:
         art = None
     if art is not None:
-        for ev in art.events():
-            if ev.version == version:
-                evs.rows.append([_when(ev.time), ev.event, str(ev.version), ev.stage or "",
-                                 f"{ev.author} <{ev.email}>", "yes" if ev.signed else "no"])
+        for event in art.events():
+            if event.version == version:
+                evs.rows.append([_when(event.time), event.event, str(event.version), event.stage or "",
+                                 f"{event.author} <{event.email}>", "yes" if event.signed else "no"])
     from gitml.registry.records import read_records
 
     for rec in read_records(repo.git, name=name):
