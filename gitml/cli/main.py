@@ -54,6 +54,7 @@ COMMANDS: dict[str, str] = {
     "deployments": "what serves where, since when and why (or at a given time)",
     "card": "the model card of a version (Markdown or HTML)",
     "ci": "deploy from CI on tag pushes (github) or from a bare deploy repository (receiver)",
+    "serve": "serve a model over HTTP (MLflow /invocations and KServe V2 on one port)",
 }
 
 
