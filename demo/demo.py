@@ -86,6 +86,10 @@ MODEL_CONFIG = textwrap.dedent('''
     baseline = "prod"
     max_regression = { roc_auc = 0.03 }
     bias = { four_fifths = 0.8, max_counterfactual_flip = 0.15 }
+
+    [card.arrests]
+    owner = "gitml demo <demo@example.com>"
+    intended_use = "Illustration only: predict release with a summons from the Toronto arrests data"
 ''')
 
 

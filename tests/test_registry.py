@@ -123,6 +123,16 @@ def test_gitml_registry_reads_the_same_in_gto(reg: Path) -> None:
                               "registered": True, "active": True}
     assert _our_events(reg) == _gto_events(reg)
     assert len(_our_events(reg)) == 7
+    # the resolvers other layers use read the same state
+    from gitml.git.registry import stage_commit, version_commit
+    from gitml.git.repo import GitRepo
+
+    g = GitRepo.discover(reg)
+    assert stage_commit(g, "credit", "prod") == head and stage_commit(g, "credit", "staging") is None
+    assert version_commit(g, "credit", "1.3.0") == head and version_commit(g, "credit", "1.2.0") is None
+    # the hooks saw every tag, but no deploy target is declared: nothing was deployed
+    assert not (reg / ".git" / "ml" / "deploy").exists()
+    assert json.loads(gitml(reg, "deployments", "--json").stdout) == []
 
     # history carries the metrics each commit recorded
     hist = json.loads(gitml(reg, "history", "credit", "--json").stdout)

@@ -11,9 +11,9 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gitml.git.registry import load
     from gitml.registry.card import card_html, card_markdown
     from gitml.registry.deploy import resolve
-    from gitml.registry.state import load
     from gitml.repo import MLRepo
     from gitml.store.fsutil import atomic_write_text
 

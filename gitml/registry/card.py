@@ -69,8 +69,8 @@ def _runs_at(repo: MLRepo, commit: str) -> list[dict[str, Any]]:
 
 def sections(repo: MLRepo, name: str, version: str, commit: str, *,
              verdict: Verdict | None = None) -> list[Section]:
+    from gitml.git.registry import load
     from gitml.registry import gates
-    from gitml.registry.state import load
 
     spec = gates.spec_at(repo, name, commit)
     if verdict is None:
@@ -228,7 +228,7 @@ def card_markdown(repo: MLRepo, name: str, version: str, commit: str, *,
 def card_html(repo: MLRepo, name: str, version: str | None = None) -> str:
     """The card of ``name`` (a version, or the latest registered one) as an HTML section for
     the report. Empty when the model has no registered version."""
-    from gitml.registry.state import load
+    from gitml.git.registry import load
 
     art = load(repo.git, name).artifacts.get(name)
     if art is None:
@@ -236,9 +236,9 @@ def card_html(repo: MLRepo, name: str, version: str | None = None) -> str:
     ver = art.find(version) if version else art.latest()
     if ver is None:
         return ""
-    out = [f'<section class="model-card"><h2>Model card: {escape(name)} {escape(ver.version)}</h2>']
+    out = [f'<section class="model-card"><h3>Model card: {escape(name)} {escape(ver.version)}</h3>']
     for s in sections(repo, name, ver.version, ver.commit):
-        out.append(f"<h3>{escape(s.title)}</h3>")
+        out.append(f"<h4>{escape(s.title)}</h4>")
         if s.lines:
             out.append("<ul>" + "".join(f"<li>{escape(ln)}</li>" for ln in s.lines) + "</ul>")
         if s.rows:

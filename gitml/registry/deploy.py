@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from gitml.errors import GitMLError
+from gitml.git.registry import Artifact, Version, load
 from gitml.git.tags import Action, parse, verify_tag
 from gitml.registry import gates, records
 from gitml.registry.settings import DeploySettings, Target, load_settings
-from gitml.registry.state import Artifact, Version, load
 from gitml.repo import MLRepo
 from gitml.store.fsutil import file_lock
 

@@ -37,7 +37,8 @@ def deploy_tags(repo: MLRepo, refs: Iterable[str], *, detach_watch: bool = True)
         else:
             continue
         for target in targets:
-            _say(f"{tag}: deploying {want} to {target.name} ({target.url})")
+            where = f" ({target.url})" if target.port else ""
+            _say(f"{tag}: deploying {want} to {target.name}{where}")
             try:
                 res = deploy(repo, want, target.name, detach_watch=detach_watch, log=_say)
             except GitMLError as e:

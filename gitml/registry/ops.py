@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gitml.errors import GitMLError
+from gitml.git.registry import build
 from gitml.git.tags import (
     Action,
     bump,
@@ -23,7 +24,6 @@ from gitml.git.tags import (
     semver_key,
 )
 from gitml.registry import gates
-from gitml.registry.state import build
 from gitml.repo import MLRepo
 
 

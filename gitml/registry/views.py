@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from gitml.errors import GitMLError
+from gitml.git.registry import Registry, load
 from gitml.registry import records
-from gitml.registry.state import Registry, load
 from gitml.repo import MLRepo
 from gitml.runs.records import CHECKS_DIR, check_passed
 

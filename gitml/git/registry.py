@@ -1,4 +1,6 @@
-"""The registry as GTO reads it: artifacts, versions and stages from annotated tags.
+"""The registry as GTO reads it: artifacts, versions and stages from annotated tags
+(here, below the models layer, so the gates' baseline and `git ml serve` resolve stages
+and versions by the same rules as the registry: :func:`stage_commit`, :func:`version_commit`).
 
 The rules follow GTO (``gto/base.py``, ``gto/tag.py``) so ``gto show`` and ``git ml
 models`` agree on the same repository:
@@ -201,3 +203,20 @@ def build(tags: list[RegistryTag]) -> Registry:
 
 def load(git: GitRepo, name: str | None = None) -> Registry:
     return build(read_tags(git, name))
+
+
+def stage_commit(git: GitRepo, name: str, stage: str) -> str | None:
+    """The commit of the version of ``name`` in ``stage`` now (GTO's rules), or None."""
+    art = load(git, name).artifacts.get(name)
+    current = art.stages().get(stage) if art is not None and art.active else None
+    return current[0].commit if current else None
+
+
+def version_commit(git: GitRepo, name: str, version: str) -> str | None:
+    """The commit of a registered, not deregistered, version of ``name`` (``1.2.0`` or
+    ``v1.2.0``), or None."""
+    from gitml.git.tags import normalize_version
+
+    art = load(git, name).artifacts.get(name)
+    ver = art.versions.get(normalize_version(version)) if art is not None else None
+    return ver.commit if ver is not None and ver.registered and ver.active else None
