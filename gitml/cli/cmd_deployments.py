@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from gitml.cli.output import print_json, print_table
+from gitml.cli.output import print_json
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -22,11 +22,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.quiet:
         return 0
-    table = [[r["model"], r["target"], f"v{r['version']}", r.get("url") or "",
-              time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(r["since"] or 0))) + " UTC",
-              r["action"] + (f" from v{r['from']}" if r.get("from") else ""),
-              str(r.get("by") or ""), "yes" if r["signed"] else "no", str(r.get("reason") or "")[:70]]
-             for r in rows]
-    title = "serving" if at is None else f"serving at {args.at}"
-    print_table(title, ["model", "target", "version", "url", "since", "how", "by", "signed", "why"], table)
+    if not rows:
+        print("nothing deployed" + ("" if at is None else f" at {args.at}"))
+    for r in rows:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(r["since"] or 0)))
+        how = r["action"] + (f" from v{r['from']}" if r.get("from") else "")
+        who = str(r.get("by") or "")
+        print(f"{r['model']}  {r['target']}  v{r['version']}  since {since} UTC  {how}  by {who}"
+              f"  ({'signed' if r['signed'] else 'unsigned'} tag {r.get('tag') or '-'})")
+        print(f"    {r.get('url') or ''}  {r.get('reason') or ''}".rstrip())
     return 0

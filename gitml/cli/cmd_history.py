@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from gitml.cli.output import print_json, print_table
+from gitml.cli.output import print_json
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -25,19 +25,19 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.quiet:
         return 0
-    table = []
     for r in rows:
         m = r.get("metrics") or {}
-        shown = ", ".join(f"{k}={m[k]:.3f}" for k in ("accuracy", "roc_auc", "rmse", "r2")
-                          if isinstance(m.get(k), int | float))
+        shown = " ".join(f"{k}={m[k]:.3f}" for k in ("accuracy", "roc_auc", "rmse", "r2")
+                         if isinstance(m.get(k), int | float))
         where = r.get("stage") or r.get("target") or ""
-        frm = f" (from {r['from']})" if r.get("from") else ""
-        row = [_when(r["timestamp"]), r["event"], r.get("version") or "", where,
-               (r.get("commit") or "")[:8], str(r.get("author") or "").split(" <")[0],
-               "yes" if r.get("signed") else "no", shown,
-               (r.get("message") or "").split("\n")[0][:48] + frm]
-        table.append(row if args.name else [r["artifact"], *row])
-    cols = ["when (UTC)", "event", "version", "stage/target", "commit", "by", "signed", "metrics", "why"]
-    print_table(f"history of {args.name}" if args.name else "history",
-                cols if args.name else ["model", *cols], table)
+        why = (r.get("message") or "").split("\n")[0]
+        if r["kind"] == "deploy":
+            why = (f"from v{r['from']}: " if r.get("from") else "") + why
+        else:
+            why = r.get("tag") or ""
+        who = str(r.get("author") or "").split(" <")[0]
+        name = "" if args.name else f"{r['artifact']}  "
+        print(f"{_when(r['timestamp'])}  {name}{r['event']:<14} {r.get('version') or '':<9} "
+              f"{where:<8} {(r.get('commit') or '')[:8]:<8}  {who}  "
+              f"{'signed' if r.get('signed') else 'unsigned'}  {shown}  {why}".rstrip())
     return 0

@@ -438,9 +438,13 @@ def rollback(repo: MLRepo, name: str, target_name: str | None = None, *, to: str
         control.write_state(folder / "state.json", {**state, "versions": versions, "active": to})
         control.wait_ready(url, to, timeout=60, active=True, token=token, model=name)
         why = reason or "manual rollback"
-        commit = next((r.get("commit") for r in reversed(history) if r.get("version") == to), None)
+        # the record that first put `to` in service vouches for what serves again
+        prev = next((r for r in reversed(history) if r.get("version") == to
+                     and r.get("action") == "deploy"), {})
         rec = records.record(repo.git, target.name, "rollback", name, to, reason=why,
-                             automatic=automatic, url=url, commit=commit, **{"from": current})
+                             automatic=automatic, url=url, commit=prev.get("commit"),
+                             tag=prev.get("tag"), signed=bool(prev.get("signed")),
+                             signer=prev.get("signer"), **{"from": current})
     return DeployResult("rollback", name, to, target.name, url, current, why, rec)
 
 
