@@ -439,7 +439,7 @@ def rollback(repo: MLRepo, name: str, target_name: str | None = None, *, to: str
         control.wait_ready(url, to, timeout=60, active=True, token=token, model=name)
         why = reason or "manual rollback"
         # the record that first put `to` in service vouches for what serves again
-        prev = next((r for r in reversed(history) if r.get("version") == to
+        prev: dict[str, Any] = next((r for r in reversed(history) if r.get("version") == to
                      and r.get("action") == "deploy"), {})
         rec = records.record(repo.git, target.name, "rollback", name, to, reason=why,
                              automatic=automatic, url=url, commit=prev.get("commit"),
