@@ -43,6 +43,17 @@ COMMANDS: dict[str, str] = {
     "validate": "data quality against rules and the previous version",
     "check": "run every gate (what the commit hook runs)",
     "report": "write one self-contained HTML report",
+    "register": "register a model version: an annotated tag NAME@vX.Y.Z (gates must have passed)",
+    "promote": "assign a stage to a version: an annotated tag NAME#STAGE#N (deploys on tag)",
+    "unassign": "take a stage away from the version in it (NAME#STAGE!#N)",
+    "deprecate": "deregister a version (NAME@vX.Y.Z!) or deprecate a model (NAME@deprecated)",
+    "models": "models, their latest versions, stages and what serves where",
+    "history": "who registered, promoted, deployed or rolled back what, when, with metrics",
+    "deploy": "deploy a stage or version: verify, smoke-test, switch, watch, roll back on failure",
+    "rollback": "switch a deployed model back to the previous (or a given) version",
+    "deployments": "what serves where, since when and why (or at a given time)",
+    "card": "the model card of a version (Markdown or HTML)",
+    "ci": "deploy from CI on tag pushes (github) or from a bare deploy repository (receiver)",
     "serve": "serve a model over HTTP (MLflow /invocations and KServe V2 on one port)",
 }
 

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import argparse
+import time
+
+from gitml.cli.output import print_json
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--at", help="what served at this time (ISO 8601, UTC, or Unix seconds)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gitml.registry.views import deployments, parse_when
+    from gitml.repo import MLRepo
+
+    at = parse_when(args.at) if args.at else None
+    rows = deployments(MLRepo.discover(), at=at)
+    if args.json:
+        print_json(rows)
+        return 0
+    if args.quiet:
+        return 0
+    if not rows:
+        print("nothing deployed" + ("" if at is None else f" at {args.at}"))
+    for r in rows:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(r["since"] or 0)))
+        how = r["action"] + (f" from v{r['from']}" if r.get("from") else "")
+        who = str(r.get("by") or "")
+        print(f"{r['model']}  {r['target']}  v{r['version']}  since {since} UTC  {how}  by {who}"
+              f"  ({'signed' if r['signed'] else 'unsigned'} tag {r.get('tag') or '-'})")
+        print(f"    {r.get('url') or ''}  {r.get('reason') or ''}".rstrip())
+    return 0
