@@ -43,6 +43,11 @@ COMMANDS: dict[str, str] = {
     "validate": "data quality against rules and the previous version",
     "check": "run every gate (what the commit hook runs)",
     "report": "write one self-contained HTML report",
+    "profile": "measure a model version's load time, memory, latency and throughput",
+    "recommend": "replicas, CPU/memory and a machine type for a throughput and latency target",
+    "package": "a self-contained folder that serves a model version (Dockerfile, MLmodel)",
+    "k8s": "Kubernetes manifests for a model version, sized from its profile",
+    "compile": "compile a model to ONNX behind a parity gate (faster, smaller)",
 }
 
 
