@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "validate": "data quality against rules and the previous version",
     "check": "run every gate (what the commit hook runs)",
     "report": "write one self-contained HTML report",
+    "serve": "serve a model over HTTP (MLflow /invocations and KServe V2 on one port)",
     "profile": "measure a model version's load time, memory, latency and throughput",
     "recommend": "replicas, CPU/memory and a machine type for a throughput and latency target",
     "package": "a self-contained folder that serves a model version (Dockerfile, MLmodel)",
