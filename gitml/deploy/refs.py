@@ -1,8 +1,8 @@
 """``credit``, ``credit@v1.3.0``, ``credit#prod``: a model, a commit and a version.
 
-Version and stage tags are resolved by :func:`gitml.models.spec.resolve_baseline` (the
-one resolver of GTO tags below the registry); the model's declaration is read from the
-resolved commit, so an old version is packaged as it was declared then.
+Version and stage tags are resolved by the server's resolver (:func:`gitml.serve.local.resolve`,
+itself :func:`gitml.models.spec.resolve_baseline`); the model's declaration is read from
+the resolved commit, so an old version is packaged as it was declared then.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import tomllib
 from dataclasses import dataclass
 
 from gitml.errors import ConfigError, UsageError
-from gitml.models.spec import NAME_RE, ModelSpec, resolve_baseline, specs_from_section
+from gitml.models.spec import ModelSpec, specs_from_section
 from gitml.repo import MLRepo
 
 CONFIG = ".gitml/config.toml"
-SEMVER_TAG = re.compile(r"@v(\d+\.\d+\.\d+)$")
+SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 
 
 @dataclass(frozen=True)
@@ -34,25 +34,6 @@ class ModelRef:
         return self.version or self.commit[:12]
 
 
-def _version_key(v: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in v.split("."))
-
-
-def versions_at(repo: MLRepo, name: str, commit: str) -> list[str]:
-    """Version numbers whose tags ``name@vX.Y.Z`` point at ``commit``, newest first."""
-    found = []
-    for tag in repo.git.tags(f"{name}@v*"):
-        m = SEMVER_TAG.search(tag)
-        if not m:
-            continue
-        try:
-            if repo.git.resolve(tag) == commit:
-                found.append(m.group(1))
-        except Exception:
-            continue
-    return sorted(found, key=_version_key, reverse=True)
-
-
 def spec_at(repo: MLRepo, name: str, commit: str) -> ModelSpec:
     raw = repo.git.read_blob(commit, CONFIG)
     if raw is None:
@@ -66,44 +47,22 @@ def spec_at(repo: MLRepo, name: str, commit: str) -> ModelSpec:
 
 
 def resolve(repo: MLRepo, text: str) -> ModelRef:
-    m = re.match(r"^([^@#]+)(.*)$", text.strip())
-    if not m or not NAME_RE.match(m.group(1)):
+    """Resolve through the server's resolver (one resolver of GTO tags for everyone)."""
+    from gitml.serve.local import REF_RE
+    from gitml.serve.local import resolve as serve_resolve
+
+    m = REF_RE.match(text.strip())
+    if m is None:
         raise UsageError(f"{text!r} is not a model reference",
                          "write NAME, NAME@vX.Y.Z or NAME#STAGE (e.g. credit@v1.3.0, credit#prod)")
-    name, rest = m.group(1), m.group(2)
-    head_spec = None
-    stage = None
-    if not rest:
-        commit = repo.git.head()
-        if commit is None:
-            raise UsageError("the repository has no commit yet", "commit the model first")
-    else:
-        if rest.startswith("@") and not SEMVER_TAG.search(text) and rest != "@deprecated":
-            raise UsageError(f"{text!r}: a version is written NAME@vX.Y.Z", f"e.g. {name}@v1.0.0")
-        if rest.startswith("#"):
-            stage = rest[1:].split("#", 1)[0]
-        from gitml.models.spec import model_specs
-
-        try:
-            head_spec = model_specs(repo, [name])[0]
-        except ConfigError:
-            head_spec = None
-        found = None
-        if head_spec is not None:
-            try:
-                found = resolve_baseline(repo, head_spec, text)
-            except ConfigError:
-                found = None
-        else:
-            try:
-                found = repo.git.resolve(text)
-            except Exception:
-                found = None
-        if found is None:
+    try:
+        target = serve_resolve(repo, text.strip())
+    except ConfigError as e:
+        if "cannot resolve" in e.message:
             raise UsageError(f"{text}: no such version or stage tag",
-                             f"list them with `git tag -l '{name}[@#]*'`")
-        commit = found
-    spec = spec_at(repo, name, commit)
-    vm = SEMVER_TAG.search(text)
-    version = vm.group(1) if vm else next(iter(versions_at(repo, name, commit)), None)
-    return ModelRef(text=text, name=name, spec=spec, commit=commit, version=version, stage=stage)
+                             f"list them with `git tag -l '{m.group('name')}[@#]*'`") from e
+        raise
+    spec = spec_at(repo, target.name, target.commit)
+    version = target.version if SEMVER.match(target.version) else None
+    return ModelRef(text=text.strip(), name=target.name, spec=spec, commit=target.commit,
+                    version=version, stage=m.group("stage"))
