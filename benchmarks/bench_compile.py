@@ -62,8 +62,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+ENV = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+       "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
+       "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
+
+
 def sh(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env or ENV)
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {p.stderr[-1500:]}")
     return p.stdout

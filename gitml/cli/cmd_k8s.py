@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     _, ref, rec = recommendation(args)
     workload = k8s.Workload(
         model=ref.name, version=ref.label, stage=ref.stage,
-        image=args.image or image_name(ref.name, ref.label),
+        image=args.image or image_name(ref.name, ref.label + ('-onnx' if args.onnx else '')),
         command=server_command(rec.workers, port=k8s.PORT), namespace=args.namespace)
     docs = k8s.manifests(workload, rec, service_monitor=args.service_monitor, kserve=args.kserve)
     paths = k8s.write(args.output, docs)

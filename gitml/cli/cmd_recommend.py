@@ -18,6 +18,8 @@ def add_target_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--headroom", type=float, default=0.2,
                    help="share of measured throughput kept free (default 0.2)")
     p.add_argument("--rows", type=int, default=1, help="rows per request (default 1)")
+    p.add_argument("--onnx", action="store_true",
+                   help="size for the compiled ONNX model (its profile: git ml profile --onnx)")
     p.add_argument("--catalog", type=Path, default=None, metavar="FILE",
                    help="machine types and prices (default: gitml's shipped, dated catalog)")
 
@@ -35,7 +37,7 @@ def recommendation(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     repo = MLRepo.discover()
     ref = refs.resolve(repo, args.model)
-    prof = profiles.load(repo, ref)
+    prof = profiles.load(repo, ref, onnx=args.onnx)
     target = Target(rps=args.rps, p99_ms=args.p99_ms, max_cost_hour=args.max_cost,
                     headroom=args.headroom, rows=args.rows)
     return repo, ref, recommend(prof, target, catalog.load(args.catalog))

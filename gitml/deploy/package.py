@@ -372,7 +372,7 @@ def package(repo: MLRepo, ref: ModelRef, out: Path, *, onnx: bool = False, worke
     atomic_write_text(out / "python_env.yaml", yaml.safe_dump(
         {"python": py, "build_dependencies": ["pip"],
          "dependencies": ["-r requirements.txt", f"wheels/{wheel.name}"]}, sort_keys=False))
-    image = image_name(bundle.name, label)
+    image = image_name(bundle.name, label + ("-onnx" if onnx else ""))
     atomic_write_text(out / "Dockerfile", dockerfile(bundle, workers, wheel.name, py))
     atomic_write_text(out / ".dockerignore", ".venv\n*.pid\n*.log\n*.server.json\n*.run\n")
     atomic_write_text(out / "README.md", readme(bundle, image, workers, reqs))

@@ -160,7 +160,7 @@ def profile(repo: MLRepo, ref: ModelRef, *, rows: list[int], workers: list[int],
         "server": server,
     }
     prof["duration_s"] = round(time.perf_counter() - t0, 1)
-    rel = profile_path(ref.name, ref.label)
+    rel = profile_path(ref.name, ref.label, onnx)
     previous = repo.workdir / rel
     note = ""
     if previous.is_file():
@@ -174,7 +174,7 @@ def profile(repo: MLRepo, ref: ModelRef, *, rows: list[int], workers: list[int],
     atomic_write_text(previous, json.dumps(prof, indent=2, sort_keys=True) + "\n")
     repo.git.stage([rel, env_rel])
     if commit:
-        msg = (f"profile: {ref.name} {ref.label} on {(env.get('cpu') or {}).get('model', '?')}\n\n"
+        msg = (f"profile: {ref.name} {ref.label}{' (onnx)' if onnx else ''} on {(env.get('cpu') or {}).get('model', '?')}\n\n"
                f"Environment: {env_id}\n")
         repo.git.run_git("commit", "-q", "-m", msg, "--", rel, env_rel)
     if note:

@@ -16,6 +16,10 @@ def _key(p: dict[str, Any]) -> tuple[Any, ...]:
     return (nums, str(p.get("profiled_at", "")))
 
 
+def _group(p: dict[str, Any]) -> str:
+    return str(p.get("model")) + (" (onnx)" if p.get("flavor") == "onnx" else "")
+
+
 def _metrics(p: dict[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     ld = p.get("load") or {}
@@ -40,10 +44,10 @@ def diff_profiles(repo: MLRepo, a: str, b: str) -> dict[str, dict[str, Any]]:
     pa, pb = profiles_at(repo, a), profiles_at(repo, b)
     out: dict[str, dict[str, Any]] = {}
     changed = {path for path in set(pa) | set(pb) if pa.get(path) != pb.get(path)}
-    models = {str((pa.get(p) or pb.get(p) or {}).get("model")) for p in changed}
-    for model in sorted(models):
-        olds = [p for p in pa.values() if p.get("model") == model]
-        news = [p for p in pb.values() if p.get("model") == model]
+    groups = {_group(pa.get(p) or pb.get(p) or {}) for p in changed}
+    for model in sorted(groups):
+        olds = [p for p in pa.values() if _group(p) == model]
+        news = [p for p in pb.values() if _group(p) == model]
         old = max(olds, key=_key) if olds else None
         new = max(news, key=_key) if news else None
         if new is None:

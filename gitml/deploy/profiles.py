@@ -20,8 +20,8 @@ PROFILES_DIR = ".gitml/profiles"
 REQUIRED = ("format", "model", "commit", "environment", "cpu", "load", "latency", "server")
 
 
-def profile_path(model: str, label: str) -> str:
-    return f"{PROFILES_DIR}/{model}/{label}.json"
+def profile_path(model: str, label: str, onnx: bool = False) -> str:
+    return f"{PROFILES_DIR}/{model}/{label}{'.onnx' if onnx else ''}.json"
 
 
 def parse(data: bytes | str, source: str) -> dict[str, Any]:
@@ -41,9 +41,10 @@ def parse(data: bytes | str, source: str) -> dict[str, Any]:
     return d
 
 
-def load(repo: MLRepo, ref: ModelRef, rev: str | None = None) -> dict[str, Any]:
-    """The profile of ``ref``'s version: from the work tree, or from commit ``rev``."""
-    rel = profile_path(ref.name, ref.label)
+def load(repo: MLRepo, ref: ModelRef, rev: str | None = None, *, onnx: bool = False) -> dict[str, Any]:
+    """The profile of ``ref``'s version (its compiled model with ``onnx``): from the work
+    tree, or from commit ``rev``."""
+    rel = profile_path(ref.name, ref.label, onnx)
     if rev is None:
         p = repo.workdir / rel
         data: bytes | None = p.read_bytes() if p.is_file() else repo.git.read_blob("HEAD", rel)
@@ -51,7 +52,7 @@ def load(repo: MLRepo, ref: ModelRef, rev: str | None = None) -> dict[str, Any]:
         data = repo.git.read_blob(rev, rel)
     if data is None:
         raise GitMLError(f"{ref.text} has no profile ({rel})",
-                         f"measure it first: git ml profile {ref.text}")
+                         f"measure it first: git ml profile {ref.text}{' --onnx' if onnx else ''}")
     prof = parse(data, rel)
     if prof.get("commit") != ref.commit:
         raise GitMLError(f"{rel} was measured on commit {str(prof.get('commit'))[:12]}, but "
