@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{b_rev} has no parent to compare with", "name two commits: git ml diff A B")
         a_rev = mb.parents[0]
     d = diff(repo, load(repo, a_rev), load(repo, b_rev), data=args.data)
+    from gitml.deploy.profile_diff import diff_profiles, format_profile_diff
+
+    d["profiles"] = diff_profiles(repo, d["a"], d["b"])
     if args.json:
         print_json(d)
         return 0
@@ -97,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
     if d["stages"]["added"] or d["stages"]["removed"]:
         c.print(f"stages added: {', '.join(d['stages']['added']) or '-'}; "
                 f"removed: {', '.join(d['stages']['removed']) or '-'}")
-    if not (d["metrics"] or d["params"] or d["artifacts"] or d["checks"]
+    for line in format_profile_diff(d["profiles"]):
+        c.print(escape(line))
+    if not (d["metrics"] or d["params"] or d["artifacts"] or d["checks"] or d["profiles"]
             or any(not e["same"] for e in d["environment"].values())):
         c.print("no manifest differences")
     return 0

@@ -55,6 +55,11 @@ COMMANDS: dict[str, str] = {
     "card": "the model card of a version (Markdown or HTML)",
     "ci": "deploy from CI on tag pushes (github) or from a bare deploy repository (receiver)",
     "serve": "serve a model over HTTP (MLflow /invocations and KServe V2 on one port)",
+    "profile": "measure a model version's load time, memory, latency and throughput",
+    "recommend": "replicas, CPU/memory and a machine type for a throughput and latency target",
+    "package": "a self-contained folder that serves a model version (Dockerfile, MLmodel)",
+    "k8s": "Kubernetes manifests for a model version, sized from its profile",
+    "compile": "compile a model to ONNX behind a parity gate (faster, smaller)",
 }
 
 

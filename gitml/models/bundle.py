@@ -156,8 +156,9 @@ class Bundle:
 
             model = pickle.loads(data)
         elif self.flavor == "onnx":
-            raise ConfigError(f"{key}: ONNX models cannot be served yet",
-                              "save the model with skops.io.dump")
+            from gitml.models.onnx import load_onnx_bytes
+
+            model = load_onnx_bytes(data)
         else:
             model = load_model_bytes(data, self.model_file, key, self.trusted)
         if not hasattr(model, "predict"):

@@ -240,6 +240,9 @@ class Predictor:
         from sklearn.pipeline import Pipeline
 
         m = self.model
+        if self.bundle.flavor == "onnx":  # onnxruntime takes the request columns as they are
+            self._fast = lambda cols, n: m.run(cols)
+            return
         if type(m) is not Pipeline or len(m.steps) < 2:
             raise Unsupported(type(m).__name__)
         first = m.steps[0][1]

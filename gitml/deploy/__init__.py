@@ -1,0 +1,1 @@
+"""Profiles, sizing, packaging, cluster manifests and compilation of served models."""
