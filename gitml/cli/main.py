@@ -43,6 +43,8 @@ COMMANDS: dict[str, str] = {
     "validate": "data quality against rules and the previous version",
     "check": "run every gate (what the commit hook runs)",
     "report": "write one self-contained HTML report",
+    "monitor": "judge a served model's traffic: drift, live metrics, learned limits, alarms",
+    "retrain": "re-run a model's training on new data, gate it, register it, maybe promote it",
 }
 
 
