@@ -77,10 +77,11 @@ def test_real_prometheus_scrapes_the_monitor_and_fires_the_drift_alert(tmp_path:
         "scrape_configs": [{"job_name": "gitml-monitor",
                             "static_configs": [{"targets": [f"127.0.0.1:{server.port}"]}]}],
     }))
+    log = (tmp_path / "prom.log").open("w")
     proc = subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
                              f"--storage.tsdb.path={tmp_path / 'data'}",
                              f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
-                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prom.log", "w"))
+                            stdout=subprocess.DEVNULL, stderr=log)
     api = f"http://127.0.0.1:{prom_port}/api/v1"
 
     def get(path: str) -> dict:
@@ -115,4 +116,5 @@ def test_real_prometheus_scrapes_the_monitor_and_fires_the_drift_alert(tmp_path:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
         server.stop()
