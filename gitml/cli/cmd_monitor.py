@@ -133,7 +133,7 @@ def _show(result: Any, args: argparse.Namespace) -> int:
     rows = []
     for figure, series in result.series.items():
         p = series.points[-1] if series.points else None
-        n_alarms = sum(1 for a in result.alarms if a.figure == figure)
+        n_alarms = sum(1 for a in result.open_alarms if a.figure == figure)
         if p is None:
             continue
         limit = p.upper if p.upper is not None else p.lower

@@ -66,12 +66,18 @@ class MonitorResult:
     healing: dict[str, Any] | None = None  # what --heal did (gitml.monitor.heal)
 
     @property
+    def open_alarms(self) -> list[Alarm]:
+        """Alarms of the version serving now (those of a version rolled back since are
+        history, not a call to act)."""
+        return [a for a in self.alarms if a.version == self.version]
+
+    @property
     def action_needed(self) -> bool:
-        return bool(self.alarms)
+        return bool(self.open_alarms)
 
     @property
     def actions(self) -> list[str]:
-        return sorted({ACTIONS[a.figure] for a in self.alarms})
+        return sorted({ACTIONS[a.figure] for a in self.open_alarms})
 
     def to_dict(self, with_windows: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {

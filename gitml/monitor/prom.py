@@ -84,7 +84,7 @@ def exposition(results: Iterable[MonitorResult]) -> str:
         fam["action_needed"].add(base, 1.0 if r.action_needed else 0.0)
         for figure, series in r.series.items():
             lab = {**base, "figure": figure}
-            n_alarms = sum(1 for a in r.alarms if a.figure == figure)
+            n_alarms = sum(1 for a in r.open_alarms if a.figure == figure)
             fam["alarm"].add(lab, 1.0 if n_alarms else 0.0)
             fam["alarms"].add(lab, n_alarms)
             fam["cusum_threshold"].add(lab, float(r.config.get("h", 0.0)))
