@@ -38,7 +38,8 @@ def population(shift: str = "none") -> Population:
     train, _ = arrests_split()
     df = train.copy()
     if shift == "age+0.5sd":
-        df["age"] = df["age"] + 0.5 * float(df["age"].std())
+        # whole years, as the model's int64 input logs them: round(0.5 σ) = 4 years (0.48 σ)
+        df["age"] = df["age"] + round(0.5 * float(df["age"].std()))
     model = good_model("logreg")
     pred, score = _predict(model, df)
     return Population(df.reset_index(drop=True), pred, score)
@@ -99,7 +100,7 @@ def traffic_frame(rng: Any, n: int, start_us: int, span_us: int, *, shift: str =
     for c in CAT:
         data[f"in.{c}"] = rows[c].astype(str).to_numpy()
     for c in NUM:
-        data[f"in.{c}"] = rows[c].to_numpy(dtype=np.int64 if c != "age" or shift != "age+0.5sd" else float)
+        data[f"in.{c}"] = rows[c].to_numpy(dtype=np.int64)
     data["pred"] = np.where(status >= 500, None, pop.pred[idx])
     data["pred_value"] = np.where(status >= 500, np.nan, pop.score[idx])
     data["score"] = data["pred_value"]
@@ -113,8 +114,11 @@ def traffic_frame(rng: Any, n: int, start_us: int, span_us: int, *, shift: str =
     return traffic, feedback
 
 
-def write_parquet(df: Any, folder: Path, name: str) -> Path:
-    """A traffic or feedback file exactly per the schema (types pinned with pyarrow)."""
+def write_parquet(df: Any, folder: Path, name: str | None = None, seq: int = 0) -> Path:
+    """A traffic or feedback file exactly per the schema (types pinned with pyarrow), named
+    as the server names them (``traffic-<first µs>-<last µs>-<pid>-<seq>.parquet``;
+    feedback files in ``feedback/``)."""
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -132,11 +136,21 @@ def write_parquet(df: Any, folder: Path, name: str) -> Path:
         elif col in ("latency_ms", "pred_value", "score"):
             t = pa.float64()
         elif col.startswith("in."):
-            t = pa.string() if df[col].dtype == object else pa.from_numpy_dtype(df[col].dtype)
+            numeric = pd.api.types.is_numeric_dtype(df[col]) and not pd.api.types.is_bool_dtype(df[col])
+            t = pa.from_numpy_dtype(df[col].dtype) if numeric else pa.string()
         else:
             raise AssertionError(col)
         fields.append(pa.field(col, t, nullable=True))
     table = pa.Table.from_pandas(df, schema=pa.schema(fields), preserve_index=False)
+    if name is None:
+        import numpy as np
+
+        us = df["ts"].astype("datetime64[us, UTC]").astype("int64").to_numpy()
+        kind = "feedback" if "label" in df.columns else "traffic"
+        if kind == "feedback":
+            folder = folder / "feedback"
+            folder.mkdir(parents=True, exist_ok=True)
+        name = f"{kind}-{int(np.min(us))}-{int(np.max(us))}-0-{seq}.parquet"
     path = folder / name
     pq.write_table(table, path)
     return path

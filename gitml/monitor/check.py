@@ -123,23 +123,15 @@ def parse_duration(text: str) -> float:
 def version_commit(repo: MLRepo, spec: ModelSpec, version: str) -> str:
     """The commit a served version was built from: its registry tag ``name@vX.Y.Z``, or
     the version itself when the server served a bare revision."""
-    from gitml.models.spec import resolve_baseline
-
     v = version if version.startswith("v") else f"v{version}"
-    try:
-        commit = resolve_baseline(repo, spec, v)
-    except GitMLError:
-        commit = None
-    if commit is None:
+    for rev in (f"refs/tags/{spec.name}@{v}", version):
         try:
-            commit = repo.git.resolve(version)
+            return repo.git.resolve(rev)
         except Exception:
-            commit = None
-    if commit is None:
-        raise GitMLError(f"{spec.name}: the traffic log names version {version!r}, which no tag "
-                         f"{spec.name}@{v} or revision resolves to",
-                         "fetch the registry's tags (git fetch --tags)")
-    return commit
+            continue
+    raise GitMLError(f"{spec.name}: the traffic log names version {version!r}, which no tag "
+                     f"{spec.name}@{v} or revision resolves to",
+                     "fetch the registry's tags (git fetch --tags)")
 
 
 def load_reference(repo: MLRepo, spec: ModelSpec, version: str) -> Reference:
@@ -216,7 +208,7 @@ def read_labels(folder: Path, labels_file: Path | None) -> pd.DataFrame | None:
         df = read_frame(labels_file)
         missing = {"request_id", "label"} - set(df.columns)
         if missing:
-            raise UsageError(f"{labels_file}: no column {sorted(missing)[0]!r}",
+            raise GitMLError(f"{labels_file}: no column {sorted(missing)[0]!r}",
                              "a labels file has request_id, row (optional) and label columns")
         if "row" not in df.columns:
             df["row"] = 0

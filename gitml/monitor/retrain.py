@@ -17,7 +17,8 @@ when it beats the deployed one on the new data.
    and ``git commit`` runs the pre-commit gates (installed hooks are required: a retrained
    model is never committed around them).
 5. The registry registers the commit (its recorded gates must have passed). The new and
-   deployed models are compared on the new data with the regression gate's statistic (the
+   deployed models are compared on new rows held out of the training (30%, seeded) with
+   the regression gate's statistic (the
    paired bootstrap interval of each ``max_regression`` metric): the new version is
    promoted (``--auto-promote``) only when the interval of the first metric is above zero
    and no metric is worse beyond its tolerance; otherwise it is left for review.
@@ -179,6 +180,21 @@ def _write_table(df: pd.DataFrame, path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- comparing
+def holdout(rows: pd.DataFrame, seed: int, share: float = 0.3,
+            minimum: int = 50) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows to train on, rows to judge on): the comparison must not use rows the new
+    model was trained on, or it would always look better."""
+    import numpy as np
+
+    n_out = max(minimum, round(share * len(rows)))
+    if len(rows) < 2 * minimum:
+        raise UsageError(f"only {len(rows)} new labelled rows: too few to retrain on and judge",
+                         f"at least {2 * minimum} are needed")
+    order = np.random.default_rng(seed).permutation(len(rows))
+    return (rows.iloc[np.sort(order[n_out:])].reset_index(drop=True),
+            rows.iloc[np.sort(order[:n_out])].reset_index(drop=True))
+
+
 def compare(repo: MLRepo, spec: ModelSpec, new_commit: str, base_commit: str,
             data: pd.DataFrame) -> tuple[bool, dict[str, Any]]:
     """Does the new model beat the deployed one on ``data``? The regression gate's paired
@@ -219,7 +235,8 @@ def retrain(repo: MLRepo, name: str, *, data: Path | None = None, from_traffic: 
     say = log or (lambda msg: None)
     spec = one_spec(repo, name)
     section = repo.config.section("monitor")
-    own = section.get(name) if isinstance(section.get(name), dict) else {}
+    own_raw = section.get(name)
+    own: dict[str, Any] = own_raw if isinstance(own_raw, dict) else {}
     mode = mode or own.get("retrain_mode") or section.get("retrain_mode") or "append"
     if mode not in ("append", "replace"):
         raise ConfigError(f"monitor.{name}.retrain_mode = {mode!r} is unknown", "use 'append' or 'replace'")
@@ -252,8 +269,9 @@ def retrain(repo: MLRepo, name: str, *, data: Path | None = None, from_traffic: 
         from gitml.checks.drift import read_frame
 
         current = read_frame(wt / str(train_path))
-        rows = _conform(new, current, "the new data")
         import pandas as pd
+
+        rows, held_out = holdout(_conform(new, current, "the new data"), spec.seed)
 
         table = pd.concat([current, rows], ignore_index=True) if mode == "append" else rows
         res.rows_added = len(rows)
@@ -284,12 +302,12 @@ def retrain(repo: MLRepo, name: str, *, data: Path | None = None, from_traffic: 
                                    f"on {len(rows)} new rows ({reason})")
         res.version, res.tag = reg.version, reg.tag
         say(f"registered {reg.tag}")
-        beats, res.comparison = compare(repo, spec, res.commit, base_commit, pd.concat(
-            [rows], ignore_index=True))
+        beats, res.comparison = compare(repo, spec, res.commit, base_commit, held_out)
         res.beats = beats
         first = next(iter(res.comparison["metrics"].items()))
         summary = (f"{first[0]} {first[1]['difference']:+.4f} "
-                   f"[{first[1]['ci_low']:+.4f}, {first[1]['ci_high']:+.4f}] on {len(rows)} new rows")
+                   f"[{first[1]['ci_low']:+.4f}, {first[1]['ci_high']:+.4f}] on {len(held_out)} "
+                   "held-out new rows")
         if auto_promote and beats:
             tag = ops.promote(repo, name, reg.version.removeprefix("v"), stage,
                               message=f"Assigning stage {stage} to artifact {name} version {reg.version}: "
