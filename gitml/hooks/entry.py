@@ -86,9 +86,6 @@ def commit_msg(repo: MLRepo, argv: Sequence[str]) -> int:
 
 
 def pre_push(repo: MLRepo, argv: Sequence[str]) -> int:
-    from gitml.artifacts.sync import open_named_remote, push_artifacts
-    from gitml.store import pointer as ptr
-
     git_remote = argv[0] if argv else "origin"
     from_framework = bool(os.environ.get("PRE_COMMIT_TO_REF"))
     text = "" if from_framework or sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
@@ -100,8 +97,28 @@ def pre_push(repo: MLRepo, argv: Sequence[str]) -> int:
         include = [os.environ["PRE_COMMIT_TO_REF"]]
         exclude = [os.environ.get("PRE_COMMIT_FROM_REF", ZERO)]
         exclude = [e for e in exclude if e != ZERO]
+    tags = [ln[0] for ln in lines if len(ln) == 4 and ln[1] != ZERO and ln[3] == ZERO
+            and ln[2].startswith("refs/tags/")]
     if not include:
         return 0
+    rc = _upload_pushed(repo, git_remote, include, exclude)
+    if rc == 0 and tags:
+        rc = _deploy_tags(repo, tags)
+    return rc
+
+
+def _deploy_tags(repo: MLRepo, refs: Sequence[str]) -> int:
+    if find_spec("gitml.registry.ontag") is None:
+        return 0
+    from gitml.registry.ontag import deploy_tags
+
+    return deploy_tags(repo, refs)
+
+
+def _upload_pushed(repo: MLRepo, git_remote: str, include: list[str], exclude: list[str]) -> int:
+    from gitml.artifacts.sync import open_named_remote, push_artifacts
+    from gitml.store import pointer as ptr
+
     exclude += repo.git.remote_tracking_tips(git_remote)
     blobs = repo.git.blobs_in_range(include, exclude, ptr.SUFFIX)
     if not blobs:
@@ -156,6 +173,26 @@ def post_commit(repo: MLRepo, argv: Sequence[str]) -> int:
     return 0
 
 
+def reference_transaction(repo: MLRepo, argv: Sequence[str]) -> int:
+    """A committed transaction that created registry tags (the shell script filtered them
+    and passes their refs on stdin): deploy them. Git ignores the exit code here."""
+    if argv and argv[0] != "committed":
+        return 0
+    refs = [] if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read().split()
+    return _deploy_tags(repo, refs) if refs else 0
+
+
+def post_receive(argv: Sequence[str]) -> int:
+    """In a bare deploy repository: pushed registry tags deploy on this host, from a
+    work tree of the repository kept beside it (the store lives in the bare repo)."""
+    if find_spec("gitml.registry.receiver") is None:
+        return 0
+    from gitml.registry.receiver import receive
+
+    text = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+    return receive(text)
+
+
 def textconv(repo: MLRepo | None, argv: Sequence[str]) -> int:
     if find_spec("gitml.runs.textconv") is not None:
         from gitml.runs.textconv import main as textconv_main
@@ -174,6 +211,7 @@ HANDLERS: dict[str, Callable[[MLRepo, Sequence[str]], int]] = {
     "post-checkout": post_checkout,
     "post-merge": post_merge,
     "post-commit": post_commit,
+    "reference-transaction": reference_transaction,
 }
 
 
@@ -186,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if name == "textconv":
             return textconv(None, rest)
+        if name == "post-receive":
+            return post_receive(rest)
         handler = HANDLERS.get(name)
         if handler is None:
             _err(f"unknown hook {name!r}")

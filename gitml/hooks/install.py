@@ -12,7 +12,10 @@ from pathlib import Path
 from gitml.errors import GitMLError
 from gitml.repo import MLRepo
 
-HOOKS = ("pre-commit", "commit-msg", "post-commit", "pre-push", "post-checkout", "post-merge")
+HOOKS = ("pre-commit", "commit-msg", "post-commit", "pre-push", "post-checkout", "post-merge",
+         "reference-transaction")
+#: installed by `git ml ci receiver` into a bare deploy repository, not by `git ml install`
+RECEIVER_HOOKS = ("post-receive",)
 MARKER = "# gitml hook:"
 CHAINED_SUFFIX = ".gitml-chained"
 
@@ -36,10 +39,24 @@ def _fallback_hook_path() -> str:
 
 
 def install_hooks(repo: MLRepo) -> list[str]:
-    hooks_dir = repo.git.hooks_dir()
+    installed = _write_hooks(repo.git.hooks_dir(), HOOKS)
+    if find_spec("gitml.hooks.configure") is not None:
+        from gitml.hooks.configure import configure
+
+        configure(repo)
+    return installed
+
+
+def install_receiver(git_dir: Path) -> list[str]:
+    """Make a bare repository a GitOps deploy receiver: its post-receive deploys pushed
+    registry tags on this host."""
+    return _write_hooks(git_dir / "hooks", RECEIVER_HOOKS)
+
+
+def _write_hooks(hooks_dir: Path, names: tuple[str, ...]) -> list[str]:
     hooks_dir.mkdir(parents=True, exist_ok=True)
     installed = []
-    for name in HOOKS:
+    for name in names:
         target = hooks_dir / name
         if target.exists() and not _is_ours(target):
             chained = hooks_dir / (name + CHAINED_SUFFIX)
@@ -53,10 +70,6 @@ def install_hooks(repo: MLRepo) -> list[str]:
         tmp.chmod(0o755)
         os.replace(tmp, target)
         installed.append(name)
-    if find_spec("gitml.hooks.configure") is not None:
-        from gitml.hooks.configure import configure
-
-        configure(repo)
     return installed
 
 

@@ -1,0 +1,1 @@
+"""Model registry (GTO tags), model cards, deploy-on-tag with blue/green and rollback."""

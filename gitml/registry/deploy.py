@@ -1,0 +1,397 @@
+"""Deploy a registered model version (what a tag hook runs), and roll back.
+
+``deploy(repo, "credit#prod")``:
+
+1. resolve the stage or version to a registered version, its commit and its tags;
+2. with ``deploy.require_signed``, ``git verify-tag`` them against the allowed signers;
+3. refuse unless the commit's recorded gates passed for exactly its model and data;
+4. build the bundle (artifacts fetched if missing, bytes verified against their ids);
+5. add the version to the target's deploy state *beside* the serving one (start the
+   server if none runs) and wait until every worker has loaded it;
+6. smoke test at its versioned route: the bundle's evaluation rows must get the
+   predictions recorded when the bundle was built;
+7. switch ``active`` (the old version stays loaded, warm) and record the deploy in Git;
+8. watch health and error rate for the grace window; on failure switch back by itself
+   and record the rollback with its reason.
+
+Every refusal is recorded too (``refused``), so ``git ml deployments`` says why a tag did
+not ship. Nothing here starts a second copy of the server: it drives
+``gitml.serve.control`` through the deploy-state file (docs/internal-api.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitml.errors import GitMLError
+from gitml.git.tags import Action, parse, verify_tag
+from gitml.registry import gates, records
+from gitml.registry.settings import DeploySettings, Target, load_settings
+from gitml.registry.state import Artifact, Version, load
+from gitml.repo import MLRepo
+from gitml.store.fsutil import file_lock
+
+
+class DeployRefused(GitMLError):
+    """The version may not serve (unsigned, gates, ids, smoke); the old one still serves."""
+
+
+@dataclass
+class Release:
+    """What a deploy reference names."""
+
+    name: str
+    version: Version
+    tags: list[str]          # the tags that vouch for it (registration, stage assignment)
+    stage: str | None
+    trigger: str             # the reference as given
+
+    @property
+    def v(self) -> str:
+        return self.version.version.removeprefix("v")
+
+
+@dataclass
+class DeployResult:
+    action: str              # deploy | rollback | refused | noop
+    name: str
+    version: str | None
+    target: str
+    url: str
+    previous: str | None = None
+    reason: str = ""
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+# -- where things live --------------------------------------------------------------------
+
+def target_dir(repo: MLRepo, target: str, name: str) -> Path:
+    return repo.ml_dir / "deploy" / target / name
+
+
+def state_file(repo: MLRepo, target: str, name: str) -> Path:
+    return target_dir(repo, target, name) / "state.json"
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    try:
+        d = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError as e:
+        raise GitMLError(f"{path}: malformed deploy state: {e}", "remove it and deploy again") from e
+    return d if isinstance(d, dict) else None
+
+
+# -- resolving ----------------------------------------------------------------------------
+
+def resolve(repo: MLRepo, ref: str) -> Release:
+    """``name#stage``, ``name@vX.Y.Z``, ``name@X.Y.Z`` or a full registry tag name."""
+    parsed = parse(ref)
+    if parsed is None and "@" in ref and not ref.split("@", 1)[1].startswith("v"):
+        parsed = parse(ref.replace("@", "@v", 1))
+    if parsed is None:
+        raise GitMLError(f"{ref!r} names no model version or stage",
+                         "use NAME#STAGE or NAME@vX.Y.Z, e.g. credit#prod")
+    art: Artifact = load(repo.git, parsed.name).artifact(parsed.name)
+    if not art.active:
+        raise DeployRefused(f"{parsed.name} is deprecated", "register a new version")
+    if parsed.action is Action.REGISTER:
+        ver = art.find(parsed.version or "")
+        if not ver.active:
+            raise DeployRefused(f"{parsed.name} {ver.version} was deregistered")
+        return Release(parsed.name, ver, _reg_tags(ver), None, ref)
+    if parsed.action is Action.ASSIGN:
+        stage = parsed.stage or ""
+        current = art.stages().get(stage)
+        if current is None:
+            raise DeployRefused(f"no version of {parsed.name} is in stage {stage}")
+        ver, ev = current
+        return Release(parsed.name, ver, [*_reg_tags(ver), ev.tag], stage, ref)
+    raise GitMLError(f"{ref!r} does not deploy anything ({parsed.action.value})",
+                     "deploy a stage (NAME#STAGE) or a version (NAME@vX.Y.Z)")
+
+
+def _reg_tags(ver: Version) -> list[str]:
+    regs = [e for e in ver.registrations if e.action is Action.REGISTER]
+    return [max(regs, key=lambda e: e.order).tag] if regs else []
+
+
+# -- checks before anything runs ---------------------------------------------------------------
+
+def check_signatures(repo: MLRepo, settings: DeploySettings, rel: Release) -> tuple[bool, str | None]:
+    """(signed, signer). Raises DeployRefused when signatures are required and missing."""
+    if not settings.require_signed:
+        return False, None
+    if not settings.allowed_signers or not Path(settings.allowed_signers).is_file():
+        raise DeployRefused("deploy.require_signed is set but no allowed-signers file exists "
+                            f"({settings.allowed_signers or 'deploy.allowed_signers unset'})",
+                            "set deploy.allowed_signers to an SSH allowed-signers file")
+    signer = None
+    for tag in rel.tags:
+        v = verify_tag(repo.git, tag, settings.allowed_signers)
+        if not v.ok:
+            raise DeployRefused(f"tag {tag} is not trusted: {v.reason}",
+                                "sign it with a key in the allowed-signers file (`git tag -s`)")
+        signer = v.signer or signer
+    return True, signer
+
+
+def build(repo: MLRepo, rel: Release, folder: Path) -> Any:
+    """The verified bundle of the release (rebuilt into a fresh folder)."""
+    from gitml.models.bundle import Bundle, build_bundle
+    from gitml.models.load import locate
+
+    commit = rel.version.commit
+    spec = gates.spec_at(repo, rel.name, commit)
+    verdict = gates.recorded(repo, spec, commit)
+    if not verdict.passed:
+        raise DeployRefused(f"{rel.name} {rel.version.version}: {verdict.summary()}",
+                            "only versions whose committed gates passed deploy")
+    tmp = folder.with_name(folder.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    build_bundle(repo, rel.name, commit, tmp, version=rel.v)
+    expected = locate(repo, spec.path, rev=commit).oid
+    bundle = Bundle.open(tmp)          # re-reads and re-verifies the bytes
+    if bundle.model_id != expected:
+        raise DeployRefused(f"bundle model id {bundle.model_id} is not the committed {expected}")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    return Bundle.open(folder)
+
+
+# -- the procedure -------------------------------------------------------------------------------
+
+def deploy(repo: MLRepo, ref: str, target_name: str | None = None, *,
+           grace: float | None = None, detach_watch: bool = False,
+           log: Any = None) -> DeployResult:
+    settings = load_settings(repo)
+    target = settings.target(target_name)
+    say = log or (lambda msg: None)
+    rel = resolve(repo, ref)
+    folder = target_dir(repo, target.name, rel.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    common: dict[str, Any] = {"commit": rel.version.commit, "tag": rel.tags[-1] if rel.tags else None,
+              "trigger": rel.trigger, "url": target.url}
+    with file_lock(folder / "deploy.lock"):
+        state_path = folder / "state.json"
+        state = read_state(state_path)
+        old = state.get("active") if state else None
+        if old == rel.v and _server_alive(folder):
+            return DeployResult("noop", rel.name, rel.v, target.name, target.url, old,
+                                "already serving")
+        try:
+            signed, signer = check_signatures(repo, settings, rel)
+            common.update(signed=signed, signer=signer)
+            say(f"building the bundle of {rel.name} {rel.version.version} ({rel.version.commit[:12]})")
+            bundle_dir = folder / "bundles" / f"{rel.v}-{rel.version.commit[:12]}"
+            bundle = build(repo, rel, bundle_dir)
+            say(f"starting {rel.version.version} beside {old or 'nothing'} on {target.url}")
+            _stage_beside(repo, target, rel, state_path, state, bundle_dir)
+            say("smoke test at its versioned route")
+            _smoke(target, rel.name, rel.v, bundle)
+        except GitMLError as e:
+            _drop_candidate(target, folder, rel, state)
+            rec = records.record(repo.git, target.name, "refused", rel.name, rel.v,
+                                 reason=str(e), **{"from": old}, **common)
+            raise DeployRefused(f"{rel.name} {rel.version.version} not deployed: {e.message}",
+                                e.hint) from e
+        _switch(target, state_path, rel.name, rel.v)
+        rec = records.record(repo.git, target.name, "deploy", rel.name, rel.v,
+                             reason=f"{rel.trigger}", **{"from": old}, **common)
+        say(f"serving {rel.name} {rel.version.version} on {target.url} (was {old or 'nothing'})")
+    window = settings.grace_seconds if grace is None else grace
+    result = DeployResult("deploy", rel.name, rel.v, target.name, target.url, old, record=rec)
+    if window <= 0 or old is None:
+        return result
+    if detach_watch:
+        spawn_watch(repo, target.name, rel.name, rel.v, window)
+        return result
+    return watch(repo, target.name, rel.name, rel.v, window, log=say) or result
+
+
+def _server_alive(folder: Path) -> bool:
+    from gitml.serve import control
+
+    return control.running(folder / "state.json") is not None
+
+
+def _stage_beside(repo: MLRepo, target: Target, rel: Release, state_path: Path,
+                  state: dict[str, Any] | None, bundle_dir: Path) -> None:
+    from gitml.serve import control
+
+    versions = dict(state.get("versions", {})) if state else {}
+    active = state.get("active") if state else None
+    # keep the serving version and the new one; older ones are unloaded
+    keep = {v: p for v, p in versions.items() if v == active}
+    keep[rel.v] = str(bundle_dir.resolve())
+    new_state = {"model": rel.name, "active": active or rel.v, "versions": keep}
+    control.write_state(state_path, new_state)
+    if control.running(state_path) is None:
+        token = os.environ.get(target.token_env)
+        control.start(state_path, host=target.host, port=target.port, workers=target.workers,
+                      token=token, traffic_dir=repo.ml_dir / "traffic" / rel.name)
+    control.wait_ready(target.url, rel.v, timeout=120)
+
+
+def _drop_candidate(target: Target, folder: Path, rel: Release, state: dict[str, Any] | None) -> None:
+    """Put the state back as it was (or stop a server that only ever held the candidate)."""
+    from gitml.serve import control
+
+    state_path = folder / "state.json"
+    if state and state.get("active") and state.get("active") != rel.v:
+        control.write_state(state_path, state)
+        return
+    if state is None or state.get("active") == rel.v:
+        pid = control.running(state_path)
+        if pid is not None and (state is None or state.get("active") == rel.v) and not state:
+            control.stop(pid)
+            state_path.unlink(missing_ok=True)
+
+
+def _switch(target: Target, state_path: Path, name: str, version: str) -> None:
+    from gitml.serve import control
+
+    state = read_state(state_path) or {"model": name, "versions": {}}
+    state["active"] = version
+    control.write_state(state_path, state)
+    control.wait_ready(target.url, version, timeout=60)
+
+
+def _smoke(target: Target, name: str, version: str, bundle: Any) -> None:
+    from gitml.registry.client import infer_v2
+
+    rows, preds, values = bundle.smoke()
+    got, got_values = infer_v2(target.url, name, version, rows, bundle.inputs,
+                               token=os.environ.get(target.token_env))
+    if len(got) != len(preds):
+        raise DeployRefused(f"smoke test: {len(got)} predictions for {len(preds)} rows")
+    bad = [i for i, (a, b) in enumerate(zip(got, preds, strict=True)) if str(a) != str(b)]
+    for i, (a, b) in enumerate(zip(got_values, values, strict=False)):
+        if a is not None and b is not None and abs(a - b) > 1e-6 * max(1.0, abs(b)) and i not in bad:
+            bad.append(i)
+    if bad:
+        i = bad[0]
+        raise DeployRefused(f"smoke test: {len(bad)} of {len(preds)} rows disagree with the "
+                            f"recorded predictions (row {i}: served {got[i]!r}, recorded {preds[i]!r})")
+
+
+# -- grace window and rollback ----------------------------------------------------------------
+
+def spawn_watch(repo: MLRepo, target: str, name: str, version: str, window: float) -> None:
+    log = target_dir(repo, target, name) / "watch.log"
+    with open(log, "ab") as out:
+        subprocess.Popen([sys.executable, "-m", "gitml.registry.watch", str(repo.workdir), target,
+                          name, version, str(window)], stdout=out, stderr=out,
+                         stdin=subprocess.DEVNULL, start_new_session=True, cwd=repo.workdir)
+
+
+def watch(repo: MLRepo, target_name: str, name: str, version: str, window: float,
+          log: Any = None) -> DeployResult | None:
+    """Watch ``version`` for ``window`` seconds; roll back by itself if it fails. Returns the
+    rollback's result, or None when the version held."""
+    from gitml.registry.client import health, version_counts
+
+    settings = load_settings(repo)
+    target = settings.target(target_name)
+    say = log or (lambda msg: None)
+    token = os.environ.get(target.token_env)
+    start = version_counts(target.url, name, token=token)
+    deadline = time.monotonic() + window
+    reason = None
+    while time.monotonic() < deadline:
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        state = read_state(state_file(repo, target_name, name))
+        if not state or state.get("active") != version:
+            return None  # someone deployed or rolled back meanwhile
+        ok, why = health(target.url, name, version, token=token)
+        if not ok:
+            reason = f"health check failed: {why}"
+            break
+        now = version_counts(target.url, name, token=token)
+        reason = _error_jump(start, now, version, str(state.get("previous") or ""),
+                             settings.max_error_rate)
+        if reason:
+            break
+    if reason is None:
+        records.record(repo.git, target_name, "stable", name, version,
+                       reason=f"healthy for the {window:g}s grace window", url=target.url)
+        say(f"{name} {version} held for the grace window")
+        return None
+    say(f"rolling back {name} {version}: {reason}")
+    return rollback(repo, name, target_name, reason=reason, automatic=True)
+
+
+def _error_jump(start: dict[str, tuple[float, float]], now: dict[str, tuple[float, float]],
+                version: str, old: str, limit: float) -> str | None:
+    req0, err0 = start.get(version, (0.0, 0.0))
+    req1, err1 = now.get(version, (0.0, 0.0))
+    n, e = req1 - req0, err1 - err0
+    if n < 10:
+        return None
+    rate = e / n
+    if rate <= limit:
+        return None
+    return f"error rate {rate:.1%} over {int(n)} requests (limit {limit:.1%})"
+
+
+def rollback(repo: MLRepo, name: str, target_name: str | None = None, *, to: str | None = None,
+             reason: str = "", automatic: bool = False) -> DeployResult:
+    """Switch ``name`` on the target back to the previous (or the given) version."""
+    from gitml.serve import control
+
+    settings = load_settings(repo)
+    target = settings.target(target_name)
+    folder = target_dir(repo, target.name, name)
+    history = [r for r in records.read_records(repo.git, target.name, name)
+               if r.get("action") in records.SERVING_ACTIONS]
+    with file_lock(folder / "deploy.lock"):
+        state = read_state(folder / "state.json")
+        if not state or not state.get("active"):
+            raise GitMLError(f"{name} is not deployed on {target.name}", f"`git ml deploy {name}#prod`")
+        current = str(state["active"])
+        if to is None:
+            back = [r for r in history if r.get("version") != current]
+            if not back:
+                raise GitMLError(f"{name} has no earlier version on {target.name} to return to",
+                                 "name one with --to")
+            rec = next((r for r in reversed(history) if r.get("version") == current), None)
+            to = str(rec.get("from")) if rec and rec.get("from") else str(back[-1]["version"])
+        to = to.removeprefix("v")
+        if to == current:
+            raise GitMLError(f"{name} {to} is already serving on {target.name}")
+        versions = dict(state.get("versions", {}))
+        if to not in versions:
+            rel = resolve(repo, f"{name}@v{to}")
+            bundle_dir = folder / "bundles" / f"{to}-{rel.version.commit[:12]}"
+            build(repo, rel, bundle_dir)
+            versions[to] = str(bundle_dir.resolve())
+            control.write_state(folder / "state.json", {**state, "versions": versions})
+            control.wait_ready(target.url, to, timeout=120)
+        state = {**state, "versions": versions, "active": to}
+        control.write_state(folder / "state.json", state)
+        control.wait_ready(target.url, to, timeout=60)
+        why = reason or "manual rollback"
+        rec2 = records.record(repo.git, target.name, "rollback", name, to, reason=why,
+                              automatic=automatic, url=target.url, **{"from": current})
+    return DeployResult("rollback", name, to, target.name, target.url, current, why, rec2)
+
+
+def stop(repo: MLRepo, name: str, target_name: str | None = None) -> bool:
+    """Stop the server of ``name`` on a target (the state and records stay)."""
+    from gitml.serve import control
+
+    folder = target_dir(repo, target_name or "local", name)
+    pid = control.running(folder / "state.json")
+    if pid is None:
+        return False
+    control.stop(pid)
+    return True
