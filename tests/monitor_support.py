@@ -154,3 +154,128 @@ def write_parquet(df: Any, folder: Path, name: str | None = None, seq: int = 0) 
     path = folder / name
     pq.write_table(table, path)
     return path
+
+
+# ---------------------------------------------------------------------------- a served repo
+@lru_cache(maxsize=1)
+def broken_model() -> Any:
+    """A version that fails in production: trained on inverted labels (accuracy ≈ 0.2)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from tests.checks_support import pipeline
+
+    train, _ = arrests_split()
+    y = np.where(train["released"].to_numpy() == "Yes", "No", "Yes")
+    return pipeline(LogisticRegression(max_iter=1000)).fit(train[FEATURES], y)
+
+
+def make_served_repo(path: Path, monitor: str = "") -> Path:
+    """arrests@v1.0.0 (good logistic regression) and arrests@v1.1.0 (broken), committed
+    without hooks, registered with plain annotated tags, plus a ``[monitor]`` section."""
+    from tests.checks_support import save_model, write_config, write_eval
+    from tests.serve_support import git_, gitml_
+
+    path.mkdir(parents=True)
+    git_(path, "init", "-q")
+    git_(path, "commit", "-q", "--allow-empty", "-m", "initial")
+    gitml_(path, "init")
+    write_config(path, extra="\n" + monitor)
+    save_model(good_model("logreg"), path / "models" / "model.skops")
+    write_eval(path / "data" / "eval.parquet")
+    gitml_(path, "add", "models/model.skops", "data/eval.parquet")
+    git_(path, "add", "-A")
+    git_(path, "commit", "-q", "--no-verify", "-m", "good model")
+    git_(path, "tag", "-a", "arrests@v1.0.0", "-m", "register 1.0.0")
+    save_model(broken_model(), path / "models" / "model.skops")
+    gitml_(path, "add", "models/model.skops")
+    git_(path, "add", "-A")
+    git_(path, "commit", "-q", "--no-verify", "-m", "broken model")
+    git_(path, "tag", "-a", "arrests@v1.1.0", "-m", "register 1.1.0")
+    return path
+
+
+class Server:
+    """A real model server over both versions' bundles, logging traffic where the monitor
+    looks, with the deploy state where the registry keeps it (target "local")."""
+
+    def __init__(self, repo: Path, active: str = "1.0.0") -> None:
+        from gitml.models.bundle import build_bundle
+        from gitml.monitor.check import traffic_dir
+        from gitml.registry import records
+        from gitml.registry.deploy import state_file
+        from gitml.repo import MLRepo
+        from gitml.serve import control
+
+        self.repo = MLRepo.discover(repo)
+        versions = {}
+        for v in ("1.0.0", "1.1.0"):
+            out = repo.parent / f"bundle-{v}"
+            build_bundle(self.repo, "arrests", f"arrests@v{v}", out, version=v)
+            versions[v] = str(out)
+        self.state = state_file(self.repo, "local", "arrests")
+        self.state.parent.mkdir(parents=True, exist_ok=True)
+        control.write_state(self.state, {"model": "arrests", "active": active, "versions": versions})
+        self.proc = control.start(self.state, traffic_dir=traffic_dir(self.repo, "arrests"),
+                                  flush_seconds=0.2)
+        self.url = self.proc.url
+        control.wait_ready(self.url, active, active=True, timeout=120)
+        records.record(self.repo.git, "local", "deploy", "arrests", active, reason="test", **{"from": None})
+
+    def switch(self, version: str) -> None:
+        from gitml.registry import records
+        from gitml.serve import control
+
+        st = control.read_state(self.state)
+        old = st["active"]
+        control.write_state(self.state, {**st, "active": version})
+        control.wait_ready(self.url, version, active=True, timeout=60)
+        records.record(self.repo.git, "local", "deploy", "arrests", version, reason="test", **{"from": old})
+
+    def active(self) -> str:
+        from gitml.serve import control
+
+        return str(control.read_state(self.state)["active"])
+
+    def send(self, rows: Any, labels: Any) -> str:
+        """One request of ``rows`` (dataframe_split), then its labels as feedback."""
+        import json
+
+        from tests.serve_support import request
+
+        body = json.dumps({"dataframe_split": {"columns": list(rows.columns),
+                                               "data": rows.astype(object).values.tolist()}}).encode()
+        code, out, headers = request(self.url + "/invocations", body)
+        assert code == 200, out
+        rid = {k.lower(): v for k, v in headers.items()}["x-request-id"]
+        fb = json.dumps({"labels": [{"request_id": rid, "row": i, "label": str(lab)}
+                                    for i, lab in enumerate(labels)]}).encode()
+        code, out, _ = request(self.url + "/feedback", fb)
+        assert code in (200, 202, 204), out
+        return rid
+
+    def stop(self) -> None:
+        from gitml.serve import control
+
+        control.stop(self.proc.pid)
+
+
+def send_windows(server: Server, n_windows: int, rows_per_window: int, *, shift: str = "none",
+                 seed: int = 0, per_request: int = 25) -> None:
+    """Traffic in whole seconds: ``rows_per_window`` rows in each of the next ``n_windows``
+    one-second buckets (the test's monitor uses 1 s windows)."""
+    import time
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    pop = population("age+0.5sd" if shift == "age+0.5sd" else "none")
+    time.sleep(1.0 - (time.time() % 1.0) + 0.02)  # start at a bucket boundary
+    for _ in range(n_windows):
+        t_start = time.time()
+        idx = sample_rows(rng, rows_per_window, shift)
+        for lo in range(0, rows_per_window, per_request):
+            part = pop.frame.iloc[idx[lo:lo + per_request]].reset_index(drop=True)
+            server.send(part[FEATURES], part["released"].astype(str).tolist())
+        # a slow machine makes some buckets short; the monitor merges those into the next
+        time.sleep(max(0.0, 1.0 - (time.time() - t_start)))

@@ -48,9 +48,10 @@ def heal(repo: MLRepo, result: MonitorResult, *, target: str | None = None,
     """Act on the open alarms of ``result``; returns what was done (``events``)."""
     from gitml.monitor import events
     from gitml.registry import deploy
+    from gitml.registry.settings import load_settings
 
     name = result.model
-    settings_target = deploy.load_settings(repo).target(target)
+    settings_target = load_settings(repo).target(target)
     state = deploy.read_state(deploy.state_file(repo, settings_target.name, name))
     active = str(state.get("active")) if state and state.get("active") else None
     bad = [a for a in result.open_alarms if a.figure in HEALING_FIGURES]

@@ -76,10 +76,11 @@ def deployed_version(repo: MLRepo, name: str, target: str | None = None) -> tupl
     from gitml.monitor.check import version_commit
     from gitml.registry import deploy
     from gitml.registry import state as reg_state
+    from gitml.registry.settings import load_settings
 
     spec = one_spec(repo, name)
     try:
-        t = deploy.load_settings(repo).target(target)
+        t = load_settings(repo).target(target)
         st = deploy.read_state(deploy.state_file(repo, t.name, name))
     except GitMLError:
         st = None
@@ -332,9 +333,10 @@ def _ensure_deployed(repo: MLRepo, name: str, version: str, stage: str, target: 
     """The stage tag's hook deploys when installed; if the server still serves the old
     version, deploy explicitly (the same function the hook runs)."""
     from gitml.registry import deploy
+    from gitml.registry.settings import load_settings
 
     try:
-        t = deploy.load_settings(repo).target(target)
+        t = load_settings(repo).target(target)
     except GitMLError:
         return False
     st = deploy.read_state(deploy.state_file(repo, t.name, name))
