@@ -207,6 +207,14 @@ class Server:
         from gitml.repo import MLRepo
         from gitml.serve import control
 
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        with open(repo / ".gitml" / "config.toml", "a") as f:  # where the registry finds it
+            f.write(f'\n[deploy]\ngrace_seconds = 0\n[deploy.targets.local]\nhost = "127.0.0.1"\n'
+                    f'port = {port}\n')
         self.repo = MLRepo.discover(repo)
         versions = {}
         for v in ("1.0.0", "1.1.0"):
@@ -216,7 +224,7 @@ class Server:
         self.state = state_file(self.repo, "local", "arrests")
         self.state.parent.mkdir(parents=True, exist_ok=True)
         control.write_state(self.state, {"model": "arrests", "active": active, "versions": versions})
-        self.proc = control.start(self.state, traffic_dir=traffic_dir(self.repo, "arrests"),
+        self.proc = control.start(self.state, port=port, traffic_dir=traffic_dir(self.repo, "arrests"),
                                   flush_seconds=0.2)
         self.url = self.proc.url
         control.wait_ready(self.url, active, active=True, timeout=120)

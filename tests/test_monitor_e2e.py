@@ -61,12 +61,13 @@ def test_failing_version_rolls_back_by_itself(served) -> None:
     send_windows(server, 4, 50, seed=4)
     code, d = _monitor(repo, "--since", "1m", "--heal")
     assert any(a["figure"] == "metric" and a["version"] == "1.1.0" for a in d["alarms"]), d["alarms"]
-    assert [e["kind"] for e in d["healing"]["events"]] == ["rollback"]
+    assert [e["kind"] for e in d["healing"]["events"]] == ["rollback"], d["healing"]
     assert server.active() == "1.0.0"
     recs = records.read_records(MLRepo.discover(repo).git, "local", "arrests")
     rb = [r for r in recs if r["action"] == "rollback"]
     assert rb and rb[-1]["from"] == "1.1.0" and rb[-1]["version"] == "1.0.0"
-    assert rb[-1]["reason"].startswith("monitor: metric") and rb[-1]["automatic"] is True
+    assert rb[-1]["reason"].startswith("monitor: ") and "metric" in rb[-1]["reason"]
+    assert rb[-1]["automatic"] is True
     # the served version is the old one again: the alarms of 1.1.0 are history now
     code, d = _monitor(repo, "--since", "1m", "--heal")
     assert d["version"] in ("1.1.0", "1.0.0")

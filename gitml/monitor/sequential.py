@@ -116,10 +116,11 @@ class _Cusum:
         return idx
 
 
-def _label(ws: WindowStats) -> str:
+def _label(ws: WindowStats, interval: float) -> str:
     from datetime import UTC, datetime
 
-    return datetime.fromtimestamp(ws.start, UTC).strftime("%Y-%m-%dT%H:%M")
+    fmt = "%Y-%m-%dT%H:%M" if interval >= 60 else "%Y-%m-%dT%H:%M:%S"
+    return datetime.fromtimestamp(ws.start, UTC).strftime(fmt)
 
 
 def detect(windows: Sequence[WindowStats], cfg: MonitorConfig,
@@ -131,7 +132,7 @@ def detect(windows: Sequence[WindowStats], cfg: MonitorConfig,
     ref = reference_groups or {}
     acfg = AnomalyConfig()
     for t, w in enumerate(windows):
-        label = _label(w)
+        label = _label(w, cfg.interval)
         # drift: known null
         c = sums["drift"]
         zl = c.zlimit()
