@@ -200,14 +200,14 @@ class Server:
     looks, with the deploy state where the registry keeps it (target "local")."""
 
     def __init__(self, repo: Path, active: str = "1.0.0") -> None:
+        import socket
+
         from gitml.models.bundle import build_bundle
         from gitml.monitor.check import traffic_dir
         from gitml.registry import records
         from gitml.registry.deploy import state_file
         from gitml.repo import MLRepo
         from gitml.serve import control
-
-        import socket
 
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
