@@ -318,7 +318,7 @@ def _to_us(t: Any) -> int | None:
         return None
     import pandas as pd
 
-    ts = pd.Timestamp(t)
+    ts = pd.Timestamp(t, unit="s") if isinstance(t, int | float) else pd.Timestamp(t)
     if ts.tzinfo is None:
         ts = ts.tz_localize("UTC")
     return int(ts.value // 1000)
@@ -352,13 +352,13 @@ def read_traffic(folder: Path | str, since: Any = None, until: Any = None) -> pd
     table = pa.concat_tables(tables, promote_options="default")
     df = table.to_pandas()
     if since_us is not None or until_us is not None:
-        us = df["ts"].astype("int64") // 1000 if str(df["ts"].dtype).endswith("[ns, UTC]") else \
-            df["ts"].astype("int64")
+        import pandas as pd
+
         keep = np.ones(len(df), dtype=bool)
         if since_us is not None:
-            keep &= us.to_numpy() >= since_us
+            keep &= (df["ts"] >= pd.Timestamp(since_us, unit="us", tz="UTC")).to_numpy()
         if until_us is not None:
-            keep &= us.to_numpy() <= until_us
+            keep &= (df["ts"] <= pd.Timestamp(until_us, unit="us", tz="UTC")).to_numpy()
         df = df[keep].reset_index(drop=True)
     return df.sort_values(["ts", "request_id", "row"], kind="stable").reset_index(drop=True)  # type: ignore[no-any-return]
 
