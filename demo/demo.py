@@ -39,6 +39,8 @@ TRAIN_SCRIPT = textwrap.dedent('''\
 
     C = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
     shuffle = "--shuffle-labels" in sys.argv  # a deliberately broken model for the demo
+    # another broken one: an encoder that refuses any category it has not seen in training
+    strict = "--strict-encoder" in sys.argv
     train = pd.read_parquet("data/train.parquet")
     if shuffle:
         train["released"] = train["released"].sample(frac=1.0, random_state=0).to_numpy()
@@ -46,7 +48,7 @@ TRAIN_SCRIPT = textwrap.dedent('''\
     cat = ["colour", "sex", "employed", "citizen"]
     num = ["year", "age", "checks"]
     model = Pipeline([
-        ("prep", ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), cat),
+        ("prep", ColumnTransformer([("cat", OneHotEncoder(handle_unknown="error" if strict else "ignore"), cat),
                                     ("num", StandardScaler(), num)])),
         ("clf", LogisticRegression(C=C, max_iter=1000)),
     ])
@@ -91,11 +93,12 @@ def step(title: str) -> None:
     print(f"\n\033[1;34m== {title}\033[0m", flush=True)
 
 
-def sh(cwd: Path, cmd: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
-    print(f"\033[2m{cwd.name}$\033[0m {cmd}", flush=True)
+def sh(cwd: Path, cmd: str, *, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess[str]:
+    if not quiet:
+        print(f"\033[2m{cwd.name}$\033[0m {cmd}", flush=True)
     proc = subprocess.run(cmd, shell=True, cwd=cwd, env=ENV, text=True, capture_output=True)
     out = (proc.stdout + proc.stderr).rstrip()
-    if out:
+    if out and not quiet:
         print(textwrap.indent(out, "    "), flush=True)
     if check and proc.returncode != 0:
         raise SystemExit(f"demo step failed ({proc.returncode}): {cmd}")
@@ -189,8 +192,105 @@ def main() -> int:
     sh(repo, "git ml report -o report.html")
     print(f"    open {repo / 'report.html'} in a browser (self-contained, works offline)")
 
+    try:
+        registry_and_deploy(repo)
+    finally:
+        sh(repo, "git ml deploy arrests --stop", check=False)  # the demo stops what it started
+
     print(f"\n\033[1;32mdemo finished\033[0m: everything is in {base}")
     return 0
+
+
+DEPLOY_CONFIG = textwrap.dedent('''
+    [deploy]
+    grace_seconds = 12        # watch a new version this long; roll back by itself on failure
+    [deploy.targets.local]
+    port = 0                  # any free port on 127.0.0.1 (the URL is in `git ml deployments`)
+    workers = 2
+    stages = ["prod"]         # a prod tag deploys here
+''')
+
+
+def _url(repo: Path) -> str:
+    import json
+
+    rows = json.loads(sh(repo, "git ml deployments --json", quiet=True).stdout)
+    return str(rows[0]["url"])
+
+
+def _traffic(url: str, rows: list[dict[str, object]], seconds: float) -> dict[int, int]:
+    """Live traffic for a while: one request per row, in a loop; counts answers by status."""
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    counts: dict[int, int] = {}
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        body = json.dumps({"dataframe_records": [rows[i % len(rows)]]}).encode()
+        req = urllib.request.Request(f"{url}/invocations", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                status = r.status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        counts[status] = counts.get(status, 0) + 1
+        i += 1
+        time.sleep(0.05)
+    return counts
+
+
+def registry_and_deploy(repo: Path) -> None:
+    import json
+
+    step("10. The registry: versions and stages are annotated Git tags in GTO's grammar")
+    sh(repo, "git ml models")
+    sh(repo, "git ml run -n train -- python train.py 0.3")
+    sh(repo, "git add -A . && git commit -q -m 'model: logistic regression C=0.3'")
+    sh(repo, "git ml register arrests --bump minor")
+    sh(repo, "git tag -l 'arrests*' -n1")
+    sh(repo, "git ml card arrests@v1.1.0 | head -40")
+
+    step("11. Deploy on tag: a prod tag deploys (verify ids and gates, smoke test, switch)")
+    local = repo / ".git" / "ml" / "config.local.toml"
+    with open(local, "a") as f:
+        f.write(DEPLOY_CONFIG)
+    print(textwrap.indent(DEPLOY_CONFIG.strip(), "    "))
+    sh(repo, "git ml deploy 'arrests#prod'")             # what serves prod today: v1.0.0
+    sh(repo, "git ml promote arrests 1.1.0 prod")         # git tag -> the hook deploys v1.1.0
+    url = _url(repo)
+    row = {"colour": "White", "year": 2002, "age": 21, "sex": "Male", "employed": "Yes",
+           "citizen": "Yes", "checks": 3}
+    split = {"dataframe_split": {"columns": list(row), "data": [list(row.values())]}}
+    sh(repo, f"curl -s {url}/invocations -H 'Content-Type: application/json' "
+             f"-d '{json.dumps(split)}'")
+    v2 = {"inputs": [{"name": k, "shape": [1], "datatype": "BYTES" if isinstance(v, str) else "INT64",
+                      "data": [v]} for k, v in row.items()]}
+    sh(repo, f"curl -s {url}/v2/models/arrests/infer -H 'Content-Type: application/json' "
+             f"-d '{json.dumps(v2)}'")
+    sh(repo, f"curl -s {url}/v2/models/arrests/versions/1.0.0/infer -H 'Content-Type: application/json' "
+             f"-d '{json.dumps(v2)}'  # the old version stays warm")
+    sh(repo, f"curl -s {url}/metrics | grep '^gitml_requests_total'")
+
+    step("12. A broken version: it passes its gates, but refuses categories it never saw")
+    sh(repo, "git ml run -n train -- python train.py 1.0 --strict-encoder")
+    sh(repo, "git add -A . && git commit -q -m 'model: strict encoder'")
+    sh(repo, "git ml register arrests --bump minor")
+    sh(repo, "git ml promote arrests 1.2.0 prod")         # deploys; a watcher keeps an eye on it
+    odd = {**row, "employed": "Unknown"}                  # live traffic the evaluation data lacks
+    counts = _traffic(url, [row, row, row, odd], 16)
+    print(f"    live traffic during the grace window, answers by HTTP status: {counts}")
+    sh(repo, "cat .git/ml/deploy/local/arrests/watch.log")
+    sh(repo, "git ml deployments")
+    sh(repo, "git ml models")
+    sh(repo, "git ml history arrests")
+    served = json.loads(sh(repo, "git ml deployments --json", quiet=True).stdout)[0]
+    if served["version"] != "1.1.0" or served["action"] != "rollback":
+        raise SystemExit(f"the broken version was not rolled back: {served}")
+    sh(repo, "git log --oneline refs/gitml/deployments/local  # deploy records are Git commits")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -247,6 +248,11 @@ def create_tag(git: GitRepo, tag: str, commit: str, message: str, *, sign: bool 
         args.append("-s")
     proc = subprocess.run(["git", *args, tag, commit], cwd=git.workdir, input=message + "\n",
                           capture_output=True, text=True, env=os.environ.copy())
+    if proc.returncode == 0:
+        # what the tag hooks said (a deploy on tag reports here)
+        sys.stderr.write(proc.stderr)
+        sys.stderr.flush()
+        return
     if proc.returncode != 0:
         msg = proc.stderr.strip().splitlines()
         detail = msg[-1] if msg else str(proc.returncode)

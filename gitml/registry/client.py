@@ -51,9 +51,10 @@ def v2_body(rows: Any, inputs: list[Any]) -> dict[str, Any]:
 
 
 def infer_v2(url: str, name: str, version: str, rows: Any, inputs: list[Any], *,
-             token: str | None = None) -> tuple[list[str], list[float | None]]:
+             token: str | None = None, positive_index: int | None = None,
+             task: str = "classification") -> tuple[list[str], list[float | None]]:
     """(predictions as strings, positive-class scores or regression values) from the
-    versioned V2 route."""
+    versioned V2 route (``positive_index``: the positive class's column of predict_proba)."""
     from gitml.errors import GitMLError
 
     status, raw = _request(f"{url}/v2/models/{name}/versions/{version}/infer",
@@ -61,16 +62,20 @@ def infer_v2(url: str, name: str, version: str, rows: Any, inputs: list[Any], *,
     if status != 200:
         raise GitMLError(f"smoke request to {name} {version} failed: HTTP {status} "
                          f"{raw[:300].decode('utf-8', 'replace')}")
-    outs = json.loads(raw).get("outputs", [])
-    if not outs:
-        raise GitMLError(f"smoke request to {name} {version}: no outputs in the answer")
-    preds = [str(x) for x in outs[0].get("data", [])]
+    outs = {o.get("name"): o for o in json.loads(raw).get("outputs", []) if isinstance(o, dict)}
+    if "predict" not in outs:
+        raise GitMLError(f"smoke request to {name} {version}: no 'predict' output in the answer")
+    preds = [str(x) for x in outs["predict"].get("data", [])]
     values: list[float | None] = [None] * len(preds)
-    for o in outs[1:]:
-        data = o.get("data", [])
-        if len(data) == len(preds) and all(isinstance(x, int | float) or x is None for x in data):
-            values = [None if x is None else float(x) for x in data]
-            break
+    proba = outs.get("predict_proba")
+    if proba is not None and positive_index is not None:
+        shape = proba.get("shape") or []
+        data = proba.get("data", [])
+        if len(shape) == 2 and shape[0] == len(preds):
+            k = int(shape[1])
+            values = [float(data[i * k + positive_index]) for i in range(len(preds))]
+    elif task == "regression":
+        values = [float(x) for x in outs["predict"].get("data", [])]
     return preds, values
 
 
@@ -88,10 +93,19 @@ _SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
+REQUESTS = "gitml_requests_total"
+ERRORS = "gitml_request_errors_total"
+
+
+def _model_failure(code: str) -> bool:
+    """Answers that mean the model failed, not the client: 5xx, and 422 (the model refused
+    an input the request was well-formed for)."""
+    return code.startswith("5") or code == "422"
+
+
 def version_counts(url: str, name: str, *, token: str | None = None) -> dict[str, tuple[float, float]]:
-    """version -> (requests, failed requests) from the server's Prometheus counters: every
-    ``*requests_total`` sample with a ``version`` label; failures are 5xx statuses, or an
-    ``*errors_total`` counter when the server has one."""
+    """version -> (requests, model failures) from the server's Prometheus counters
+    (``gitml_requests_total`` and ``gitml_request_errors_total`` by model and version)."""
     status, raw = _request(f"{url}/metrics", token=token, timeout=5)
     out: dict[str, list[float]] = {}
     if status != 200:
@@ -110,12 +124,8 @@ def version_counts(url: str, name: str, *, token: str | None = None) -> dict[str
         except ValueError:
             continue
         slot = out.setdefault(labels["version"], [0.0, 0.0])
-        metric = m["name"]
-        if metric.endswith("requests_total"):
+        if m["name"] == REQUESTS:
             slot[0] += value
-            code = labels.get("status") or labels.get("code") or ""
-            if code.startswith("5"):
-                slot[1] += value
-        elif metric.endswith("errors_total"):
+        elif m["name"] == ERRORS and _model_failure(labels.get("code", "")):
             slot[1] += value
     return {k: (v[0], v[1]) for k, v in out.items()}

@@ -50,7 +50,7 @@ class Release:
 
     name: str
     version: Version
-    tags: list[str]          # the tags that vouch for it (registration, stage assignment)
+    tags: list[str]          # registration (and stage assignment) tags; the last one names it
     stage: str | None
     trigger: str             # the reference as given
 
@@ -135,14 +135,16 @@ def check_signatures(repo: MLRepo, settings: DeploySettings, rel: Release) -> tu
         raise DeployRefused("deploy.require_signed is set but no allowed-signers file exists "
                             f"({settings.allowed_signers or 'deploy.allowed_signers unset'})",
                             "set deploy.allowed_signers to an SSH allowed-signers file")
-    signer = None
-    for tag in rel.tags:
-        v = verify_tag(repo.git, tag, settings.allowed_signers)
-        if not v.ok:
-            raise DeployRefused(f"tag {tag} is not trusted: {v.reason}",
-                                "sign it with a key in the allowed-signers file (`git tag -s`)")
-        signer = v.signer or signer
-    return True, signer
+    if not rel.tags:
+        raise DeployRefused(f"{rel.trigger}: no tag names this version")
+    # the tag that names what deploys (the stage assignment, or the registration) points at
+    # the exact commit that will serve: its signature is the one that must be trusted
+    tag = rel.tags[-1]
+    v = verify_tag(repo.git, tag, settings.allowed_signers)
+    if not v.ok:
+        raise DeployRefused(f"tag {tag} is not trusted: {v.reason}",
+                            "sign it with a key in the allowed-signers file (`git tag -s`)")
+    return True, v.signer
 
 
 def build(repo: MLRepo, rel: Release, folder: Path) -> Any:
@@ -180,13 +182,15 @@ def deploy(repo: MLRepo, ref: str, target_name: str | None = None, *,
     folder = target_dir(repo, target.name, rel.name)
     folder.mkdir(parents=True, exist_ok=True)
     common: dict[str, Any] = {"commit": rel.version.commit, "tag": rel.tags[-1] if rel.tags else None,
-              "trigger": rel.trigger, "url": target.url}
+                              "trigger": rel.trigger}
+    token = os.environ.get(target.token_env) or None
     with file_lock(folder / "deploy.lock"):
         state_path = folder / "state.json"
         state = read_state(state_path)
+        running = server(folder)
         old = state.get("active") if state else None
-        if old == rel.v and _server_alive(folder):
-            return DeployResult("noop", rel.name, rel.v, target.name, target.url, old,
+        if old == rel.v and running is not None:
+            return DeployResult("noop", rel.name, rel.v, target.name, running[1], old,
                                 "already serving")
         try:
             signed, signer = check_signatures(repo, settings, rel)
@@ -194,38 +198,64 @@ def deploy(repo: MLRepo, ref: str, target_name: str | None = None, *,
             say(f"building the bundle of {rel.name} {rel.version.version} ({rel.version.commit[:12]})")
             bundle_dir = folder / "bundles" / f"{rel.v}-{rel.version.commit[:12]}"
             bundle = build(repo, rel, bundle_dir)
-            say(f"starting {rel.version.version} beside {old or 'nothing'} on {target.url}")
-            _stage_beside(repo, target, rel, state_path, state, bundle_dir)
-            say("smoke test at its versioned route")
-            _smoke(target, rel.name, rel.v, bundle)
+            url = _stage_beside(repo, target, rel, state_path, state, bundle_dir, token)
+            say(f"{rel.version.version} loaded beside {old or 'nothing'} on {url}; smoke test at "
+                f"/v2/models/{rel.name}/versions/{rel.v}/infer")
+            n = _smoke(url, rel.name, rel.v, bundle, token)
+            say(f"smoke test passed: {n} rows, every prediction as recorded")
         except GitMLError as e:
-            _drop_candidate(target, folder, rel, state)
-            rec = records.record(repo.git, target.name, "refused", rel.name, rel.v,
-                                 reason=str(e), **{"from": old}, **common)
+            _drop_candidate(folder, rel, state)
+            records.record(repo.git, target.name, "refused", rel.name, rel.v, reason=str(e),
+                           **{"from": old}, **common)
             raise DeployRefused(f"{rel.name} {rel.version.version} not deployed: {e.message}",
                                 e.hint) from e
-        _switch(target, state_path, rel.name, rel.v)
-        rec = records.record(repo.git, target.name, "deploy", rel.name, rel.v,
+        _switch(url, state_path, rel.name, rel.v, token)
+        rec = records.record(repo.git, target.name, "deploy", rel.name, rel.v, url=url,
                              reason=f"{rel.trigger}", **{"from": old}, **common)
-        say(f"serving {rel.name} {rel.version.version} on {target.url} (was {old or 'nothing'})")
+        say(f"serving {rel.name} {rel.version.version} on {url} (was {old or 'nothing'})")
     window = settings.grace_seconds if grace is None else grace
-    result = DeployResult("deploy", rel.name, rel.v, target.name, target.url, old, record=rec)
+    result = DeployResult("deploy", rel.name, rel.v, target.name, url, old, record=rec)
     if window <= 0 or old is None:
         return result
     if detach_watch:
         spawn_watch(repo, target.name, rel.name, rel.v, window)
+        say(f"watching {rel.name} {rel.version.version} for {window:g}s in the background "
+            f"(log: {folder / 'watch.log'})")
         return result
+    say(f"watching {rel.name} {rel.version.version} for {window:g}s")
     return watch(repo, target.name, rel.name, rel.v, window, log=say) or result
 
 
-def _server_alive(folder: Path) -> bool:
-    from gitml.serve import control
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
-    return control.running(folder / "state.json") is not None
+
+def server(folder: Path) -> tuple[int, str] | None:
+    """(pid, url) of the server serving this folder's deploy state, when one runs."""
+    from gitml.serve.supervisor import Paths
+
+    try:
+        info = json.loads(Paths.of(folder / "state.json").info.read_text())
+        pid, url = int(info["pid"]), str(info["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (pid, url) if _alive(pid) else None
 
 
 def _stage_beside(repo: MLRepo, target: Target, rel: Release, state_path: Path,
-                  state: dict[str, Any] | None, bundle_dir: Path) -> None:
+                  state: dict[str, Any] | None, bundle_dir: Path, token: str | None) -> str:
+    """Write the state with the candidate loaded beside the active version (starting the
+    server when none runs) and wait until every worker has it. Returns the server's URL."""
     from gitml.serve import control
 
     versions = dict(state.get("versions", {})) if state else {}
@@ -233,45 +263,52 @@ def _stage_beside(repo: MLRepo, target: Target, rel: Release, state_path: Path,
     # keep the serving version and the new one; older ones are unloaded
     keep = {v: p for v, p in versions.items() if v == active}
     keep[rel.v] = str(bundle_dir.resolve())
-    new_state = {"model": rel.name, "active": active or rel.v, "versions": keep}
-    control.write_state(state_path, new_state)
-    if control.running(state_path) is None:
-        token = os.environ.get(target.token_env)
-        control.start(state_path, host=target.host, port=target.port, workers=target.workers,
-                      token=token, traffic_dir=repo.ml_dir / "traffic" / rel.name)
-    control.wait_ready(target.url, rel.v, timeout=120)
+    control.write_state(state_path, {"model": rel.name, "active": active or rel.v, "versions": keep})
+    running = server(state_path.parent)
+    if running is None:
+        proc = control.start(state_path, host=target.host, port=target.port,
+                             workers=target.workers, token=token,
+                             traffic_dir=repo.ml_dir / "traffic" / rel.name)
+        url = proc.url
+    else:
+        url = running[1]
+    control.wait_ready(url, rel.v, timeout=180, token=token, model=rel.name)
+    return url
 
 
-def _drop_candidate(target: Target, folder: Path, rel: Release, state: dict[str, Any] | None) -> None:
-    """Put the state back as it was (or stop a server that only ever held the candidate)."""
+def _drop_candidate(folder: Path, rel: Release, state: dict[str, Any] | None) -> None:
+    """Put the state back as it was; stop a server that only ever held the candidate."""
     from gitml.serve import control
 
     state_path = folder / "state.json"
     if state and state.get("active") and state.get("active") != rel.v:
         control.write_state(state_path, state)
         return
-    if state is None or state.get("active") == rel.v:
-        pid = control.running(state_path)
-        if pid is not None and (state is None or state.get("active") == rel.v) and not state:
-            control.stop(pid)
-            state_path.unlink(missing_ok=True)
+    running = server(folder)
+    if running is not None:
+        control.stop(running[0])
+    state_path.unlink(missing_ok=True)
 
 
-def _switch(target: Target, state_path: Path, name: str, version: str) -> None:
+def _switch(url: str, state_path: Path, name: str, version: str, token: str | None) -> None:
     from gitml.serve import control
 
     state = read_state(state_path) or {"model": name, "versions": {}}
     state["active"] = version
     control.write_state(state_path, state)
-    control.wait_ready(target.url, version, timeout=60)
+    control.wait_ready(url, version, timeout=60, active=True, token=token, model=name)
 
 
-def _smoke(target: Target, name: str, version: str, bundle: Any) -> None:
+def _smoke(url: str, name: str, version: str, bundle: Any, token: str | None) -> int:
     from gitml.registry.client import infer_v2
 
     rows, preds, values = bundle.smoke()
-    got, got_values = infer_v2(target.url, name, version, rows, bundle.inputs,
-                               token=os.environ.get(target.token_env))
+    pos = None
+    if bundle.classes:
+        pos = bundle.classes.index(bundle.positive) if bundle.positive in bundle.classes \
+            else len(bundle.classes) - 1
+    got, got_values = infer_v2(url, name, version, rows, bundle.inputs, token=token,
+                               positive_index=pos, task=bundle.task)
     if len(got) != len(preds):
         raise DeployRefused(f"smoke test: {len(got)} predictions for {len(preds)} rows")
     bad = [i for i, (a, b) in enumerate(zip(got, preds, strict=True)) if str(a) != str(b)]
@@ -282,6 +319,7 @@ def _smoke(target: Target, name: str, version: str, bundle: Any) -> None:
         i = bad[0]
         raise DeployRefused(f"smoke test: {len(bad)} of {len(preds)} rows disagree with the "
                             f"recorded predictions (row {i}: served {got[i]!r}, recorded {preds[i]!r})")
+    return len(preds)
 
 
 # -- grace window and rollback ----------------------------------------------------------------
@@ -296,102 +334,121 @@ def spawn_watch(repo: MLRepo, target: str, name: str, version: str, window: floa
 
 def watch(repo: MLRepo, target_name: str, name: str, version: str, window: float,
           log: Any = None) -> DeployResult | None:
-    """Watch ``version`` for ``window`` seconds; roll back by itself if it fails. Returns the
-    rollback's result, or None when the version held."""
+    """Watch ``version`` for ``window`` seconds; roll back by itself if it fails health
+    checks or its model-failure rate jumps. Returns the rollback, or None when it held."""
     from gitml.registry.client import health, version_counts
 
     settings = load_settings(repo)
     target = settings.target(target_name)
     say = log or (lambda msg: None)
-    token = os.environ.get(target.token_env)
-    start = version_counts(target.url, name, token=token)
+    token = os.environ.get(target.token_env) or None
+    folder = target_dir(repo, target_name, name)
+    running = server(folder)
+    if running is None:
+        return rollback(repo, name, target_name, reason="the server is not running after the switch",
+                        automatic=True)
+    url = running[1]
+    start = version_counts(url, name, token=token)
     deadline = time.monotonic() + window
     reason = None
     while time.monotonic() < deadline:
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
-        state = read_state(state_file(repo, target_name, name))
+        state = read_state(folder / "state.json")
         if not state or state.get("active") != version:
             return None  # someone deployed or rolled back meanwhile
-        ok, why = health(target.url, name, version, token=token)
+        ok, why = health(url, name, version, token=token)
         if not ok:
             reason = f"health check failed: {why}"
             break
-        now = version_counts(target.url, name, token=token)
-        reason = _error_jump(start, now, version, str(state.get("previous") or ""),
-                             settings.max_error_rate)
+        reason = error_jump(start, version_counts(url, name, token=token), version,
+                            settings.max_error_rate)
         if reason:
             break
     if reason is None:
-        records.record(repo.git, target_name, "stable", name, version,
-                       reason=f"healthy for the {window:g}s grace window", url=target.url)
+        records.record(repo.git, target_name, "stable", name, version, url=url,
+                       reason=f"healthy for the {window:g}s grace window")
         say(f"{name} {version} held for the grace window")
         return None
     say(f"rolling back {name} {version}: {reason}")
     return rollback(repo, name, target_name, reason=reason, automatic=True)
 
 
-def _error_jump(start: dict[str, tuple[float, float]], now: dict[str, tuple[float, float]],
-                version: str, old: str, limit: float) -> str | None:
+def error_jump(start: dict[str, tuple[float, float]], now: dict[str, tuple[float, float]],
+               version: str, limit: float, min_requests: int = 10) -> str | None:
+    """Why ``version`` failed in the window (None if it did not): its model-failure rate
+    since ``start`` is above ``limit`` over at least ``min_requests`` requests."""
     req0, err0 = start.get(version, (0.0, 0.0))
     req1, err1 = now.get(version, (0.0, 0.0))
     n, e = req1 - req0, err1 - err0
-    if n < 10:
+    if n < min_requests:
         return None
     rate = e / n
     if rate <= limit:
         return None
-    return f"error rate {rate:.1%} over {int(n)} requests (limit {limit:.1%})"
+    return (f"model failure rate {rate:.1%} over {int(n)} requests in the grace window "
+            f"(limit {limit:.1%})")
 
 
 def rollback(repo: MLRepo, name: str, target_name: str | None = None, *, to: str | None = None,
              reason: str = "", automatic: bool = False) -> DeployResult:
-    """Switch ``name`` on the target back to the previous (or the given) version."""
+    """Switch ``name`` on the target back to the version it replaced (or ``to``)."""
     from gitml.serve import control
 
     settings = load_settings(repo)
     target = settings.target(target_name)
+    token = os.environ.get(target.token_env) or None
     folder = target_dir(repo, target.name, name)
     history = [r for r in records.read_records(repo.git, target.name, name)
                if r.get("action") in records.SERVING_ACTIONS]
     with file_lock(folder / "deploy.lock"):
         state = read_state(folder / "state.json")
         if not state or not state.get("active"):
-            raise GitMLError(f"{name} is not deployed on {target.name}", f"`git ml deploy {name}#prod`")
+            raise GitMLError(f"{name} is not deployed on {target.name}",
+                             f"deploy it first: `git ml deploy {name}#prod`")
         current = str(state["active"])
         if to is None:
-            back = [r for r in history if r.get("version") != current]
-            if not back:
+            rec = next((r for r in reversed(history) if r.get("version") == current), None)
+            earlier = [r for r in history if r.get("version") != current]
+            if rec and rec.get("from"):
+                to = str(rec["from"])
+            elif earlier:
+                to = str(earlier[-1]["version"])
+            else:
                 raise GitMLError(f"{name} has no earlier version on {target.name} to return to",
                                  "name one with --to")
-            rec = next((r for r in reversed(history) if r.get("version") == current), None)
-            to = str(rec.get("from")) if rec and rec.get("from") else str(back[-1]["version"])
         to = to.removeprefix("v")
         if to == current:
             raise GitMLError(f"{name} {to} is already serving on {target.name}")
         versions = dict(state.get("versions", {}))
-        if to not in versions:
+        running = server(folder)
+        if running is None:
+            proc = control.start(folder / "state.json", host=target.host, port=target.port,
+                                 workers=target.workers, token=token,
+                                 traffic_dir=repo.ml_dir / "traffic" / name)
+            url = proc.url
+        else:
+            url = running[1]
+        if to not in versions:  # not warm any more: rebuild it, verified like any deploy
             rel = resolve(repo, f"{name}@v{to}")
             bundle_dir = folder / "bundles" / f"{to}-{rel.version.commit[:12]}"
             build(repo, rel, bundle_dir)
             versions[to] = str(bundle_dir.resolve())
             control.write_state(folder / "state.json", {**state, "versions": versions})
-            control.wait_ready(target.url, to, timeout=120)
-        state = {**state, "versions": versions, "active": to}
-        control.write_state(folder / "state.json", state)
-        control.wait_ready(target.url, to, timeout=60)
+            control.wait_ready(url, to, timeout=180, token=token, model=name)
+        control.write_state(folder / "state.json", {**state, "versions": versions, "active": to})
+        control.wait_ready(url, to, timeout=60, active=True, token=token, model=name)
         why = reason or "manual rollback"
-        rec2 = records.record(repo.git, target.name, "rollback", name, to, reason=why,
-                              automatic=automatic, url=target.url, **{"from": current})
-    return DeployResult("rollback", name, to, target.name, target.url, current, why, rec2)
+        commit = next((r.get("commit") for r in reversed(history) if r.get("version") == to), None)
+        rec = records.record(repo.git, target.name, "rollback", name, to, reason=why,
+                             automatic=automatic, url=url, commit=commit, **{"from": current})
+    return DeployResult("rollback", name, to, target.name, url, current, why, rec)
 
 
 def stop(repo: MLRepo, name: str, target_name: str | None = None) -> bool:
-    """Stop the server of ``name`` on a target (the state and records stay)."""
+    """Stop the server of ``name`` on a target (its state and records stay)."""
     from gitml.serve import control
 
-    folder = target_dir(repo, target_name or "local", name)
-    pid = control.running(folder / "state.json")
-    if pid is None:
+    running = server(target_dir(repo, target_name or "local", name))
+    if running is None:
         return False
-    control.stop(pid)
-    return True
+    return bool(control.stop(running[0]))

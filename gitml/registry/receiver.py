@@ -34,6 +34,7 @@ def receive(text: str) -> int:
     for ref in new_tags:
         try:
             wt = deploy_worktree(git_dir, peel(git_dir, ref))
+            os.chdir(wt)  # paths are work-tree relative from here on
             repo = MLRepo.discover(wt)
             rc |= deploy_tags(repo, [ref])
         except GitMLError as e:

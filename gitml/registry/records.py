@@ -27,15 +27,17 @@ def ref_for(target: str) -> str:
     return PREFIX + target
 
 
-def who() -> str:
-    name = os.environ.get("GIT_COMMITTER_NAME") or getpass.getuser()
-    return f"{name}@{socket.gethostname()}"
+def who(git: GitRepo) -> str:
+    """Who deploys: Git's identity, and the host it ran on."""
+    name = os.environ.get("GIT_COMMITTER_NAME") or git.get_config("user.name") or getpass.getuser()
+    email = os.environ.get("GIT_COMMITTER_EMAIL") or git.get_config("user.email") or ""
+    return f"{name} <{email}> on {socket.gethostname()}" if email else f"{name} on {socket.gethostname()}"
 
 
 def record(git: GitRepo, target: str, action: str, model: str, version: str | None,
            **fields: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {"action": action, "model": model, "version": version,
-                             "target": target, "time": round(time.time(), 3), "by": who()}
+                             "target": target, "time": round(time.time(), 3), "by": who(git)}
     entry.update(fields)
     summary = f"{action} {model} {version or ''} on {target}".replace("  ", " ")
     entry["record"] = reflog.append(git, ref_for(target), summary, entry)

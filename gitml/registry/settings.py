@@ -104,7 +104,7 @@ def load_settings(repo: MLRepo) -> DeploySettings:
         if not isinstance(stages, list) or not all(isinstance(x, str) for x in stages):
             raise ConfigError(f"{where}.stages: expected a list of stage names")
         port = t.get("port", 8080)
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536:
             raise ConfigError(f"{where}.port: expected a port number, got {port!r}")
         s.targets[name] = Target(name=name, host=str(t.get("host", "127.0.0.1")), port=port,
                                  workers=int(_num(t, "workers", 1, where)) or 1, stages=list(stages),

@@ -95,7 +95,8 @@ def deployments(repo: MLRepo, *, at: float | None = None) -> list[dict[str, Any]
         out.append({"model": model, "target": target, "version": r.get("version"),
                     "since": r.get("time"), "action": r.get("action"), "from": r.get("from"),
                     "reason": r.get("reason"), "by": r.get("by"), "url": r.get("url"),
-                    "commit": r.get("commit"), "signed": bool(r.get("signed"))})
+                    "commit": r.get("commit"), "tag": r.get("tag"),
+                    "signed": bool(r.get("signed")), "signer": r.get("signer")})
     return out
 
 
