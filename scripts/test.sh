@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs everything the tests need (a venv with gitml and its test extras; headless
-# Chromium for the HTML report test when apt-get is available) and runs the whole suite.
+# Installs everything the tests need and runs the whole suite: a venv with gitml and its test
+# extras, and (with apt-get, as root) the real components the tests start on 127.0.0.1:
+# headless Chromium (the HTML report), wrk (load on the model server), Prometheus with
+# promtool (scraping and alert rules) and PostgreSQL (Optuna's shared storage).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -11,14 +13,15 @@ fi
 quiet_pip() { .venv/bin/python -m pip install -q "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 quiet_pip --upgrade pip >/dev/null
 quiet_pip -e '.[test]'
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-        || echo "note: chromium could not be installed; the report browser test will be skipped"
-fi
-# wrk: the model server's load generator (a short smoke run in tests/test_serve.py; benchmarks/bench_serve.py)
-if ! command -v wrk >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) \
-        || echo "note: wrk could not be installed; the wrk smoke test will be skipped"
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null) \
+        || echo "note: could not install ${missing[*]}; the tests that need them will say so"
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 exec .venv/bin/python -m pytest -n 2 -q -p no:cacheprovider "$@"

@@ -60,6 +60,8 @@ COMMANDS: dict[str, str] = {
     "package": "a self-contained folder that serves a model version (Dockerfile, MLmodel)",
     "k8s": "Kubernetes manifests for a model version, sized from its profile",
     "compile": "compile a model to ONNX behind a parity gate (faster, smaller)",
+    "monitor": "judge a served model's traffic: drift, live metrics, learned limits, alarms",
+    "retrain": "re-run a model's training on new data, gate it, register it, maybe promote it",
 }
 
 

@@ -1,0 +1,163 @@
+"""Benchmark: the monitor's false-alarm rate, detection delays, throughput, and the
+server's p99 with and without the traffic log.
+
+    .venv/bin/python benchmarks/bench_monitor.py [--days 2] [--rate 100] [--reps 20]
+        [--parts fa,delay,speed,server] [--json FILE]
+
+* fa: clean traffic (the arrests training split through a real logistic-regression
+  pipeline; the reference is the evaluation split) at ``--rate`` requests a minute, one
+  check a minute for ``--days`` simulated days, with labels: alarms per day per figure
+  and in total (target ≤ 1 a day).
+* delay: ``--reps`` runs of 30 clean minutes, then a shift until the alarm: age's mean
+  moved by 0.5 σ; colour=Black's share doubled; labels flipped for colour=Black.
+  Requests from the start of the shift to the end of the alarming window.
+* speed: rows/s through the per-window statistics at window sizes 100 … 10,000 rows.
+* server (needs gitml.serve): p99 of 1-row requests with and without the traffic log.
+
+Every figure is printed with the load average, since this machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+MIN = 60_000_000
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def simulate(n_clean: int, n_shift: int, shift: str, seed: int, rate: int, labels: bool,
+             stop_on_alarm: str | None = None) -> tuple[list[Any], dict[str, Any]]:
+    import numpy as np
+
+    from gitml.monitor.config import MonitorConfig
+    from gitml.monitor.sequential import detect
+    from gitml.monitor.stats import label_stats, window_stats
+    from tests.monitor_support import T0_US, reference, traffic_frame
+
+    cfg = MonitorConfig()
+    ref = reference()
+    groups = ref.accuracy(groups=True)
+    rng = np.random.default_rng(seed)
+    windows = []
+    series: dict[str, Any] = {}
+    for i in range(n_clean + n_shift):
+        s = shift if i >= n_clean else "none"
+        tr, fb = traffic_frame(rng, rate, T0_US + i * MIN, MIN, shift=s)
+        w = window_stats(ref, tr, T0_US + i * MIN, T0_US + (i + 1) * MIN, cfg)
+        if labels:
+            tr["label"] = fb["label"]
+            label_stats(w, tr, ref.sensitive, ref.task)
+        windows.append(w)
+        if stop_on_alarm and i >= n_clean:
+            series = detect(windows, cfg, groups)
+            if any(a >= n_clean for a in series[stop_on_alarm].alarms):
+                break
+    if not series or not stop_on_alarm:
+        series = detect(windows, cfg, groups)
+    return windows, series
+
+
+def part_fa(days: float, rate: int, seed: int) -> dict[str, Any]:
+    n = int(days * 1440)
+    t0 = time.perf_counter()
+    _, series = simulate(n, 0, "none", seed, rate, labels=True)
+    secs = time.perf_counter() - t0
+    per_fig = {f: len(s.alarms) for f, s in series.items()}
+    total = sum(per_fig.values())
+    return {"windows": n, "days": days, "rate_per_min": rate, "alarms": per_fig,
+            "alarms_total": total, "false_alarms_per_day": total / days,
+            "seconds": round(secs, 1), "load": load()}
+
+
+def part_delay(reps: int, rate: int) -> dict[str, Any]:
+    import statistics
+
+    out: dict[str, Any] = {}
+    for shift, figure, labels in (("age+0.5sd", "drift", False), ("Black x2", "drift", False),
+                                  ("flip Black", "metric", True)):
+        delays: list[int] = []
+        missed = 0
+        for r in range(reps):
+            _, series = simulate(30, 60, shift, 1000 + r, rate, labels, stop_on_alarm=figure)
+            hits = [a for a in series[figure].alarms if a >= 30]
+            if hits:
+                delays.append((hits[0] - 30 + 1) * rate)
+            else:
+                missed += 1
+        out[shift] = {"figure": figure, "reps": reps, "missed_within_60_windows": missed,
+                      "median_requests": statistics.median(delays) if delays else None,
+                      "p90_requests": sorted(delays)[int(0.9 * (len(delays) - 1))] if delays else None,
+                      "max_requests": max(delays) if delays else None, "load": load()}
+        print(f"  delay {shift}: {out[shift]}", flush=True)
+    return out
+
+
+def part_speed() -> dict[str, Any]:
+    import numpy as np
+
+    from gitml.monitor.config import MonitorConfig
+    from gitml.monitor.stats import window_stats
+    from tests.monitor_support import T0_US, reference, traffic_frame
+
+    cfg = MonitorConfig()
+    ref = reference()
+    rng = np.random.default_rng(0)
+    out = {}
+    for size in (100, 1000, 10_000):
+        frames = [traffic_frame(rng, size, T0_US + i * MIN, MIN)[0] for i in range(5)]
+        t0 = time.perf_counter()
+        for i, fr in enumerate(frames):
+            window_stats(ref, fr, T0_US + i * MIN, T0_US + (i + 1) * MIN, cfg)
+        secs = time.perf_counter() - t0
+        out[str(size)] = {"rows_per_s": round(5 * size / secs), "ms_per_window": round(1000 * secs / 5, 1),
+                          "load": load()}
+        print(f"  speed {size}-row windows: {out[str(size)]}", flush=True)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--days", type=float, default=2.0)
+    ap.add_argument("--rate", type=int, default=100, help="requests a minute")
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--parts", default="fa,delay,speed,server")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    parts = set(args.parts.split(","))
+    res: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "load_start": load()}
+    if "speed" in parts:
+        res["speed"] = part_speed()
+    if "delay" in parts:
+        res["delay"] = part_delay(args.reps, args.rate)
+    if "fa" in parts:
+        res["false_alarms"] = part_fa(args.days, args.rate, args.seed)
+        print(f"  false alarms: {res['false_alarms']}", flush=True)
+    if "server" in parts:
+        try:
+            from benchmarks.bench_monitor_server import part_server
+        except ImportError as e:
+            print(f"  server part skipped: {e}")
+        else:
+            res["server"] = part_server()
+    res["load_end"] = load()
+    text = json.dumps(res, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""Self-healing: roll back a version whose live errors, latency or metric broke the limits
+learned from the traffic before it, and retire a version that keeps failing.
+
+Only figures that speak about the *model version* trigger a rollback (errors, latency,
+the live metric); drift says the world moved, which a rollback cannot fix (that is the
+retraining's job). The rollback goes through the registry (:func:`gitml.registry.deploy.
+rollback`), so it is recorded in Git with its reason like any other; the monitor's own
+event log keeps the figures that triggered it for the report. A version rolled back by
+the monitor ``max_failures`` times (default 2) is deregistered with GTO's ``name@vX.Y.Z!``
+tag, so no stage assignment or tag hook deploys it again by accident.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gitml.errors import GitMLError
+
+if TYPE_CHECKING:
+    from gitml.monitor.check import Alarm, MonitorResult
+    from gitml.repo import MLRepo
+
+HEALING_FIGURES = ("errors", "latency", "metric")
+REASON_PREFIX = "monitor:"
+
+
+def _why(alarms: list[Alarm]) -> str:
+    parts = []
+    for a in alarms:
+        lim = f"{a.limit:.4g}" if a.limit is not None else "?"
+        val = f"{a.value:.4g}" if a.value is not None else "?"
+        lvl = f"{a.level:.4g}" if a.level is not None else "?"
+        parts.append(f"{a.figure} {val} beyond its learned limit {lim} (level {lvl}) in window {a.window}")
+    return f"{REASON_PREFIX} " + "; ".join(parts)
+
+
+def failures(repo: MLRepo, name: str, version: str, target: str | None = None) -> int:
+    """How often the monitor rolled ``version`` back (from the deploy records in Git)."""
+    from gitml.registry import records
+
+    return sum(1 for r in records.read_records(repo.git, target, name)
+               if r.get("action") == "rollback" and str(r.get("from")) == version
+               and str(r.get("reason", "")).startswith(REASON_PREFIX))
+
+
+def heal(repo: MLRepo, result: MonitorResult, *, target: str | None = None,
+         max_failures: int = 2) -> dict[str, Any]:
+    """Act on the open alarms of ``result``; returns what was done (``events``)."""
+    from gitml.monitor import events
+    from gitml.registry import deploy
+    from gitml.registry.settings import load_settings
+
+    name = result.model
+    settings_target = load_settings(repo).target(target)
+    state = deploy.read_state(deploy.state_file(repo, settings_target.name, name))
+    active = str(state.get("active")) if state and state.get("active") else None
+    bad = [a for a in result.open_alarms if a.figure in HEALING_FIGURES]
+    done: dict[str, Any] = {"active": active, "events": []}
+    if not bad or active is None or active != result.version:
+        return done  # nothing to heal, or the served version changed since the check
+    reason = _why(bad)
+    try:
+        res = deploy.rollback(repo, name, settings_target.name, reason=reason, automatic=True)
+    except GitMLError as e:
+        ev = events.record(repo, name, "rollback-failed", version=active, reason=reason,
+                           message=f"could not roll back {name} {active}: {e.message}")
+        done["events"].append(ev)
+        return done
+    ev = events.record(repo, name, "rollback", version=active, to=res.version,
+                       reason=reason, message=f"rolled {name} back from {active} to {res.version}: {reason}")
+    done["events"].append(ev)
+    n = failures(repo, name, active, settings_target.name)
+    if n >= max_failures:
+        from gitml.registry import ops
+
+        try:
+            tag = ops.deprecate(repo, name, active,
+                                message=f"Deregistering artifact {name} version v{active}: rolled back "
+                                        f"by the monitor {n} times (last: {reason})")
+        except GitMLError as e:
+            ev = events.record(repo, name, "mark-failed", version=active, message=str(e))
+        else:
+            ev = events.record(repo, name, "mark", version=active, tag=tag.tag,
+                               message=f"{name} {active} failed {n} times: deregistered ({tag.tag})")
+        done["events"].append(ev)
+    return done

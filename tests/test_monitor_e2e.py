@@ -1,0 +1,81 @@
+"""End to end through the real model server: traffic sent over HTTP is logged by the
+server, labels come back with POST /feedback, and `git ml monitor` judges it.
+
+The monitor runs with one-second windows here ([monitor] interval = 1) so a test takes
+seconds, not hours; the statistics are the same at any window length."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git, gitml
+from tests.monitor_support import Server, make_served_repo, send_windows
+
+MONITOR = "[monitor]\ninterval = 1.0\nmin_rows = 40\n"
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    repo = make_served_repo(tmp_path / "repo", MONITOR)
+    server = Server(repo)
+    try:
+        yield repo, server
+    finally:
+        server.stop()
+
+
+def _monitor(repo: Path, *args: str) -> tuple[int, dict]:
+    time.sleep(1.5)  # the last bucket ends and the server's log flushes (0.2 s)
+    r = gitml(repo, "monitor", "arrests", "--json", *args, check=False)
+    assert r.returncode in (0, 1), r.stderr
+    return r.returncode, json.loads(r.stdout)
+
+
+def test_injected_drift_is_found_and_clean_traffic_is_not(served) -> None:
+    repo, server = served
+    send_windows(server, 14, 50, seed=1)
+    code, d = _monitor(repo, "--since", "1m")
+    assert code == 0 and d["alarms"] == [] and d["windows"] >= 10, d
+    assert d["latest"]["metric"]["value"] > 0.6  # labels joined from POST /feedback
+    send_windows(server, 8, 50, shift="age+0.5sd", seed=2)
+    code, d = _monitor(repo, "--since", "1m")
+    assert code == 1 and d["actions"] == ["retrain"], d["alarms"]
+    assert any(a["figure"] == "drift" and "age" in a["detail"] for a in d["alarms"])
+    assert server.active() == "1.0.0"  # drift is not the version's fault: no rollback
+
+
+def test_failing_version_rolls_back_by_itself(served) -> None:
+    from gitml.monitor import events
+    from gitml.registry import records
+    from gitml.repo import MLRepo
+
+    repo, server = served
+    send_windows(server, 14, 50, seed=3)
+    code, d = _monitor(repo, "--since", "1m", "--heal")
+    assert code == 0 and d["healing"]["events"] == []
+    server.switch("1.1.0")  # the new version predicts the opposite of the truth
+    send_windows(server, 4, 50, seed=4)
+    code, d = _monitor(repo, "--since", "1m", "--heal")
+    assert any(a["figure"] == "metric" and a["version"] == "1.1.0" for a in d["alarms"]), d["alarms"]
+    assert [e["kind"] for e in d["healing"]["events"]] == ["rollback"], d["healing"]
+    assert server.active() == "1.0.0"
+    recs = records.read_records(MLRepo.discover(repo).git, "local", "arrests")
+    rb = [r for r in recs if r["action"] == "rollback"]
+    assert rb and rb[-1]["from"] == "1.1.0" and rb[-1]["version"] == "1.0.0"
+    assert rb[-1]["reason"].startswith("monitor: ") and "metric" in rb[-1]["reason"]
+    assert rb[-1]["automatic"] is True
+    # the served version is the old one again: the alarms of 1.1.0 are history now
+    code, d = _monitor(repo, "--since", "1m", "--heal")
+    assert d["version"] in ("1.1.0", "1.0.0")
+    assert [e["kind"] for e in events.read(MLRepo.discover(repo), "arrests")] == ["rollback"]
+    # a second failure of the same version deregisters it (GTO's name@v1.1.0!)
+    server.switch("1.1.0")
+    send_windows(server, 4, 50, seed=5)
+    code, d = _monitor(repo, "--since", "10s", "--heal")
+    assert [e["kind"] for e in d["healing"]["events"]] == ["rollback", "mark"], d["healing"]
+    assert git(repo, "tag", "-l", "arrests@v1.1.0!").stdout.strip() == "arrests@v1.1.0!"
+    assert server.active() == "1.0.0"
