@@ -15,5 +15,12 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
         || echo "note: chromium could not be installed; the report browser test will be skipped"
 fi
+# PostgreSQL for the multi-machine sweep test (Optuna's shared storage); the test starts a
+# throwaway cluster on 127.0.0.1 as an unprivileged user and stops it afterwards.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+        && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+        || echo "note: postgresql could not be installed; the shared-storage sweep test will be skipped"
+fi
 export PATH="$PWD/.venv/bin:$PATH"
 exec .venv/bin/python -m pytest -n 2 -q -p no:cacheprovider "$@"

@@ -43,6 +43,8 @@ COMMANDS: dict[str, str] = {
     "validate": "data quality against rules and the previous version",
     "check": "run every gate (what the commit hook runs)",
     "report": "write one self-contained HTML report",
+    "exp": "experiments: run, show, compare, apply, share trials kept on hidden refs",
+    "sweep": "hyperparameter search (Optuna) whose trials are experiments",
 }
 
 
