@@ -29,6 +29,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", choices=["tpe", "gp", "random"], default="tpe")
     p.add_argument("--pruner", choices=["median", "none"], default="median",
                    help="stop trials whose step metrics fall behind (single objective)")
+    p.add_argument("--prune-after", type=int, default=5, metavar="N",
+                   help="complete trials before the pruner may stop one")
     p.add_argument("--storage", default=None,
                    help="Optuna storage URL shared by workers (e.g. postgresql://user@host/db); "
                         "default: a journal file in the repository's gitml folder")
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = run_sweep(repo, SweepOptions(
         stage=args.stage, space=space, trials=args.trials, objectives=objectives, jobs=args.jobs,
-        sampler=args.sampler, pruner=args.pruner, storage=args.storage, study=args.study,
+        sampler=args.sampler, pruner=args.pruner, prune_after=args.prune_after, storage=args.storage, study=args.study,
         seed=args.seed), progress)
     confidence = None
     if seed_param and args.confirm_top > 0 and result.best:

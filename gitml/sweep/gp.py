@@ -8,6 +8,7 @@ gitml does not otherwise need, so the fallback keeps ``--sampler gp`` always ava
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,11 +62,21 @@ class SklearnGPSampler(BaseSampler):
         names = sorted(search_space)
         x = np.array([self._encode(search_space, names, t.params) for t in done])
         y = self._scalarise(study, [t.values for t in done])
-        kernel = ConstantKernel(1.0) * Matern(nu=2.5, length_scale=np.ones(x.shape[1])) + WhiteKernel(1e-4)
+        # bounded length scales: with a handful of points an unbounded fit collapses to
+        # tiny scales and expected improvement degenerates into random picks
+        kernel = (ConstantKernel(1.0, (1e-3, 1e3))
+                  * Matern(nu=2.5, length_scale=np.full(x.shape[1], 0.3), length_scale_bounds=(0.05, 10.0))
+                  + WhiteKernel(1e-6, (1e-9, 1e-2)))
         gp = GaussianProcessRegressor(kernel=kernel, normalize_y=True, n_restarts_optimizer=2,
                                       random_state=int(self._rng.integers(2**31)))
-        gp.fit(x, y)
-        cands = self._rng.random((self.n_candidates, x.shape[1]))
+        with warnings.catch_warnings():  # a length scale at its bound is expected, not news
+            warnings.simplefilter("ignore")
+            gp.fit(x, y)
+        # half the candidates anywhere, half near the best point so far (local refinement)
+        half = self.n_candidates // 2
+        near = x[int(np.argmin(y))] + self._rng.normal(0.0, 0.05, (half, x.shape[1]))
+        cands = np.vstack([self._rng.random((self.n_candidates - half, x.shape[1])),
+                           np.clip(near, 0.0, 1.0)])
         mu, sigma = gp.predict(cands, return_std=True)
         best = y.min()
         from scipy.stats import norm

@@ -41,6 +41,7 @@ class SweepOptions:
     jobs: int = 1
     sampler: str = "tpe"
     pruner: str = "median"
+    prune_after: int = 5                       # complete trials before the pruner may stop one
     storage: str | None = None
     study: str | None = None
     seed: int | None = None
@@ -164,7 +165,7 @@ def run_sweep(repo: MLRepo, opts: SweepOptions,
     name = check_name(opts.study or study_name(opts.stage, opts.space))
     url = opts.storage or default_storage(repo)
     single = len(opts.objectives) == 1
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=opts.prune_after, n_warmup_steps=1)
               if opts.pruner == "median" and single else optuna.pruners.NopPruner())
     study = optuna.create_study(
         study_name=name, storage=open_storage(url), load_if_exists=True,
@@ -173,9 +174,16 @@ def run_sweep(repo: MLRepo, opts: SweepOptions,
     result = SweepResult(study=name, storage=url)
     base = snapshot(repo)
     lock = threading.Lock()
-    fatal: list[GitMLError] = []
+    fatal: list[BaseException] = []
 
     def worker() -> None:
+        try:
+            work()
+        except BaseException as e:  # a bug or an Optuna/storage error: stop every worker, re-raise below
+            with lock:
+                fatal.append(e)
+
+    def work() -> None:
         while True:
             with lock:
                 if fatal or len(study.get_trials(deepcopy=False)) >= opts.trials:
@@ -227,8 +235,7 @@ def _one(repo: MLRepo, opts: SweepOptions, study: optuna.Study, ot: optuna.Trial
         study.tell(ot, state=optuna.trial.TrialState.FAIL)
         return trial
     missing = [m for m, _ in opts.objectives if m not in trial.metrics]
-    if missing:
-        study.tell(ot, state=optuna.trial.TrialState.FAIL)
+    if missing:  # the caller marks the Optuna trial failed
         raise UsageError(f"stage '{opts.stage}' did not record metric {missing[0]!r}",
                          f"it records: {', '.join(sorted(trial.metrics)) or '(nothing)'}")
     study.tell(ot, [float(trial.metrics[m]) for m, _ in opts.objectives])
