@@ -77,14 +77,21 @@ def open_storage(url: str) -> Any:
         path = Path(url[len("journal:"):])
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=120)
-    except ImportError as e:
-        raise GitMLError(f"the storage {url.split(':', 1)[0]} needs a database driver: {e}",
-                         "pip install psycopg2-binary (PostgreSQL) or pymysql (MySQL)") from e
-    except Exception as e:  # SQLAlchemy raises many kinds for a bad URL or unreachable server
-        raise GitMLError(f"cannot open the storage: {str(e).splitlines()[0]}",
-                         "check the --storage URL and that the database is reachable") from e
+    import time
+
+    # Workers starting together race to create the schema; the loser finds it made on retry.
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except ImportError as e:
+            raise GitMLError(f"the storage {url.split(':', 1)[0]} needs a database driver: {e}",
+                             "pip install 'psycopg[binary]' (PostgreSQL) or pymysql (MySQL)") from e
+        except Exception as e:  # SQLAlchemy raises many kinds for a bad URL or unreachable server
+            if attempt == 4:
+                raise GitMLError(f"cannot open the storage: {str(e).splitlines()[0]}",
+                                 "check the --storage URL and that the database is reachable") from e
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def make_sampler(name: str, seed: int | None, n_objectives: int) -> Any:
