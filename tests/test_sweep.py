@@ -170,3 +170,25 @@ def test_gp_sampler_without_torch_beats_random_search() -> None:
     rnd = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     rnd.optimize(f, n_trials=20)
     assert gp.best_value < 0.01 < rnd.best_value
+
+
+def test_report_experiment_view(repo: Path) -> None:
+    make_project(repo)
+    (repo / "sweep.toml").write_text(SPACE)
+    out = json.loads(gitml(repo, "sweep", "-n", "train", "--space", "sweep.toml", "--trials", "4",
+                           "-j", "2", "--objective", "score:max", "--sampler", "random",
+                           "--seed", "2", "--json").stdout)
+    gitml(repo, "report", "--experiments", "--study", out["study"], "--objective", "score", "-o", "r.html")
+    page = (repo / "r.html").read_text()
+    assert page.index('id="experiments"') < page.index("</main>")     # inside the report page
+    assert "optimisation history of score" in page and "score by step" in page
+    for p in ("train.lr", "depth", "family"):
+        assert f"{p} against score" in page
+    # one history marker per trial, one step curve per trial, the table lists the best first
+    view = page[page.index('id="experiments"'):]
+    assert view.count("<circle") >= 4 * 4
+    assert view.count("<polyline") == 4 + 1
+    best = max(out["trials"], key=lambda t: t["metrics"]["score"])
+    table = page[page.index("<h3>Top trials</h3>"):]
+    assert table.index(best["name"]) < min(table.index(t["name"]) for t in out["trials"]
+                                           if t["name"] != best["name"])
