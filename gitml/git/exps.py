@@ -89,9 +89,11 @@ def add_worktree(git: GitRepo, commit: str, parent_dir: Path | None = None) -> P
 
 
 def remove_worktree(git: GitRepo, path: Path) -> None:
-    _git(git.workdir, "worktree", "remove", "--force", str(path), check=False)
-    shutil.rmtree(path, ignore_errors=True)
-    _git(git.workdir, "worktree", "prune", check=False)
+    removed = subprocess.run(["git", *_NO_HOOKS, "worktree", "remove", "--force", str(path)],
+                             cwd=git.workdir, capture_output=True).returncode == 0
+    if not removed:  # half-made or damaged: delete the folder, let git forget it
+        shutil.rmtree(path, ignore_errors=True)
+        _git(git.workdir, "worktree", "prune", check=False)
 
 
 def update_ref(git: GitRepo, ref: str, commit: str, old: str | None = None) -> None:

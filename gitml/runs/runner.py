@@ -31,7 +31,7 @@ from gitml.store.fsutil import atomic_write_text
 
 #: called with the tracking file (what ``gitml.log_*`` appended so far); True stops the command
 Monitor = Callable[[Path], bool]
-MONITOR_POLL_S = 0.2
+MONITOR_POLL_S = 0.05
 
 
 @dataclass
@@ -160,9 +160,10 @@ def run_stage(repo: MLRepo, opts: RunOptions, *, quiet: bool = False) -> RunOutc
     ex = _execute(repo, opts, plan, warnings)
     params = {**plan.params, **ex.params}
     metrics = {**ex.metrics, **_metric_files(repo, plan, warnings)}
-    out_refs = _classify_outputs(repo, opts, plan, ex.trace, warnings)
+    index_paths = set(repo.git.index_paths())
+    out_refs = _classify_outputs(repo, opts, plan, ex.trace, index_paths, warnings)
     added = _store_outputs(repo, opts, out_refs, ex.exit_code, warnings)
-    in_refs = _classify_inputs(repo, opts, plan, ex.trace, out_refs)
+    in_refs = _classify_inputs(repo, opts, plan, ex.trace, index_paths, out_refs)
     to_stage: list[str] = []
     env_id = _save_environment(repo, ex.environment, to_stage)
     record = RunRecord(
@@ -274,11 +275,11 @@ def _excluded(opts: RunOptions, p: str) -> bool:
 
 
 def _classify_outputs(repo: MLRepo, opts: RunOptions, plan: _Plan, trace: TraceResult,
-                      warnings: list[str]) -> dict[str, FileRef]:
+                      index_paths: set[str], warnings: list[str]) -> dict[str, FileRef]:
     """Declared outputs, then every traced write: inside an artifact, tracked by Git, a
-    params/metrics file of the run, or new (a new folder is one artifact)."""
+    params/metrics file of the run, or new (a new folder is one artifact). ``index_paths``
+    is the index as the command left it."""
     workdir = repo.workdir
-    index_paths = set(repo.git.index_paths())
     arts = {ptr.artifact_path_for(p) for p in index_paths if p.endswith(ptr.SUFFIX)}
     own = set(plan.metric_paths) | plan.param_paths
     out_refs: dict[str, FileRef] = {}
@@ -331,11 +332,11 @@ def _store_outputs(repo: MLRepo, opts: RunOptions, out_refs: dict[str, FileRef],
 
 
 def _classify_inputs(repo: MLRepo, opts: RunOptions, plan: _Plan, trace: TraceResult,
-                     out_refs: dict[str, FileRef]) -> dict[str, FileRef]:
-    """Declared deps and traced reads that are not outputs, each with its content id."""
+                     index_paths: set[str], out_refs: dict[str, FileRef]) -> dict[str, FileRef]:
+    """Declared deps and traced reads that are not outputs, each with its content id (the
+    outputs' new pointers are not inputs, so the index before storing them serves)."""
     from gitml.artifacts import worktree
 
-    index_paths = set(repo.git.index_paths())
     arts = {ptr.artifact_path_for(p) for p in index_paths if p.endswith(ptr.SUFFIX)}
     arts |= {r.path for r in out_refs.values() if r.source == "artifact"}
     in_refs: dict[str, FileRef] = {}
