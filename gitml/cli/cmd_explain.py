@@ -17,6 +17,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", metavar="MODEL", help="declared model (default: the only one)")
     p.add_argument("--row", type=int, metavar="N",
                    help="explain the prediction for row N (0-based) of the evaluation data")
+    p.add_argument("--method", choices=["shap", "lime"], default="shap",
+                   help="lime: LIME beside SHAP for one row (needs --row), with their agreement")
     add_place_args(p)
 
 
@@ -45,7 +47,48 @@ def _row(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lime_row(args: argparse.Namespace) -> int:
+    from gitml.checks.explain import explain_row
+    from gitml.checks.lime import agreement, explain_row_lime
+    from gitml.checks.runner import load
+    from gitml.models.spec import one_spec
+    from gitml.repo import MLRepo
+
+    repo = MLRepo.discover()
+    spec = one_spec(repo, args.model)
+    cur = load(repo, spec, args.rev, bool(args.staged))
+    shap_out = explain_row(cur.model, spec, cur.df, args.row)
+    lime_out = explain_row_lime(cur.model, spec, cur.df, args.row)
+    agree = agreement({c["column"]: c["shap"] for c in shap_out["contributions"]},
+                      {c["column"]: c["lime"] for c in lime_out["contributions"]})
+    if args.json:
+        print_json({"model": spec.name, "row": shap_out["row"], "prediction": shap_out["prediction"],
+                    "actual": shap_out["actual"], "shap": shap_out, "lime": lime_out,
+                    "agreement": agree})
+        return 0
+    if not args.quiet:
+        shap_c = {c["column"]: c["shap"] for c in shap_out["contributions"]}
+        rows = [[c["column"], fmt(c["value"]), f"{shap_c.get(c['column'], 0.0):+.4f}",
+                 f"{c['lime']:+.4f}", c["rule"]] for c in lime_out["contributions"]]
+        print(f"{spec.name}: row {shap_out['row']}: predicted {shap_out['prediction']!r} "
+              f"(actual {shap_out['actual']!r})")
+        print_table(f"LIME ({lime_out['output']}, local fit R² {lime_out['score']:.2f}) beside "
+                    f"SHAP ({shap_out['output']})", ["column", "value", "SHAP", "LIME", "LIME rule"], rows)
+        tau = agree["kendall_tau"]
+        print(f"agreement: {len(agree['shared'])} of the top {agree['k']} columns shared "
+              f"({', '.join(agree['shared']) or 'none'}); same direction for "
+              f"{len(agree['same_sign'])} of them; Kendall tau of |weights| "
+              f"{'n/a' if tau is None else f'{tau:.2f}'}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.method == "lime":
+        if args.row is None:
+            from gitml.errors import UsageError
+
+            raise UsageError("--method lime explains one prediction", "add --row N")
+        return _lime_row(args)
     if args.row is not None:
         return _row(args)
     results = run_models(args, ("explain",), [args.model] if args.model else None)

@@ -13,6 +13,11 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="where to write the page (default: report.html)")
     p.add_argument("--model", action="append", metavar="MODEL", help="only this model (repeatable)")
     p.add_argument("--json", action="store_true", help="print the collected data as JSON")
+    p.add_argument("--experiments", action="store_true",
+                   help="add the experiment view (params vs objective, history, step curves)")
+    p.add_argument("--study", default=None, help="with --experiments: only this sweep's trials")
+    p.add_argument("--objective", default=None, metavar="METRIC[:min]",
+                   help="with --experiments: the metric to plot (default: the most recorded)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     repo = MLRepo.discover()
     out = Path(args.output)
     data = write_report(repo, args.rev, out, args.model)
+    if args.experiments:
+        _add_experiments(repo, out, args)
     if args.json:
         print_json({"output": str(out), "commit": data["commit"],
                     "models": [{k: v for k, v in d.items() if not k.startswith("_")}
@@ -65,6 +72,21 @@ def run(args: argparse.Namespace) -> int:
                              for p in points[-10:]])
         say(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)", quiet=False)
     return 0
+
+
+def _add_experiments(repo: object, out: Path, args: argparse.Namespace) -> None:
+    from gitml.repo import MLRepo
+    from gitml.store.fsutil import atomic_write_text
+    from gitml.sweep import report as exp_report
+
+    assert isinstance(repo, MLRepo)
+    metric, direction = args.objective, "maximize"
+    if metric and metric.endswith((":min", ":max")):
+        metric, _, d = metric.rpartition(":")
+        direction = "minimize" if d == "min" else "maximize"
+    data = exp_report.collect(repo, study=args.study, objective=metric, direction=direction)
+    page = out.read_text(encoding="utf-8")
+    atomic_write_text(out, exp_report.splice(page, exp_report.section(data)))
 
 
 def _f(v: object) -> str:

@@ -62,6 +62,8 @@ COMMANDS: dict[str, str] = {
     "compile": "compile a model to ONNX behind a parity gate (faster, smaller)",
     "monitor": "judge a served model's traffic: drift, live metrics, learned limits, alarms",
     "retrain": "re-run a model's training on new data, gate it, register it, maybe promote it",
+    "exp": "experiments: run, show, compare, apply, share trials kept on hidden refs",
+    "sweep": "hyperparameter search (Optuna) whose trials are experiments",
 }
 
 

@@ -79,9 +79,11 @@ class RunRecord:
     params_files: list[str] = field(default_factory=list)
     metrics_files: list[str] = field(default_factory=list)
     trace: bool = True
+    # metric name -> [[step, value], ...] in the order logged (``log_metric(..., step=)``)
+    history: dict[str, list[list[float]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "format": FORMAT,
             "stage": self.stage,
             "cmd": self.cmd,
@@ -103,6 +105,9 @@ class RunRecord:
                 "metrics_files": self.metrics_files, "trace": self.trace,
             },
         }
+        if self.history:  # absent when empty: records of runs without steps stay as they were
+            d["history"] = self.history
+        return d
 
     def dumps(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
@@ -203,6 +208,7 @@ def parse_run_record(data: bytes | str, source: str) -> RunRecord:
     inputs = [_parse_ref(r, x, f"inputs[{i}]") for i, x in enumerate(r.get(d, "inputs", list))]
     outputs = [_parse_ref(r, x, f"outputs[{i}]") for i, x in enumerate(r.get(d, "outputs", list))]
     procs = r.get(d, "processes", list, required=False, default=[])
+    history = _parse_history(r, r.get(d, "history", dict, required=False, default={}))
     return RunRecord(
         stage=stage, cmd=cmd, cwd=r.get(d, "cwd", str, required=False, default="."),
         started=r.get(d, "started", str, required=False, default=""),
@@ -219,7 +225,21 @@ def parse_run_record(data: bytes | str, source: str) -> RunRecord:
         params_files=r.strlist(opts, "params_files", "options.", False),
         metrics_files=r.strlist(opts, "metrics_files", "options.", False),
         trace=r.get(opts, "trace", bool, "options.", False, True),
+        history=history,
     )
+
+
+def _parse_history(r: _Reader, d: dict[str, Any]) -> dict[str, list[list[float]]]:
+    out: dict[str, list[list[float]]] = {}
+    for name, points in d.items():
+        if not isinstance(points, list):
+            raise r.fail(f"field 'history.{name}' must be a list, got {_jtype(points)}")
+        for i, pt in enumerate(points):
+            if (not isinstance(pt, list) or len(pt) != 2
+                    or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in pt)):
+                raise r.fail(f"field 'history.{name}[{i}]' must be [step, value]")
+        out[name] = [list(pt) for pt in points]
+    return out
 
 
 def summarize_run_record(data: bytes | str, source: str) -> tuple[str, dict[str, float], dict[str, Any]]:

@@ -106,7 +106,7 @@ def staleness(repo: MLRepo, rec: RunRecord) -> list[str]:
 
 def repro(repo: MLRepo, targets: list[str] | None = None, *, force: bool = False, dry_run: bool = False,
           quiet: bool = False, stdout_to_stderr: bool = False) -> list[StageStatus]:
-    from gitml.runs.runner import RunOptions, run_stage
+    from gitml.runs.runner import options_from_record, run_stage
 
     runs = load_run_records(repo.workdir)
     if not runs:
@@ -145,10 +145,8 @@ def repro(repo: MLRepo, targets: list[str] | None = None, *, force: bool = False
             import sys
 
             print(f"gitml: running stage '{stage}': {'; '.join(reasons)}", file=sys.stderr)
-        outcome = run_stage(repo, RunOptions(
-            cmd=rec.cmd, stage=stage, cwd=rec.cwd, deps=rec.deps, outs=rec.outs,
-            params_files=rec.params_files, metrics_files=rec.metrics_files, trace=rec.trace,
-            stdout_to_stderr=stdout_to_stderr), quiet=quiet)
+        outcome = run_stage(repo, options_from_record(rec, stdout_to_stderr=stdout_to_stderr),
+                            quiet=quiet)
         st.ran = True
         st.exit_code = outcome.record.exit_code
         if outcome.record.exit_code != 0:

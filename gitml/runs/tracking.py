@@ -19,7 +19,10 @@ if TYPE_CHECKING:  # no typing/json import at run time: this module must load in
     from typing import Any
 
 ENV_VAR = "GITML_TRACKING_FILE"
+#: JSON object of parameter values that override ``log_param`` defaults (set by ``git ml exp``)
+OVERRIDES_VAR = "GITML_PARAM_OVERRIDES"
 _warned = False
+_overrides: dict[str, Any] | None = None
 
 
 class TrackingValueError(ValueError):
@@ -78,9 +81,36 @@ def _append(record: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def log_param(name: str, value: Any) -> None:
-    """Record a parameter of this run (the last value logged for a name wins)."""
-    _append({"kind": "param", "name": _check_name(name), "value": _plain(value)})
+def _override(name: str) -> tuple[bool, Any]:
+    global _overrides
+    if _overrides is None:
+        raw = os.environ.get(OVERRIDES_VAR)
+        if raw:
+            import json
+
+            loaded = json.loads(raw)
+            _overrides = loaded if isinstance(loaded, dict) else {}
+        else:
+            _overrides = {}
+    return (True, _overrides[name]) if name in _overrides else (False, None)
+
+
+def log_param(name: str, value: Any) -> Any:
+    """Record a parameter of this run (the last value logged for a name wins) and return it.
+
+    ``value`` is the default: inside ``git ml exp run -S name=...`` or a sweep trial the
+    overridden value is recorded and returned instead, so ``C = gitml.log_param("C", 1.0)``
+    makes ``C`` a searchable parameter.
+    """
+    name = _check_name(name)
+    found, override = _override(name)
+    if found:
+        value = override
+    rec: dict[str, Any] = {"kind": "param", "name": name, "value": _plain(value)}
+    if found:
+        rec["override"] = True
+    _append(rec)
+    return value
 
 
 def log_metric(name: str, value: float, step: int | None = None) -> None:

@@ -1,0 +1,1 @@
+"""Experiments (trials on hidden refs) and hyperparameter search."""

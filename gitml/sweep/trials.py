@@ -1,0 +1,185 @@
+"""One trial: a stage run with overridden params, committed on ``refs/gitml/exps/<name>``.
+
+The trial runs in a throwaway worktree checked out from a snapshot of the user's work tree
+(their edits included), with its artifacts materialised from the shared store. The commit
+holds the rewritten params files, the run record, the pointers of the outputs (their bytes
+in the store) and, in its message, a one-line JSON summary that ``exp show`` reads for all
+trials with one git call.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitml.errors import GitMLError, UsageError
+from gitml.git import exps as gx
+from gitml.repo import MLRepo
+from gitml.runs import overrides as ov
+from gitml.runs.records import load_run_record
+from gitml.runs.runner import Monitor, RunOutcome, options_from_record, run_stage
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+SUMMARY_MARK = "gitml-exp: "
+FORMAT = 1
+
+
+@dataclass
+class Trial:
+    """The summary of one trial, as kept in its commit message."""
+
+    name: str
+    stage: str
+    state: str                          # complete | failed | pruned
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    overrides: dict[str, Any]
+    base: str                           # the commit the trial started from
+    head: str | None                    # the user's HEAD when it started
+    created: str
+    duration_s: float
+    overhead_s: float = 0.0
+    exit_code: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)   # study, trial number, seed, ...
+    commit: str = ""                    # filled in when read back
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d.pop("commit")
+        return json.dumps({"format": FORMAT, **d}, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_body(cls, body: str, commit: str) -> Trial | None:
+        for line in body.splitlines():
+            if line.startswith(SUMMARY_MARK):
+                try:
+                    d = json.loads(line[len(SUMMARY_MARK):])
+                    d.pop("format", None)
+                    return cls(**d, commit=commit)
+                except (ValueError, TypeError):
+                    return None
+        return None
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise UsageError(f"invalid experiment name {name!r}",
+                         "use letters, digits, '.', '_' or '-', at most 100 characters")
+    return name
+
+
+def trial_ref(name: str) -> str:
+    return gx.EXPS_PREFIX + check_name(name)
+
+
+@dataclass
+class TrialSpec:
+    stage: str
+    values: dict[str, Any]
+    name: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    allow_new: bool = False             # a sweep's conditional params need not be in the record
+
+
+def snapshot(repo: MLRepo) -> str:
+    return gx.snapshot_worktree(repo.git, "gitml exp: work tree snapshot\n")
+
+
+def run_trial(repo: MLRepo, spec: TrialSpec, *, base: str | None = None,
+              monitor: Monitor | None = None, quiet: bool = True,
+              on_start: Callable[[Path], None] | None = None) -> Trial:
+    """Run one trial and commit it; the user's branch, index and work tree are untouched."""
+    from gitml.artifacts import worktree
+
+    t0 = time.monotonic()
+    if spec.name is not None:
+        check_name(spec.name)
+    head = repo.git.head()
+    base = base or snapshot(repo)
+    wt = gx.add_worktree(repo.git, base)
+    try:
+        wrepo = MLRepo.discover(wt)
+        rec = load_run_record(wt, spec.stage)
+        if rec is None:
+            raise GitMLError(f"no run record for stage '{spec.stage}' in the work tree",
+                             f"run it once first: git ml run -n {spec.stage} -- CMD")
+        if not spec.allow_new:
+            _check_known(wt, rec.cwd, rec.params_files, rec.cmd, rec.params, spec.values)
+        worktree.checkout(wrepo)
+        applied = ov.apply(wt, rec.cwd, rec.params_files, rec.cmd, spec.values, rec.params)
+        if on_start is not None:
+            on_start(wt)
+        t_run = time.monotonic()
+        outcome = run_stage(wrepo, options_from_record(
+            rec, cmd=applied.cmd, env=applied.env, monitor=monitor, stdout_to_stderr=True),
+            quiet=quiet)
+        run_s = time.monotonic() - t_run
+        missing = ov.unused(applied, outcome.record.params)
+        if missing and not outcome.stopped and outcome.record.exit_code == 0:
+            raise UsageError(
+                f"stage '{spec.stage}' does not read param(s) {', '.join(missing)}",
+                "name a key of its params files, a --flag of its command, or a gitml.log_param call")
+        trial = _summary(spec, outcome, base, head, run_s)
+        name = spec.name or f"{spec.stage}-{secrets.token_hex(3)}"
+        trial.name = name
+        message = f"gitml exp {name} ({spec.stage}, {trial.state})\n\n{SUMMARY_MARK}{{}}\n"
+        trial.overhead_s = round(max(0.0, time.monotonic() - t0 - outcome.record.duration_s), 3)
+        commit = gx.commit_worktree(wt, base, message.replace("{}", trial.to_json()))
+        gx.update_ref(repo.git, trial_ref(name), commit, old="")
+        trial.commit = commit
+        return trial
+    finally:
+        gx.remove_worktree(repo.git, wt)
+
+
+def _check_known(wt: Path, cwd: str, params_files: list[str], cmd: list[str],
+                 recorded: dict[str, Any], values: dict[str, Any]) -> None:
+    from gitml.runs import params as params_mod
+
+    known = set(recorded)
+    for spec in params_files:
+        file, _ = params_mod.parse_spec(spec)
+        try:
+            known |= set(params_mod.flatten(params_mod.load_file(wt / cwd / file, file)))
+        except GitMLError:
+            continue
+    unknown = [k for k in values if k not in known
+               and not any(a == f"--{k}" or a.startswith((f"--{k}=", f"{k}=")) for a in cmd)]
+    if unknown:
+        raise UsageError(f"unknown param(s) {', '.join(sorted(unknown))}",
+                         f"the stage's params are: {', '.join(sorted(known)[:20]) or '(none)'}")
+
+
+def _summary(spec: TrialSpec, outcome: RunOutcome, base: str, head: str | None,
+             run_s: float) -> Trial:
+    rec = outcome.record
+    state = "pruned" if outcome.stopped else ("complete" if rec.exit_code == 0 else "failed")
+    return Trial(name="", stage=spec.stage, state=state, params=rec.params, metrics=rec.metrics,
+                 overrides=dict(spec.values), base=base, head=head,
+                 created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 duration_s=round(run_s, 3), exit_code=rec.exit_code, meta=dict(spec.meta))
+
+
+def list_trials(repo: MLRepo) -> list[Trial]:
+    """Every trial in this repository, oldest first."""
+    out = []
+    for e in gx.list_refs(repo.git, gx.EXPS_PREFIX):
+        t = Trial.from_body(e.body, e.commit)
+        if t is not None:
+            t.name = e.ref[len(gx.EXPS_PREFIX):]
+            out.append(t)
+    out.sort(key=lambda t: (t.created, t.name))
+    return out
+
+
+def get_trial(repo: MLRepo, name: str) -> Trial:
+    for t in list_trials(repo):
+        if t.name == name:
+            return t
+    raise GitMLError(f"no experiment named '{name}'", "see `git ml exp show`")
