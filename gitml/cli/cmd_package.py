@@ -21,8 +21,8 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitml.deploy import refs
     from gitml.deploy.package import package
+    from gitml.registry import refs
     from gitml.repo import MLRepo
 
     repo = MLRepo.discover()

@@ -27,8 +27,8 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitml.deploy import refs
     from gitml.deploy.profile import profile
+    from gitml.registry import refs
     from gitml.repo import MLRepo
 
     repo = MLRepo.discover()

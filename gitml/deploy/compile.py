@@ -25,7 +25,7 @@ from gitml.models.onnx import META_CLASSES, META_INPUTS, META_SOURCE, META_TASK
 if TYPE_CHECKING:
     import pandas as pd
 
-    from gitml.deploy.refs import ModelRef
+    from gitml.registry.refs import ModelRef
     from gitml.repo import MLRepo
 
 TOLERANCE = 1e-4        # max |p_onnx - p_sklearn| over every row and class

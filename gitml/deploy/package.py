@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 from gitml.errors import ConfigError, GitMLError, UsageError
 
 if TYPE_CHECKING:
-    from gitml.deploy.refs import ModelRef
     from gitml.models.bundle import Bundle
+    from gitml.registry.refs import ModelRef
     from gitml.repo import MLRepo
 
 APP_DIR = "/app"

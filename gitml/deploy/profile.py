@@ -25,7 +25,7 @@ from gitml.deploy.profiles import FORMAT, profile_path
 from gitml.errors import GitMLError
 
 if TYPE_CHECKING:
-    from gitml.deploy.refs import ModelRef
+    from gitml.registry.refs import ModelRef
     from gitml.repo import MLRepo
 
 CONCURRENCY = 16

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from gitml.errors import ConfigError, GitMLError
 
 if TYPE_CHECKING:
-    from gitml.deploy.refs import ModelRef
+    from gitml.registry.refs import ModelRef
     from gitml.repo import MLRepo
 
 FORMAT = 1

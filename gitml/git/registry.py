@@ -220,3 +220,10 @@ def version_commit(git: GitRepo, name: str, version: str) -> str | None:
     art = load(git, name).artifacts.get(name)
     ver = art.versions.get(normalize_version(version)) if art is not None else None
     return ver.commit if ver is not None and ver.registered and ver.active else None
+
+
+def version_at_commit(git: GitRepo, name: str, commit: str) -> str | None:
+    """The active registered version of ``name`` at ``commit`` (``v1.3.0``), or None."""
+    art = load(git, name).artifacts.get(name)
+    ver = art.version_at(commit) if art is not None else None
+    return ver.version if ver is not None and ver.registered and ver.active else None

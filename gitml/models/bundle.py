@@ -18,7 +18,6 @@ building and when loading.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +41,6 @@ MAX_CATEGORIES = 1000
 DTYPES = ("float64", "int64", "bool", "string")
 # What a served model needs at the very least; pinned first, from the recorded environment.
 CORE_PACKAGES = ("scikit-learn", "numpy", "scipy", "skops", "pandas", "pyarrow")
-VERSION_TAG_RE = re.compile(r"^(?P<name>[^@#]+)@v(?P<version>\d+\.\d+\.\d+)$")
 
 
 @dataclass(frozen=True)
@@ -279,9 +277,12 @@ def requirements(env: dict[str, Any], trusted: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def version_of(name: str, rev: str) -> str | None:
-    m = VERSION_TAG_RE.match(rev)
-    return m.group("version") if m and m.group("name") == name else None
+def _registered_version(repo: MLRepo, name: str, commit: str) -> str | None:
+    """``1.3.0`` when a registered version of ``name`` is at ``commit``."""
+    from gitml.git.registry import version_at_commit
+
+    registered = version_at_commit(repo.git, name, commit)
+    return registered[1:] if registered else None
 
 
 def build_bundle(repo: MLRepo, name: str, rev: str, out: Path | str, *,
@@ -291,11 +292,11 @@ def build_bundle(repo: MLRepo, name: str, rev: str, out: Path | str, *,
     import pandas as pd
 
     from gitml.models.load import load_data, load_model_bytes, locate, read_source
-    from gitml.models.spec import one_spec, validate_columns
+    from gitml.models.spec import spec_at, validate_columns
     from gitml.store.fsutil import atomic_write_bytes, atomic_write_text
 
-    spec = one_spec(repo, name)
     commit = repo.git.resolve(rev)
+    spec = spec_at(repo, name, commit)
     src = locate(repo, spec.path, commit, key=spec.key("path"))
     data = read_source(repo, src)  # verified against the pointer id
     flavor = _flavor(spec.path, data, allow_pickle)
@@ -340,7 +341,7 @@ def build_bundle(repo: MLRepo, name: str, rev: str, out: Path | str, *,
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     model_file = Path(spec.path).name
-    bundle = Bundle(path=folder, name=spec.name, version=version or version_of(spec.name, rev),
+    bundle = Bundle(path=folder, name=spec.name, version=version or _registered_version(repo, name, commit),
                     commit=commit, model_file=model_file, model_id=src.oid, flavor=flavor,
                     task=spec.task, target=spec.target, positive=spec.positive, classes=classes,
                     inputs=inputs, trusted=trusted, environment=env, gates=gates)

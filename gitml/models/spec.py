@@ -24,6 +24,7 @@ Parsing here is pure (no pandas); :func:`validate_columns` checks a loaded frame
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -183,6 +184,25 @@ def one_spec(repo: MLRepo, name: str | None) -> ModelSpec:
     return specs_from_section(section, [name])[0]
 
 
+def spec_at(repo: MLRepo, name: str, rev: str) -> ModelSpec:
+    """The model's declaration as the commit ``rev`` recorded it: an old version is judged,
+    packaged and served as it was declared then, never by today's config."""
+    config = ".gitml/config.toml"
+    raw = repo.git.read_blob(rev, config)
+    if raw is None:
+        raise ConfigError(f"{config} does not exist at {rev[:12]}",
+                          "declare the model under [models.NAME] and commit it")
+    try:
+        section = tomllib.loads(raw.decode("utf-8")).get("models", {})
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{config} at {rev[:12]} is not valid TOML: {e}",
+                          "fix it in a new commit") from e
+    if not isinstance(section, dict) or name not in section:
+        raise ConfigError(f"model {name!r} is not declared at {rev[:12]}",
+                          "check the name, or declare [models.NAME] in that commit")
+    return specs_from_section(section, [name])[0]
+
+
 def validate_columns(spec: ModelSpec, df: pd.DataFrame) -> None:
     """Check that the target, features and sensitive columns exist in the data."""
     cols = set(map(str, df.columns))
@@ -241,51 +261,44 @@ def known_stages(repo: MLRepo) -> set[str]:
     return set(DEFAULT_STAGES) | seen
 
 
-def _stage_commit(repo: MLRepo, name: str, stage: str) -> str | None:
-    """The commit of the newest assignment of ``stage`` (``name#stage#N``, highest N,
-    or a plain ``name#stage`` tag), None when the stage was never assigned."""
-    def number(tag: str) -> int:
-        tail = tag.rsplit("#", 1)[-1]
-        return int(tail) if tail.isdigit() else -1
-
-    numbered = sorted(repo.git.tags(f"{name}#{stage}#*"), key=number, reverse=True)
-    for tag in [*numbered, *repo.git.tags(f"{name}#{stage}")]:
-        return repo.git.resolve(tag)
-    return None
-
-
 def resolve_baseline(repo: MLRepo, spec: ModelSpec, baseline: str | None = None) -> str | None:
-    """The commit of the baseline: a stage (``prod`` -> the newest ``name#prod#N`` or
-    ``name#prod``), a version (``v1.2.0`` -> ``name@v1.2.0``), a full GTO tag
+    """The commit of the baseline: a stage (``prod``: the version in it now, by GTO's rules,
+    unassignments included), a version (``v1.2.0`` -> ``name@v1.2.0``), a registry tag
     (``name#prod``, ``name@v1.2.0``), or any revision.
 
-    None only for a known stage that was never assigned (no baseline yet: the regression
-    gate is reported as skipped). Anything else that resolves to nothing is a
+    None only for a known stage nobody is in (no baseline yet: the regression gate is
+    reported as skipped). Anything else that resolves to nothing is a
     :class:`ConfigError`: a typo never silently disables the comparison.
     """
     from gitml.errors import GitMLError
+    from gitml.git.registry import stage_commit, version_commit
+    from gitml.git.tags import Action, parse
 
     ref = (baseline or spec.baseline or "").strip()
     if not ref:
         return None
-    name, stage = spec.name, ref
-    if "#" in ref:
-        name, _, stage = ref.partition("#")
-        stage = stage.split("#", 1)[0]
-    elif "@" not in ref and VERSION_RE.match(ref):
-        ref = f"{spec.name}@{ref}"
-    if "@" not in ref and STAGE_RE.match(stage):
-        commit = _stage_commit(repo, name, stage)
+    if "@" not in ref and "#" not in ref:
+        if VERSION_RE.match(ref):
+            ref = f"{spec.name}@{ref}"
+        elif STAGE_RE.match(ref):
+            ref = f"{spec.name}#{ref}"
+    tag = parse(ref)
+    if tag is not None and tag.action is Action.REGISTER and tag.version:
+        commit = version_commit(repo.git, tag.name, tag.version)
         if commit is not None:
             return commit
+    elif tag is not None and tag.action is Action.ASSIGN and tag.stage:
+        commit = stage_commit(repo.git, tag.name, tag.stage)
+        if commit is not None:
+            return commit
+        if tag.stage in known_stages(repo):
+            return None  # a stage nobody is in: nothing to regress against yet
     try:
-        return repo.git.resolve(ref)
+        return repo.git.resolve((baseline or spec.baseline or "").strip())
     except GitMLError:
         pass
-    if "@" not in ref and stage in known_stages(repo):
-        return None  # a stage nobody promoted to yet: nothing to regress against
     stages = ", ".join(sorted(known_stages(repo)))
     raise ConfigError(f"{spec.key('gates.baseline')}: {baseline or spec.baseline!r} is neither a stage "
-                      f"({stages}), a version with a tag, nor a revision",
+                      f"({stages}), a registered version, nor a revision",
                       f"fix the name, or declare the stage under [registry] stages; e.g. "
                       f"baseline = \"prod\", \"v1.0.0\" or \"{spec.name}#prod\"")

@@ -19,6 +19,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from gitml.errors import GitMLError
+from gitml.models.spec import spec_at
 
 if TYPE_CHECKING:
     from gitml.registry.gates import Verdict
@@ -72,7 +73,7 @@ def sections(repo: MLRepo, name: str, version: str, commit: str, *,
     from gitml.git.registry import load
     from gitml.registry import gates
 
-    spec = gates.spec_at(repo, name, commit)
+    spec = spec_at(repo, name, commit)
     if verdict is None:
         verdict = gates.recorded(repo, spec, commit)
     meta = repo.config.section("card").get(name, {})

@@ -34,6 +34,7 @@ from typing import Any
 from gitml.errors import GitMLError
 from gitml.git.registry import Artifact, Version, load
 from gitml.git.tags import Action, parse, verify_tag
+from gitml.models.spec import spec_at
 from gitml.registry import gates, records
 from gitml.registry.settings import DeploySettings, Target, load_settings
 from gitml.repo import MLRepo
@@ -153,7 +154,7 @@ def build(repo: MLRepo, rel: Release, folder: Path) -> Any:
     from gitml.models.load import locate
 
     commit = rel.version.commit
-    spec = gates.spec_at(repo, rel.name, commit)
+    spec = spec_at(repo, rel.name, commit)
     verdict = gates.recorded(repo, spec, commit)
     if not verdict.passed:
         raise DeployRefused(f"{rel.name} {rel.version.version}: {verdict.summary()}",

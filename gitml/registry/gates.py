@@ -32,23 +32,6 @@ class Verdict:
         return "; ".join(self.reasons)
 
 
-def spec_at(repo: MLRepo, name: str, commit: str) -> ModelSpec:
-    """The model's declaration as the commit recorded it (falling back to the work tree's)."""
-    import tomllib
-
-    from gitml.models.spec import one_spec, specs_from_section
-
-    raw = repo.git.read_blob(commit, ".gitml/config.toml")
-    if raw is not None:
-        try:
-            section = tomllib.loads(raw.decode()).get("models", {})
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise GitMLError(f".gitml/config.toml at {commit[:12]} is malformed: {e}") from e
-        if isinstance(section, dict) and name in section:
-            return specs_from_section(section, [name])[0]
-    return one_spec(repo, name)
-
-
 def recorded(repo: MLRepo, spec: ModelSpec, commit: str) -> Verdict:
     from gitml.models.load import locate
 

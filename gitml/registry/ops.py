@@ -23,6 +23,7 @@ from gitml.git.tags import (
     read_tags,
     semver_key,
 )
+from gitml.models.spec import spec_at
 from gitml.registry import gates
 from gitml.repo import MLRepo
 
@@ -57,7 +58,7 @@ def register(repo: MLRepo, name: str, rev: str = "HEAD", *, version: str | None 
     if version and part:
         raise GitMLError("give either --version or --bump, not both")
     commit = repo.git.resolve(rev)
-    spec = gates.spec_at(repo, name, commit)
+    spec = spec_at(repo, name, commit)
     tags = read_tags(repo.git, name)
     art = build(tags).artifacts.get(name)
     if art is not None:

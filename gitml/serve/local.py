@@ -1,25 +1,22 @@
 """What `git ml serve NAME[@vX.Y.Z|#stage]` serves: resolve, bundle, write a deploy state.
 
-Resolution reuses the gates' resolver (:func:`gitml.models.spec.resolve_baseline`, the GTO
-tag grammar: ``NAME@vX.Y.Z``, ``NAME#stage`` / newest ``NAME#stage#N``); a plain revision
-(``--rev``) serves the model as committed there.
+Resolution is the registry's (:func:`gitml.registry.refs.resolve`: ``NAME@vX.Y.Z``,
+``NAME#stage`` by GTO's rules); a plain revision (``--rev``) serves the model as committed
+there.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitml.errors import ConfigError, UsageError
 from gitml.layout import SERVE_DIR, TRAFFIC_DIR
 
 if TYPE_CHECKING:
     from gitml.models.bundle import Bundle
     from gitml.repo import MLRepo
 
-REF_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?:@v(?P<version>\d+\.\d+\.\d+)|#(?P<stage>[A-Za-z0-9_.-]+))?$")
 
 
 @dataclass(frozen=True)
@@ -39,40 +36,13 @@ def serve_dir(repo: MLRepo, model: str) -> Path:
     return repo.ml_dir / SERVE_DIR / model
 
 
-def _version_tag_of(repo: MLRepo, name: str, commit: str) -> str | None:
-    for tag in repo.git.tags(f"{name}@v*"):
-        m = REF_RE.match(tag)
-        if m is None or m.group("version") is None or tag.endswith("!"):
-            continue
-        try:
-            if repo.git.resolve(tag) == commit:
-                return m.group("version")
-        except Exception:
-            continue
-    return None
-
-
 def resolve(repo: MLRepo, ref: str, rev: str | None = None) -> Target:
-    from gitml.models.spec import one_spec, resolve_baseline
+    """What ``git ml serve REF`` serves, through the one resolver of model references."""
+    from gitml.registry.refs import resolve as resolve_ref
 
-    m = REF_RE.match(ref)
-    if m is None:
-        raise UsageError(f"cannot parse {ref!r}", "write NAME, NAME@vX.Y.Z or NAME#stage")
-    name = m.group("name")
-    spec = one_spec(repo, name)
-    if m.group("version") or m.group("stage"):
-        if rev is not None:
-            raise UsageError("give either NAME@vX.Y.Z / NAME#stage or --rev, not both")
-        # the full tag name: resolve_baseline resolves it as given (GTO grammar)
-        want = f"{name}@v{m.group('version')}" if m.group("version") else f"{name}#{m.group('stage')}"
-        commit = resolve_baseline(repo, spec, want)
-        if commit is None:
-            raise ConfigError(f"{ref}: no version is assigned to stage {m.group('stage')!r}",
-                              f"promote one first (`git ml promote {name} VERSION {m.group('stage')}`)")
-    else:
-        commit = repo.git.resolve(rev or "HEAD")
-    version = m.group("version") or _version_tag_of(repo, name, commit) or commit[:12]
-    return Target(name=name, commit=commit, version=version, label=ref if rev is None else f"{name} at {rev}")
+    found = resolve_ref(repo, ref, rev)
+    return Target(name=found.name, commit=found.commit, version=found.label,
+                  label=ref if rev is None else f"{found.name} at {rev}")
 
 
 def prepare(repo: MLRepo, target: Target, *, allow_pickle: bool = False) -> tuple[Path, Bundle]:
