@@ -110,9 +110,28 @@ def commit(repo: Path, env: dict[str, str]) -> tuple[float, dict[str, float], st
     return time.perf_counter() - t0, import_seconds(proc.stderr), proc.stderr
 
 
+def measure(template: Path, root: Path, env: dict[str, str], label: str, i: int,
+            rows: list[tuple[str, str, float, dict[str, float]]]) -> None:
+    for kind in ("miss", "hit"):
+        work = root / f"{label}-{kind}{i}"
+        shutil.copytree(template, work, symlinks=True)
+        if kind == "hit":
+            run(["git", "ml", "check", "--staged"], work, env, check=False)
+        secs, imports, stderr = commit(work, env)
+        rows.append((label, kind, secs, imports))
+        load = os.getloadavg()[0]
+        said = [ln for ln in stderr.splitlines() if ln.startswith("gitml gates:")]
+        print(f"{label} {kind} #{i}: {secs:.2f} s (load {load:.1f}); imports "
+              + (", ".join(f"{k} {v:.2f}" for k, v in sorted(imports.items())) or "none")
+              + f"\n    {' | '.join(said)}", flush=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gitml-src", type=Path, help="run gitml from this source tree")
+    ap.add_argument("--compare-src", type=Path,
+                    help="also run gitml from this tree (e.g. the base commit), interleaved")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-gates-"))
@@ -124,27 +143,24 @@ def main() -> None:
            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
     if args.gitml_src:
         env["PYTHONPATH"] = str(args.gitml_src.resolve())
+    envs = {"this": env}
+    if args.compare_src:
+        envs["compare"] = {**env, "PYTHONPATH": str(args.compare_src.resolve())}
     try:
-        (root / "t").mkdir()
-        template = build(root / "t", env)
-        rows = []
+        templates = {}
+        for label, e in envs.items():
+            (root / f"t-{label}").mkdir()
+            templates[label] = build(root / f"t-{label}", e)
+        rows: list[tuple[str, str, float, dict[str, float]]] = []
         for i in range(args.repeats):
+            for label, e in envs.items():
+                measure(templates[label], root, e, label, i, rows)
+        for label in envs:
             for kind in ("miss", "hit"):
-                work = root / f"{kind}{i}"
-                shutil.copytree(template, work, symlinks=True)
-                if kind == "hit":
-                    run(["git", "ml", "check", "--staged"], work, env, check=False)
-                secs, imports, stderr = commit(work, env)
-                rows.append((kind, secs, imports))
-                last = [ln for ln in stderr.splitlines() if ln.startswith("gitml gates:")]
-                print(f"{kind} #{i}: {secs:.2f} s; imports " +
-                      ", ".join(f"{k} {v:.2f}" for k, v in sorted(imports.items())) +
-                      f"\n    {' | '.join(last)}", flush=True)
-        for kind in ("miss", "hit"):
-            times = sorted(s for k, s, _ in rows if k == kind)
-            imp = sorted(sum(i.values()) for k, _, i in rows if k == kind)
-            print(f"{kind}: median commit {times[len(times) // 2]:.2f} s, "
-                  f"median heavy imports {imp[len(imp) // 2]:.2f} s")
+                times = sorted(s for lb, k, s, _ in rows if (lb, k) == (label, kind))
+                imp = sorted(sum(d.values()) for lb, k, _, d in rows if (lb, k) == (label, kind))
+                print(f"{label} {kind}: median commit {times[len(times) // 2]:.2f} s, "
+                      f"median heavy imports {imp[len(imp) // 2]:.2f} s")
         print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -17,7 +17,7 @@ from gitml.checks.results import ModelResult
 if TYPE_CHECKING:
     from gitml.repo import MLRepo
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: the registry (trivial-baseline gate; explain only when declared)
 
 
 def cache_key(model_oid: str, data_oid: str, config_hash: str, baseline: str | None) -> str:

@@ -88,6 +88,7 @@ def predict(model: Any, spec: ModelSpec, df: pd.DataFrame) -> Predictions:
     y_raw = df[spec.target].to_numpy()
     try:
         pred_raw = np.asarray(model.predict(X))
+    # the user's model runs here: any exception is possible (wrong columns, dtypes, ...)
     except Exception as e:
         raise ConfigError(f"{spec.key('path')}: the model cannot predict on {spec.data}: "
                           f"{type(e).__name__}: {str(e).splitlines()[0][:200]}",
@@ -110,6 +111,8 @@ def predict(model: Any, spec: ModelSpec, df: pd.DataFrame) -> Predictions:
         try:
             proba = np.asarray(model.predict_proba(X))
             score = proba[:, classes.index(pos)].astype(float)
+        # a model may expose predict_proba and refuse it (SVC without probability=True);
+        # scores are then absent and the metrics needing them say "unavailable"
         except Exception:
             score = None
     return Predictions("classification", y, pred, score, binary=True, labels=classes)

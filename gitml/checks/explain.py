@@ -116,6 +116,8 @@ def _feature_groups(pre: Any, raw_columns: list[str], n_out: int) -> list[str] |
         return list(raw_columns) if len(raw_columns) == n_out else None
     try:
         names = [str(n) for n in pre.get_feature_names_out(raw_columns)]
+    # any scikit-learn (or third-party) transformer may lack or refuse this: the caller
+    # then falls back to the model-agnostic explainer on the raw columns
     except Exception:
         return None
     if len(names) != n_out:

@@ -64,7 +64,8 @@ def find_baseline(repo: MLRepo, spec: ModelSpec, against: str | None = None) -> 
         return Baseline(None, None)
     commit = resolve_baseline(repo, spec, label)
     if commit is None:
-        return Baseline(label, None, note=f"no {spec.name}#{label} tag yet")
+        tag = label if "#" in label else f"{spec.name}#{label}"
+        return Baseline(label, None, note=f"no {tag} tag yet")
     from gitml.artifacts import api
 
     src = api.find(spec.path, commit, repo)

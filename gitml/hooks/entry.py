@@ -56,8 +56,6 @@ def verify_pointers(repo: MLRepo) -> int:
 
 
 def _gates(repo: MLRepo) -> int:
-    if find_spec("gitml.hooks.gates") is None:
-        return 0
     from gitml.hooks.gates import run_pre_commit
 
     return int(run_pre_commit(repo))
