@@ -229,3 +229,7 @@ def test_card_from_git_attached_at_registration(reg: Path) -> None:
     assert "# Model card: credit v1.3.0" in attached and oid in attached
     html = gitml(reg, "card", "credit", "--html").stdout
     assert html.startswith('<section class="model-card">') and "<table>" in html and oid in html
+    # and the HTML report carries it under the model's heading
+    gitml(reg, "report", "-o", "report.html")
+    page = (reg / "report.html").read_text()
+    assert '<section class="model-card"><h3>Model card: credit v1.3.0</h3>' in page and oid in page

@@ -58,10 +58,13 @@ def collect(repo: MLRepo, rev: str = "HEAD", models: Sequence[str] | None = None
         if missing:
             raise GitMLError(f"no committed results for {', '.join(missing)} at {rev}",
                              "run `git ml check` and commit .gitml/checks/")
+    from gitml.registry.card import card_html
+
     for doc in docs:
         history = _history(repo, commit, doc)
         if history is not None:
             doc["_history"] = history
+        doc["_card"] = card_html(repo, str(doc["model"]))  # "" until a version is registered
     stages: list[dict[str, Any]] = []
     if not models:
         stages = _stage_histories(repo, commit, max_metrics)
@@ -366,6 +369,7 @@ def render(data: Mapping[str, Any]) -> str:
         parts.append(_section_explain(results))
         parts.append(_section_drift(results))
         parts.append(_section_quality(results))
+        parts.append(str(doc.get("_card") or ""))
     stages: list[Mapping[str, Any]] = list(data.get("stages") or [])
     if stages:
         parts.append("<h2>Pipeline metrics</h2><p class=note>from the run records "
