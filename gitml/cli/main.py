@@ -101,6 +101,15 @@ def _selected_command(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # also while the command's modules are still being imported
+        print("gitml: interrupted; the store and work tree are consistent, re-run to finish",
+              file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     selected = _selected_command(argv)
     parser = build_parser(selected)

@@ -51,6 +51,9 @@ class StatCache:
             try:
                 self._conn = self._open()
             except (sqlite3.OperationalError, OSError) as e:
+                if _disk_full(self.db_path.parent):
+                    raise GitMLError(f"no space left on device for the stat cache {self.db_path}",
+                                     "free some space and run the command again") from e
                 raise GitMLError(f"cannot open the stat cache {self.db_path}: {e}",
                                  "check free space and the permissions of that file and its "
                                  "folder; it is only a cache: deleting it is safe") from e
@@ -147,6 +150,13 @@ class StatCache:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
 
 
 def _trusted(row: tuple[int, int, int, int, str, int] | tuple[object, ...], key: StatKey) -> str | None:
