@@ -127,7 +127,9 @@ def in_process(repo: Path) -> dict[str, Any]:
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], t0: float, timeout: float = 240) -> float:
     while time.monotonic() - t0 < timeout:
         if proc.poll() is not None:
-            raise SystemExit(f"server exited ({proc.returncode})")
+            logs = sorted(Path(tempfile.gettempdir()).glob("gitml-bench-compile-*/mlflow.log"))
+            tail = logs[-1].read_text(errors="replace")[-1500:] if logs else ""
+            raise SystemExit(f"server exited ({proc.returncode}) {tail}")
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status == 200:
@@ -189,10 +191,11 @@ def serve(name: str, repo: Path, args: argparse.Namespace) -> tuple[subprocess.P
             str(repo / "data/eval.parquet"), str(model_dir),
             "colour,sex,employed,citizen,year,age,checks"], repo)
     mlflow = str(py.parent / "mlflow")
+    env["PATH"] = str(py.parent) + os.pathsep + env.get("PATH", "")  # mlflow runs `uvicorn`
+    log = open(repo.parent / "mlflow.log", "wb")  # noqa: SIM115 - the server outlives this call
     proc = subprocess.Popen([mlflow, "models", "serve", "-m", str(model_dir), "-h", "127.0.0.1",
                              "-p", str(port), "--env-manager", "local"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     return proc, f"http://127.0.0.1:{port}", "/ping"
 
 
