@@ -15,5 +15,10 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
         || echo "note: chromium could not be installed; the report browser test will be skipped"
 fi
+# wrk: the model server's load generator (a short smoke run in tests/test_serve.py; benchmarks/bench_serve.py)
+if ! command -v wrk >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) \
+        || echo "note: wrk could not be installed; the wrk smoke test will be skipped"
+fi
 export PATH="$PWD/.venv/bin:$PATH"
 exec .venv/bin/python -m pytest -n 2 -q -p no:cacheprovider "$@"

@@ -3,8 +3,13 @@ bundles, and a real server started and stopped around a test."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
 import subprocess
+import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,12 +28,26 @@ from tests.checks_support import (
 MODEL = "arrests"
 
 
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def env() -> dict[str, str]:
+    """Git identity and PATH for module-scoped fixtures (the autouse fixture is per test)."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "GIT_AUTHOR_NAME": "Test User", "GIT_AUTHOR_EMAIL": "test@example.com",
+            "GIT_COMMITTER_NAME": "Test User", "GIT_COMMITTER_EMAIL": "test@example.com",
+            "GIT_CONFIG_NOSYSTEM": "1", "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+
+
 def git_(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          env=env()).stdout
 
 
 def gitml_(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "ml", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(["git", "ml", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          env=env()).stdout
 
 
 def make_repo(path: Path) -> Path:
@@ -78,3 +97,67 @@ def request(url: str, body: bytes | None = None, *, method: str | None = None,
             return r.status, r.read(), dict(r.headers.items())
     except urllib.error.HTTPError as e:
         return e.code, e.read(), dict(e.headers.items())
+
+
+class Load:
+    """A bounded load loop: ``threads`` keep-alive clients posting ``body`` until stopped;
+    every answer is counted (status -> count; connection failures under "error")."""
+
+    def __init__(self, url: str, path: str, body: bytes, threads: int = 8,
+                 headers: dict[str, str] | None = None) -> None:
+        from urllib.parse import urlsplit
+
+        u = urlsplit(url)
+        self.host, self.port = u.hostname or "127.0.0.1", u.port or 80
+        self.path = path
+        self.body = body
+        self.headers = {"Content-Type": "application/json", **(headers or {})}
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+        self.versions: dict[str, int] = {}
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _count(self, key: str, version: str | None = None) -> None:
+        with self.lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
+            if version is not None:
+                self.versions[version] = self.versions.get(version, 0) + 1
+
+    def _run(self) -> None:
+        conn: http.client.HTTPConnection | None = None
+        while not self.stop_event.is_set():
+            if conn is None:
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+            try:
+                conn.request("POST", self.path, body=self.body, headers=self.headers)
+                r = conn.getresponse()
+                data = r.read()
+                version = None
+                if r.status == 200 and data.startswith(b'{"model_name"'):
+                    version = json.loads(data)["model_version"]
+                self._count(str(r.status), version)
+            except (OSError, http.client.HTTPException):
+                self._count("error")
+                conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    def __enter__(self) -> Load:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(timeout=15)
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def wait_for(self, n: int, timeout: float = 30.0) -> None:
+        end = time.monotonic() + timeout
+        while self.total() < n and time.monotonic() < end:
+            time.sleep(0.02)

@@ -517,7 +517,8 @@ class App:
 
             served = self.watcher.served
             v = served.get(None)
-            self.openapi_doc = dumps(document(served.model, v.schema if v else None))
+            self.openapi_doc = dumps(document(served.model, v.schema if v else None,
+                                              sorted(served.versions)))
         return self.openapi_doc
 
 

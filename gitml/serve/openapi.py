@@ -19,7 +19,7 @@ def _ok(desc: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"description": desc, "content": body}
 
 
-def document(model: str, schema: Schema | None) -> dict[str, Any]:
+def document(model: str, schema: Schema | None, versions: list[str] | None = None) -> dict[str, Any]:
     props: dict[str, Any] = {}
     names: list[str] = []
     if schema is not None:
@@ -64,7 +64,8 @@ def document(model: str, schema: Schema | None) -> dict[str, Any]:
               "413": _err("body too large"), "415": _err("unsupported content type"),
               "422": _err("the model refused the input"), "503": _err("no version loaded yet")}
     name_p = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "enum": [model]}}
-    ver_p = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
+    ver_p = {"name": "version", "in": "path", "required": True,
+             "schema": {"type": "string", **({"enum": versions} if versions else {})}}
     plain = {"200": {"description": "ok"}, **errors}
     infer_op = {"requestBody": {"required": True, "content": {"application/json": {"schema": infer}}},
                 "responses": {"200": _ok("predictions"), **errors}}

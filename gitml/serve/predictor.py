@@ -45,8 +45,11 @@ class Prediction:
 # column transformers ------------------------------------------------------------------
 
 def _as_float(cols: list[np.ndarray]) -> np.ndarray:
-    return np.column_stack([c.astype(np.float64, copy=False) for c in cols]) if cols else \
-        np.empty((0, 0))
+    n = len(cols[0]) if cols else 0
+    out = np.empty((n, len(cols)), dtype=np.float64)
+    for i, c in enumerate(cols):
+        out[:, i] = c
+    return out
 
 
 def _compile_matrix_step(t: Any) -> Callable[[np.ndarray], np.ndarray]:
@@ -117,20 +120,26 @@ def _compile_onehot(t: Any, names: list[str]) -> Step:
 
     def onehot(cols: Columns, n: int) -> np.ndarray:
         out = np.zeros((n, total), dtype=dtype)
+        flat = out.reshape(-1)
+        base = np.arange(0, n * total, total) if n > 1 else 0
         for name, m in zip(names, maps, strict=True):
             col = cols[name]
             get = m.get
-            idx = [get(v, -1) for v in col.tolist()]
-            arr = np.fromiter(idx, dtype=np.intp, count=n)
+            if n == 1:
+                j = get(col[0], -1)
+                if j >= 0:
+                    flat[j] = 1.0
+                elif not ignore:
+                    raise BadInput(f"column {name!r}: unknown category {col[0]!r}")
+                continue
+            arr = np.fromiter([get(v, -1) for v in col.tolist()], dtype=np.intp, count=n)
             ok = arr >= 0
-            if not ok.all():
-                if not ignore:
-                    bad = col[~ok][0]
-                    raise BadInput(f"column {name!r}: unknown category {bad!r}")
-                rows = np.nonzero(ok)[0]
-                out[rows, arr[ok]] = 1.0
+            if ok.all():
+                flat[base + arr] = 1.0
             else:
-                out[np.arange(n), arr] = 1.0
+                if not ignore:
+                    raise BadInput(f"column {name!r}: unknown category {col[~ok][0]!r}")
+                flat[(base + arr)[ok]] = 1.0
         return out
     return onehot
 
@@ -168,7 +177,7 @@ def _compile_column_transformer(ct: Any, schema_names: list[str]) -> Step:
         parts.append(numeric)
 
     def transform(cols: Columns, n: int) -> np.ndarray:
-        return np.hstack([p(cols, n) for p in parts]) if len(parts) > 1 else parts[0](cols, n)
+        return np.concatenate([p(cols, n) for p in parts], axis=1) if len(parts) > 1 else parts[0](cols, n)
     if not parts:
         raise Unsupported("empty ColumnTransformer")
     return transform
@@ -188,8 +197,9 @@ def _final(est: Any, task: str) -> Callable[[np.ndarray], tuple[np.ndarray, np.n
 
             def logreg(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
                 z = x @ coef + b
-                p1 = 1.0 / (1.0 + np.exp(-z))
-                proba = np.column_stack([1.0 - p1, p1])
+                proba = np.empty((len(z), 2))
+                proba[:, 1] = 1.0 / (1.0 + np.exp(-z))
+                proba[:, 0] = 1.0 - proba[:, 1]
                 return classes[(z > 0).astype(np.intp)], proba
             return logreg
         if hasattr(est, "predict_proba"):

@@ -212,8 +212,17 @@ class _Batcher:
             self.wake.set()
 
     def _take(self) -> list[Any]:
+        """The oldest items up to ``max_rows`` rows (at least one): one file's worth."""
         with self.lock:
-            items, self.items, self.rows = self.items, [], 0
+            rows = 0
+            k = 0
+            while k < len(self.items) and (k == 0 or rows + self.size_of(self.items[k]) <= self.max_rows):
+                rows += self.size_of(self.items[k])
+                k += 1
+            items, self.items = self.items[:k], self.items[k:]
+            self.rows -= rows
+            if self.items:
+                self.first_at = time.monotonic()
             return items
 
     def _loop(self) -> None:
@@ -223,8 +232,10 @@ class _Batcher:
             with self.lock:
                 due = bool(self.items) and (self.rows >= self.max_rows or
                                             time.monotonic() - self.first_at >= self.max_age)
-            if due:
+            while due:
                 self.flush()
+                with self.lock:
+                    due = self.rows >= self.max_rows
 
     def flush(self) -> None:
         items = self._take()
@@ -254,7 +265,8 @@ class _Batcher:
         self.closed = True
         self.wake.set()
         self.thread.join(timeout=5)
-        self.flush()
+        while self.items:
+            self.flush()
 
 
 class TrafficLog:
@@ -318,7 +330,7 @@ def _to_us(t: Any) -> int | None:
         return None
     import pandas as pd
 
-    ts = pd.Timestamp(t)
+    ts = pd.Timestamp(t, unit="s") if isinstance(t, int | float) else pd.Timestamp(t)
     if ts.tzinfo is None:
         ts = ts.tz_localize("UTC")
     return int(ts.value // 1000)
@@ -352,13 +364,13 @@ def read_traffic(folder: Path | str, since: Any = None, until: Any = None) -> pd
     table = pa.concat_tables(tables, promote_options="default")
     df = table.to_pandas()
     if since_us is not None or until_us is not None:
-        us = df["ts"].astype("int64") // 1000 if str(df["ts"].dtype).endswith("[ns, UTC]") else \
-            df["ts"].astype("int64")
+        import pandas as pd
+
         keep = np.ones(len(df), dtype=bool)
         if since_us is not None:
-            keep &= us.to_numpy() >= since_us
+            keep &= (df["ts"] >= pd.Timestamp(since_us, unit="us", tz="UTC")).to_numpy()
         if until_us is not None:
-            keep &= us.to_numpy() <= until_us
+            keep &= (df["ts"] <= pd.Timestamp(until_us, unit="us", tz="UTC")).to_numpy()
         df = df[keep].reset_index(drop=True)
     return df.sort_values(["ts", "request_id", "row"], kind="stable").reset_index(drop=True)  # type: ignore[no-any-return]
 
