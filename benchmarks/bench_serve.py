@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_serve.py                 # both servers, c=1,16,64, 10 s each
     .venv/bin/python benchmarks/bench_serve.py --duration 5 --concurrency 16
+    .venv/bin/python benchmarks/bench_serve.py --onnx --concurrency 16   # + the compiled model
 
 One scikit-learn pipeline (one-hot on the 4 categorical columns of the arrests data,
 scaling on its 3 numeric ones, logistic regression) is trained once, committed to a
@@ -281,6 +282,9 @@ def main() -> int:
     ap.add_argument("--no-log", action="store_true", help="gitml without the traffic log")
     ap.add_argument("--mlflow-venv", type=Path,
                     default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gitml-bench" / "mlflow-venv")
+    ap.add_argument("--onnx", action="store_true",
+                    help="also serve the model compiled by `git ml compile --onnx` (server "
+                         "gitml-onnx: `git ml package --onnx`, run with its Dockerfile's command)")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -323,6 +327,29 @@ def main() -> int:
                         stop(proc)
                     else:
                         urls["gitml"] = url
+            if a.onnx:
+                from gitml.deploy.package import dockerfile_cmd
+
+                run(["git", "ml", "compile", "arrests@v1.0.0", "--onnx"], repo, env)
+                run(["git", "commit", "-q", "--no-verify", "-m", "compiled"], repo, env)
+                pkg = work / "pkg-onnx"
+                run(["git", "ml", "package", "arrests@v1.0.0", "--onnx", "-o", str(pkg),
+                     "--workers", str(a.workers)], repo, env)
+                port = free_port()
+                cmd = dockerfile_cmd((pkg / "Dockerfile").read_text())
+                cmd[0] = sys.executable
+                cmd[cmd.index("--host") + 1] = "127.0.0.1"
+                cmd[cmd.index("--port") + 1] = str(port)
+                t0 = time.monotonic()
+                proc = subprocess.Popen(cmd, cwd=pkg, env=env, start_new_session=True,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                procs.append(proc)
+                url = f"http://127.0.0.1:{port}"
+                wall, cpu = wait_healthy(url, proc, t0)
+                results["startup_s"]["gitml-onnx"] = {"wall": wall, "cpu": cpu, "load": loadavg()}
+                print(f"gitml-onnx: first healthy answer {wall:.2f} s ({cpu:.2f} CPU-s, "
+                      f"load {loadavg()[0]:.2f})", flush=True)
+                urls["gitml-onnx"] = url
             if "mlflow" in servers:
                 py = ensure_mlflow(a.mlflow_venv)
                 version = subprocess.run([str(py), "-c", "import mlflow; print(mlflow.__version__)"],
@@ -362,7 +389,7 @@ def main() -> int:
                         r = wrk(urls[name], b, c, a.duration, work)
                         r.update({"server": name, "rows": n, "concurrency": c})
                         results["runs"].append(r)
-                        print(f"  {name:7s} rows={n:<3d} c={c:<3d} {r['rps']:8.1f} req/s  "
+                        print(f"  {name:10s} rows={n:<3d} c={c:<3d} {r['rps']:8.1f} req/s  "
                               f"p50 {r['p50_ms']:8.2f} ms  p99 {r['p99_ms']:8.2f} ms  "
                               f"errors {r['non_2xx'] + r['socket_errors']}  "
                               f"load {r['load_before'][0]:.2f}->{r['load_after'][0]:.2f}", flush=True)
@@ -382,15 +409,15 @@ def main() -> int:
     ratios = []
     for (srv, n, c), r in sorted(by.items()):
         m = by.get(("mlflow", n, c))
-        if srv == "gitml" and m is not None:
-            ratios.append({"rows": n, "concurrency": c, "rps_ratio": r["rps"] / m["rps"],
+        if srv.startswith("gitml") and m is not None:
+            ratios.append({"server": srv, "rows": n, "concurrency": c, "rps_ratio": r["rps"] / m["rps"],
                            "p99_ratio": r["p99_ms"] / m["p99_ms"]})
     results["ratios"] = ratios
-    print("\n| rows | conc | gitml req/s | mlflow req/s | × | gitml p99 | mlflow p99 | p99 ratio | load (1 min) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| server | rows | conc | gitml req/s | mlflow req/s | × | gitml p99 | mlflow p99 | p99 ratio | load (1 min) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for q in ratios:
-        g, m = by[("gitml", q["rows"], q["concurrency"])], by[("mlflow", q["rows"], q["concurrency"])]
-        print(f"| {q['rows']} | {q['concurrency']} | {g['rps']:.0f} | {m['rps']:.1f} | {q['rps_ratio']:.1f} | "
+        g, m = by[(q["server"], q["rows"], q["concurrency"])], by[("mlflow", q["rows"], q["concurrency"])]
+        print(f"| {q['server']} | {q['rows']} | {q['concurrency']} | {g['rps']:.0f} | {m['rps']:.1f} | {q['rps_ratio']:.1f} | "
               f"{g['p99_ms']:.1f} ms | {m['p99_ms']:.0f} ms | {q['p99_ratio']:.3f} | "
               f"{g['load_before'][0]:.1f} / {m['load_before'][0]:.1f} |")
     dest = a.json or ROOT / "benchmarks" / "results" / f"serve-{time.strftime('%Y-%m-%d-%H%M')}.json"
