@@ -11,7 +11,9 @@ when it beats the deployed one on the new data.
 3. New data: ``--data PATH`` (a table with the training table's columns), or
    ``--from-traffic`` (labelled traffic of the ``--since`` span: ``in.<col>`` and the
    joined label as the target), appended to the training table or replacing it
-   (``[monitor.NAME] retrain_mode = "append" | "replace"``).
+   (``[monitor.NAME] retrain_mode = "append" | "replace"``). 30% of the new rows are held
+   out of the training; they join (or replace) the evaluation data as well
+   (``refresh_eval = false`` keeps it), so the gates judge the new model on the new data.
 4. A Git worktree on a new branch ``retrain/NAME/<time>`` from the deployed commit: the
    table is replaced and added, :func:`gitml.runs.repro.repro` re-runs the stale stages,
    and ``git commit`` runs the pre-commit gates (installed hooks are required: a retrained
@@ -57,6 +59,7 @@ class RetrainResult:
     tag: str | None = None
     train_data: str = ""
     rows_added: int = 0
+    eval_refreshed: bool = False
     mode: str = "append"
     stages: list[str] = field(default_factory=list)
     comparison: dict[str, Any] = field(default_factory=dict)
@@ -277,8 +280,21 @@ def retrain(repo: MLRepo, name: str, *, data: Path | None = None, from_traffic: 
         table = pd.concat([current, rows], ignore_index=True) if mode == "append" else rows
         res.rows_added = len(rows)
         _write_table(table, wt / str(train_path))
-        workspace.add(wrepo, [wt / str(train_path)])
-        say(f"{mode} {len(rows)} rows to {train_path}; re-running {', '.join(stages)}")
+        changed = [wt / str(train_path)]
+        refresh = own.get("refresh_eval", section.get("refresh_eval", True))
+        if refresh and (wt / spec.data).is_file():
+            # the gates (and their regression test against the deployed version) judge on
+            # the new data too: the held-out rows join (or replace) the evaluation data
+            old_eval = read_frame(wt / spec.data)
+            fresh = _conform(held_out, old_eval, "the new data (evaluation columns)")
+            _write_table(pd.concat([old_eval, fresh], ignore_index=True) if mode == "append"
+                         else fresh, wt / spec.data)
+            changed.append(wt / spec.data)
+            res.eval_refreshed = True
+        workspace.add(wrepo, changed)
+        say(f"{mode} {len(rows)} rows to {train_path}"
+            + (f" and {len(held_out)} held-out rows to {spec.data}" if res.eval_refreshed else "")
+            + f"; re-running {', '.join(stages)}")
         from gitml.runs.repro import repro
 
         statuses = repro(wrepo, stages, quiet=True, stdout_to_stderr=True)
@@ -293,7 +309,7 @@ def retrain(repo: MLRepo, name: str, *, data: Path | None = None, from_traffic: 
         try:
             wrepo.git.run_git("commit", "-q", "-m", msg)
         except GitMLError as e:
-            raise GitMLError(f"the gates refused the retrained {name}: {e.message}",
+            raise GitMLError(f"the gates refused the retrained {name}: {_failed_gates(wt, name) or e.message}",
                              f"inspect the branch {branch}") from e
         res.commit = wrepo.git.resolve("HEAD")
         from gitml.registry import ops
@@ -326,6 +342,20 @@ def retrain(repo: MLRepo, name: str, *, data: Path | None = None, from_traffic: 
         return res
     finally:
         repo.git.run_git("worktree", "remove", "--force", str(wt), check=False)
+
+
+def _failed_gates(wt: Path, name: str) -> str:
+    """The failing gates' messages from the results the pre-commit hook wrote."""
+    import json
+
+    from gitml.checks.results import results_relpath
+
+    try:
+        doc = json.loads((wt / results_relpath(name)).read_text())
+    except (OSError, ValueError):
+        return ""
+    return "; ".join(f"{r.get('gate')}: {r.get('message')}" for r in doc.get("results", [])
+                     if not r.get("passed") and r.get("blocking", True) and not r.get("skipped"))
 
 
 def _ensure_deployed(repo: MLRepo, name: str, version: str, stage: str, target: str | None,
