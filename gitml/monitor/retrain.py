@@ -2,8 +2,8 @@
 a new branch, commit through the gates, register the next version, and promote it only
 when it beats the deployed one on the new data.
 
-1. The deployed version (the deploy state's active version, else the newest registered
-   one) and its commit.
+1. The deployed version (the deploy state's active version, else the version in the
+   stage, else the newest registered one) and its commit.
 2. Its lineage: the run records at that commit whose outputs lead to the model file
    (``.gitml/runs/*.json``, the same graph ``git ml repro`` walks). The training table is
    the one table among those stages' inputs that no stage writes and that is not the
@@ -73,8 +73,10 @@ class RetrainResult:
 
 
 # ---------------------------------------------------------------------------- what to retrain
-def deployed_version(repo: MLRepo, name: str, target: str | None = None) -> tuple[str, str]:
-    """(version without 'v', commit) of what serves now, else the newest registered."""
+def deployed_version(repo: MLRepo, name: str, target: str | None = None,
+                     stage: str = "prod") -> tuple[str, str]:
+    """(version without 'v', commit) of what serves now on the target, else the version
+    in ``stage``, else the newest registered one."""
     from gitml.models.spec import one_spec
     from gitml.monitor.check import version_commit
     from gitml.registry import deploy
@@ -91,11 +93,14 @@ def deployed_version(repo: MLRepo, name: str, target: str | None = None) -> tupl
         v = str(st["active"]).removeprefix("v")
         return v, version_commit(repo, spec, v)
     art = reg_state.load(repo.git, name).artifacts.get(name)
-    latest = art.latest() if art is not None else None
-    if latest is None:
+    chosen = None
+    if art is not None:
+        in_stage = art.stages().get(stage)
+        chosen = in_stage[0] if in_stage else art.latest()
+    if chosen is None:
         raise GitMLError(f"{name} has no deployed or registered version to retrain",
                          f"git ml register {name}")
-    return latest.version.removeprefix("v"), latest.commit
+    return chosen.version.removeprefix("v"), chosen.commit
 
 
 def lineage(workdir: Path, spec: ModelSpec) -> tuple[list[str], list[str]]:
@@ -248,7 +253,7 @@ def retrain(repo: MLRepo, name: str, *, data: Path | None = None, from_traffic: 
     if not hooks.is_file() or "git-ml-hook" not in hooks.read_text(errors="replace"):
         raise GitMLError("the gitml hooks are not installed: a retrained model must commit through the gates",
                          "git ml install")
-    base_version, base_commit = deployed_version(repo, name, target)
+    base_version, base_commit = deployed_version(repo, name, target, stage)
     new = _new_rows(repo, spec, data, from_traffic, since, labels_file)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     branch = f"retrain/{name}/{stamp}"
