@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import git, gitml
-from tests.registry_support import commit_model, copy_repo, logreg, template_repo
+from tests.registry_support import commit_model, copy_repo, template_repo
 
 DEPLOY_CONFIG = """
 [deploy]
