@@ -73,6 +73,7 @@ def monitor_demo(repo: Path, sh: Callable[..., Any], step: Callable[[str], None]
     shifted = data.copy()
     shifted["age"] = shifted["age"] - 3
     shifted.loc[shifted["age"] < 25, "released"] = "No"
+    t_shift = time.time()
     n = send(url, shifted, 16, seed=2)
     print(f"    sent {n} shifted rows")
     flagged = sh(repo, "git ml monitor arrests --since 20s --html monitoring.html", check=False)
@@ -81,7 +82,8 @@ def monitor_demo(repo: Path, sh: Callable[..., Any], step: Callable[[str], None]
     sh(repo, "git ml monitor arrests --since 20s --rules alerts.yml")
 
     say("15. Retrain on the labelled traffic: new branch, gates, register, promote if better")
-    sh(repo, "git ml retrain arrests --from-traffic --since 17s --mode replace --auto-promote "
+    since = int(time.time() - t_shift) + 1  # exactly the shifted traffic, however long the steps took
+    sh(repo, f"git ml retrain arrests --from-traffic --since {since}s --mode replace --auto-promote "
              "--reason 'monitor: drift on age and accuracy below its learned limit'")
     after = json.loads(sh(repo, "git ml deployments --json", quiet=True).stdout)[0]
     print(f"    serving {after['version']} (was {before})")
