@@ -59,11 +59,11 @@ def test_failing_version_rolls_back_by_itself(served) -> None:
 
     repo, server = served
     send_windows(server, 14, 50, seed=3)
-    code, d = _monitor(repo, "--since", "1m", "--heal")
+    _, d = _monitor(repo, "--since", "1m", "--heal")
     assert d["healing"]["events"] == [] and not [a for a in d["alarms"] if a["figure"] != "latency"]
     server.switch("1.1.0")  # the new version predicts the opposite of the truth
     send_windows(server, 4, 50, seed=4)
-    code, d = _monitor(repo, "--since", "1m", "--heal")
+    _, d = _monitor(repo, "--since", "1m", "--heal")
     assert any(a["figure"] == "metric" and a["version"] == "1.1.0" for a in d["alarms"]), d["alarms"]
     assert [e["kind"] for e in d["healing"]["events"]] == ["rollback"], d["healing"]
     assert server.active() == "1.0.0"
@@ -73,13 +73,13 @@ def test_failing_version_rolls_back_by_itself(served) -> None:
     assert rb[-1]["reason"].startswith("monitor: ") and "metric" in rb[-1]["reason"]
     assert rb[-1]["automatic"] is True
     # the served version is the old one again: the alarms of 1.1.0 are history now
-    code, d = _monitor(repo, "--since", "1m", "--heal")
+    _, d = _monitor(repo, "--since", "1m", "--heal")
     assert d["version"] in ("1.1.0", "1.0.0")
     assert [e["kind"] for e in events.read(MLRepo.discover(repo), "arrests")] == ["rollback"]
     # a second failure of the same version deregisters it (GTO's name@v1.1.0!)
     server.switch("1.1.0")
     send_windows(server, 4, 50, seed=5)
-    _code, d = _monitor(repo, "--since", "10s", "--heal")
+    _, d = _monitor(repo, "--since", "10s", "--heal")
     assert [e["kind"] for e in d["healing"]["events"]] == ["rollback", "mark"], d["healing"]
     assert git(repo, "tag", "-l", "arrests@v1.1.0!").stdout.strip() == "arrests@v1.1.0!"
     assert server.active() == "1.0.0"
