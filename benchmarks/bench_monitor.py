@@ -126,13 +126,111 @@ def part_speed() -> dict[str, Any]:
     return out
 
 
+def part_check() -> dict[str, Any]:
+    """`run_check` end to end on a traffic folder: 60 one-minute windows of 1,000 rows
+    from scratch, then one more window with the rest cached."""
+    import shutil
+    import tempfile
+
+    import numpy as np
+
+    from gitml.monitor.check import run_check
+    from gitml.repo import MLRepo
+    from tests.monitor_support import T0_US, make_served_repo, traffic_frame, write_parquet
+
+    base = Path(tempfile.mkdtemp(prefix="gitml-bench-monitor-"))
+    try:
+        repo_path = make_served_repo(base / "repo")
+        repo = MLRepo.discover(repo_path)
+        folder = repo.ml_dir / "traffic" / "arrests"
+        rng = np.random.default_rng(0)
+        for i in range(61):
+            write_parquet(traffic_frame(rng, 1000, T0_US + i * MIN, MIN)[0], folder, seq=i)
+        run_check(repo, "arrests", since=3600, now=(T0_US + 2 * MIN) / 1e6 + 1)  # reference cached
+        (repo.ml_dir / "monitor" / "arrests" / "windows.jsonl").unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        r1 = run_check(repo, "arrests", since=3600, now=(T0_US + 60 * MIN) / 1e6 + 1)
+        cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        r2 = run_check(repo, "arrests", since=3600, now=(T0_US + 61 * MIN) / 1e6 + 1)
+        warm = time.perf_counter() - t0
+        return {"cold_rows": r1.rows_processed, "cold_seconds": round(cold, 2),
+                "cold_rows_per_s": round(r1.rows_processed / cold),
+                "incremental_rows": r2.rows_processed, "incremental_seconds": round(warm, 2),
+                "load": load()}
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def part_server(duration: int) -> dict[str, Any]:
+    """p50/p99 of 1-row /invocations at concurrency 16 (wrk), with and without the log."""
+    import re
+    import shutil
+    import subprocess
+    import tempfile
+
+    from gitml.models.bundle import build_bundle
+    from gitml.repo import MLRepo
+    from gitml.serve import control
+    from tests.monitor_support import make_served_repo
+    from tests.serve_support import split_body
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return {"skipped": "wrk is not installed (apt-get install wrk)"}
+    base = Path(tempfile.mkdtemp(prefix="gitml-bench-serve-"))
+    out: dict[str, Any] = {}
+    try:
+        repo = MLRepo.discover(make_served_repo(base / "repo"))
+        build_bundle(repo, "arrests", "arrests@v1.0.0", base / "bundle", version="1.0.0")
+        lua = base / "post.lua"
+        lua.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                       f"wrk.body = {json.dumps(split_body(1).decode())}\n")
+        for label, traffic in (("without_log", None), ("with_log", base / "traffic")):
+            state = base / label / "state.json"
+            state.parent.mkdir()
+            control.write_state(state, {"model": "arrests", "active": "1.0.0",
+                                        "versions": {"1.0.0": str(base / "bundle")}})
+            proc = control.start(state, workers=1, traffic_dir=traffic)
+            try:
+                control.wait_ready(proc.url, "1.0.0", active=True, timeout=120)
+                subprocess.run([wrk, "-t1", "-c16", "-d2s", "-s", str(lua), proc.url + "/invocations"],
+                               capture_output=True, check=True)  # warm-up
+                run = subprocess.run([wrk, "-t2", "-c16", f"-d{duration}s", "--latency", "-s", str(lua),
+                                      proc.url + "/invocations"], capture_output=True, text=True, check=True)
+            finally:
+                control.stop(proc.pid)
+            text = run.stdout
+
+            def ms(pct: str, text: str = text) -> float | None:
+                m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+                if not m:
+                    return None
+                return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+            rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+            out[label] = {"p50_ms": ms("50"), "p99_ms": ms("99"),
+                          "req_per_s": float(rps.group(1)) if rps else None, "load": load()}
+        if traffic is not None:
+            import pandas as pd
+
+            from gitml.serve.traffic import read_traffic
+
+            time.sleep(1.5)
+            out["logged_rows"] = len(pd.DataFrame(read_traffic(base / "traffic")))
+        return out
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--days", type=float, default=2.0)
     ap.add_argument("--rate", type=int, default=100, help="requests a minute")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--parts", default="fa,delay,speed,server")
+    ap.add_argument("--parts", default="fa,delay,speed,check,server")
+    ap.add_argument("--duration", type=int, default=10, help="seconds of wrk per server run")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     parts = set(args.parts.split(","))
@@ -144,13 +242,12 @@ def main() -> int:
     if "fa" in parts:
         res["false_alarms"] = part_fa(args.days, args.rate, args.seed)
         print(f"  false alarms: {res['false_alarms']}", flush=True)
+    if "check" in parts:
+        res["check"] = part_check()
+        print(f"  check: {res['check']}", flush=True)
     if "server" in parts:
-        try:
-            from benchmarks.bench_monitor_server import part_server
-        except ImportError as e:
-            print(f"  server part skipped: {e}")
-        else:
-            res["server"] = part_server()
+        res["server"] = part_server(args.duration)
+        print(f"  server: {res['server']}", flush=True)
     res["load_end"] = load()
     text = json.dumps(res, indent=2)
     print(text)

@@ -101,3 +101,33 @@ def test_bad_input_is_one_line(served: tuple[Path, Path, float, float], tmp_path
     empty.mkdir()
     r = gitml(repo, "monitor", "arrests", "--traffic", str(empty), check=False)
     assert r.returncode == 1 and "no complete window" in r.stderr
+
+
+def test_watch_serves_metrics(served: tuple[Path, Path, float, float]) -> None:
+    import os
+    import time
+    import urllib.request
+
+    repo, _, _, t_end = served
+    proc = subprocess.Popen(["git", "ml", "monitor", "arrests", "--since", "10m", "--now", str(t_end),
+                             "--watch", "--interval", "1", "--count", "3", "--serve-metrics", "0"],
+                            cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ))
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert "/metrics" in first, first + (proc.stderr.read() if proc.stderr else "")
+        url = first.strip().split()[-1]
+        text = ""
+        deadline = time.monotonic() + 120
+        while "gitml_monitor_windows" not in text and time.monotonic() < deadline:
+            time.sleep(0.3)
+            with urllib.request.urlopen(url, timeout=5) as r:
+                text = r.read().decode()
+        assert 'gitml_monitor_alarm{model="arrests",version="1.0.0",figure="drift"} 1.0' in text
+        assert 'gitml_monitor_windows{model="arrests",version="1.0.0"} 38.0' in text
+        assert proc.wait(timeout=120) == 1  # action needed in the last check
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -31,6 +31,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heal", action="store_true",
                    help="roll back a new version whose errors, latency or metric broke its "
                         "learned limits (and mark a version that keeps failing)")
+    p.add_argument("--html", metavar="FILE", type=Path,
+                   help="also write the monitoring view (plots) as a self-contained HTML page")
     p.add_argument("--traffic", metavar="DIR", type=Path,
                    help="the traffic log folder (default: <gitml dir>/traffic/NAME)")
     p.add_argument("--now", type=float, metavar="UNIX_TIME", help=argparse.SUPPRESS)
@@ -58,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--serve-metrics needs --watch", "git ml monitor NAME --watch --serve-metrics 9109")
     if not args.watch:
         result = _check(repo, args, since)
+        if args.html is not None:
+            from gitml.monitor.html import section, write_page
+
+            write_page(args.html, [section(repo, args.name, result=result)],
+                       f"git ml monitor {args.name}")
         return _show(result, args)
     return _watch(repo, args, since)
 

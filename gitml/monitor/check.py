@@ -121,17 +121,22 @@ def parse_duration(text: str) -> float:
 
 # ---------------------------------------------------------------------------- reference
 def version_commit(repo: MLRepo, spec: ModelSpec, version: str) -> str:
-    """The commit a served version was built from: its registry tag ``name@vX.Y.Z``, or
-    the version itself when the server served a bare revision."""
-    v = version if version.startswith("v") else f"v{version}"
-    for rev in (f"refs/tags/{spec.name}@{v}", version):
-        try:
-            return repo.git.resolve(rev)
-        except Exception:
-            continue
-    raise GitMLError(f"{spec.name}: the traffic log names version {version!r}, which no tag "
-                     f"{spec.name}@{v} or revision resolves to",
-                     "fetch the registry's tags (git fetch --tags)")
+    """The commit a served version was built from: the registered version (GTO's rules),
+    or the version itself when the server served a bare revision."""
+    from gitml.git.registry import version_commit as registered_commit
+
+    try:
+        commit = registered_commit(repo.git, spec.name, version)
+    except GitMLError:
+        commit = None  # not a version number: a short commit served by `git ml serve --rev`
+    if commit is not None:
+        return commit
+    try:
+        return repo.git.resolve(version)
+    except GitMLError:
+        raise GitMLError(f"{spec.name}: the traffic log names version {version!r}, which no "
+                         f"registered version or revision resolves to",
+                         "fetch the registry's tags (git fetch --tags)") from None
 
 
 def load_reference(repo: MLRepo, spec: ModelSpec, version: str) -> Reference:
@@ -203,7 +208,7 @@ def read_labels(folder: Path, labels_file: Path | None) -> pd.DataFrame | None:
     except FileNotFoundError:
         pass
     if labels_file is not None:
-        from gitml.checks.drift import read_frame
+        from gitml.models.tables import read_frame
 
         df = read_frame(labels_file)
         missing = {"request_id", "label"} - set(df.columns)

@@ -8,6 +8,7 @@ min_rows = 50          # a window with fewer rows is merged into the next
 k = 1.0                # CUSUM allowance, in σ of the window statistic
 h = 4.5                # CUSUM decision interval
 baseline_windows = 120 # windows the learned levels are estimated from
+heal_on = ["errors", "latency", "metric"]  # what `monitor --heal` rolls back for
 [monitor.credit]
 min_rows = 200
 ```
@@ -16,7 +17,7 @@ min_rows = 200
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from gitml.errors import ConfigError
@@ -39,6 +40,9 @@ class MonitorConfig:
     error_status: int = 500  # status codes >= this are errors
     max_drift_rows: int = 5000  # a window's rows tested for drift (seeded subsample above)
     seed: int = 0
+    # figures whose alarm rolls a new version back with --heal (drift never does)
+    heal_on: list[str] = field(default_factory=lambda: ["errors", "latency", "metric"])
+    max_failures: int = 2  # rollbacks by the monitor before a version is deregistered
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "monitor") -> MonitorConfig:
@@ -72,6 +76,12 @@ class MonitorConfig:
                               "use 'holm', 'bh' or 'none'")
         if self.baseline_windows < 3 or self.min_baseline < 3:
             raise ConfigError(f"{where}: baseline_windows and min_baseline must be >= 3")
+        bad = [f for f in self.heal_on if f not in ("errors", "latency", "metric")]
+        if bad:
+            raise ConfigError(f"{where}.heal_on: {bad[0]!r} cannot trigger a rollback",
+                              'use any of "errors", "latency", "metric"')
+        if self.max_failures < 1:
+            raise ConfigError(f"{where}.max_failures must be >= 1")
 
 
 def monitor_config(repo: MLRepo, model: str) -> MonitorConfig:

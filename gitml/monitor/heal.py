@@ -44,9 +44,10 @@ def failures(repo: MLRepo, name: str, version: str, target: str | None = None) -
 
 
 def heal(repo: MLRepo, result: MonitorResult, *, target: str | None = None,
-         max_failures: int = 2) -> dict[str, Any]:
+         max_failures: int | None = None) -> dict[str, Any]:
     """Act on the open alarms of ``result``; returns what was done (``events``)."""
     from gitml.monitor import events
+    from gitml.monitor.config import monitor_config
     from gitml.registry import deploy
     from gitml.registry.settings import load_settings
 
@@ -54,7 +55,9 @@ def heal(repo: MLRepo, result: MonitorResult, *, target: str | None = None,
     settings_target = load_settings(repo).target(target)
     state = deploy.read_state(deploy.state_file(repo, settings_target.name, name))
     active = str(state.get("active")) if state and state.get("active") else None
-    bad = [a for a in result.open_alarms if a.figure in HEALING_FIGURES]
+    cfg = monitor_config(repo, name)
+    max_failures = cfg.max_failures if max_failures is None else max_failures
+    bad = [a for a in result.open_alarms if a.figure in HEALING_FIGURES and a.figure in cfg.heal_on]
     done: dict[str, Any] = {"active": active, "events": []}
     if not bad or active is None or active != result.version:
         return done  # nothing to heal, or the served version changed since the check

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from gitml.repo import MLRepo
 
 MAX_POINTS = 240  # windows drawn (the last four hours at one a minute)
+SHORT = {"drift": "drift z", "errors": "error rate", "latency": "latency ms", "metric": "live metric"}
 TITLES = {"drift": "drift score (z of the smallest Holm-adjusted p-value)",
           "errors": "error rate", "latency": "latency (geometric mean, ms)",
           "metric": "live metric (labels joined from feedback)"}
@@ -68,7 +69,7 @@ def _feature_points(windows: Sequence[Mapping[str, Any]], column: str, alpha: fl
     for w in windows:
         f = (w.get("features") or {}).get(column)
         p = f.get("p") if isinstance(f, dict) else None
-        pts.append({"commit": _t(w.get("start"))[5:],
+        pts.append({"commit": _t(w.get("start"))[11:16],
                     "value": -math.log10(max(float(p), 1e-12)) if isinstance(p, int | float) else None,
                     "upper": limit, "alarm": bool(f and f.get("drifted"))})
     return pts
@@ -97,9 +98,9 @@ def render_section(data: Mapping[str, Any]) -> str:
         if not any(isinstance(p.get("value"), int | float) for p in pts):
             continue
         for p in pts:
-            p["commit"] = str(p.get("commit", ""))[5:]
+            p["commit"] = str(p.get("commit", ""))[11:16]  # HH:MM (the chart keeps 7 characters)
         parts.append(f"<h3>{escape(TITLES[figure])}</h3>"
-                     f"<figure>{plots.history_chart(pts, TITLES[figure])}</figure>")
+                     f"<figure>{plots.history_chart(pts, SHORT[figure])}</figure>")
     # drift per feature over time: the features that drifted, or the least stable ones
     columns: dict[str, float] = {}
     for w in windows:
@@ -112,7 +113,7 @@ def render_section(data: Mapping[str, Any]) -> str:
                      f"Holm-adjusted p-value per window against the deployed version's reference; "
                      f"above the orange line (alpha {alpha:g}) the column drifted in that window.</p>")
         for col in sorted(columns, key=lambda c: -columns[c])[:6]:
-            parts.append(f"<figure>{plots.history_chart(_feature_points(windows, col, alpha), f'{col}: −log10 p')}"
+            parts.append(f"<figure>{plots.history_chart(_feature_points(windows, col, alpha), f'{col[:14]}: −log10 p')}"
                          f"<figcaption>{escape(col)}</figcaption></figure>")
     snap = data.get("snapshot") or {}
     feats = snap.get("features") or {}

@@ -2,8 +2,8 @@
 a new branch, commit through the gates, register the next version, and promote it only
 when it beats the deployed one on the new data.
 
-1. The deployed version (the deploy state's active version, else the newest registered
-   one) and its commit.
+1. The deployed version (the deploy state's active version, else the version in the
+   stage, else the newest registered one) and its commit.
 2. Its lineage: the run records at that commit whose outputs lead to the model file
    (``.gitml/runs/*.json``, the same graph ``git ml repro`` walks). The training table is
    the one table among those stages' inputs that no stage writes and that is not the
@@ -11,7 +11,9 @@ when it beats the deployed one on the new data.
 3. New data: ``--data PATH`` (a table with the training table's columns), or
    ``--from-traffic`` (labelled traffic of the ``--since`` span: ``in.<col>`` and the
    joined label as the target), appended to the training table or replacing it
-   (``[monitor.NAME] retrain_mode = "append" | "replace"``).
+   (``[monitor.NAME] retrain_mode = "append" | "replace"``). 30% of the new rows are held
+   out of the training; they join (or replace) the evaluation data as well
+   (``refresh_eval = false`` keeps it), so the gates judge the new model on the new data.
 4. A Git worktree on a new branch ``retrain/NAME/<time>`` from the deployed commit: the
    table is replaced and added, :func:`gitml.runs.repro.repro` re-runs the stale stages,
    and ``git commit`` runs the pre-commit gates (installed hooks are required: a retrained
@@ -57,6 +59,7 @@ class RetrainResult:
     tag: str | None = None
     train_data: str = ""
     rows_added: int = 0
+    eval_refreshed: bool = False
     mode: str = "append"
     stages: list[str] = field(default_factory=list)
     comparison: dict[str, Any] = field(default_factory=dict)
@@ -70,12 +73,14 @@ class RetrainResult:
 
 
 # ---------------------------------------------------------------------------- what to retrain
-def deployed_version(repo: MLRepo, name: str, target: str | None = None) -> tuple[str, str]:
-    """(version without 'v', commit) of what serves now, else the newest registered."""
+def deployed_version(repo: MLRepo, name: str, target: str | None = None,
+                     stage: str = "prod") -> tuple[str, str]:
+    """(version without 'v', commit) of what serves now on the target, else the version
+    in ``stage``, else the newest registered one."""
     from gitml.models.spec import one_spec
     from gitml.monitor.check import version_commit
     from gitml.registry import deploy
-    from gitml.registry import state as reg_state
+    from gitml.git import registry as reg_state
     from gitml.registry.settings import load_settings
 
     spec = one_spec(repo, name)
@@ -88,11 +93,14 @@ def deployed_version(repo: MLRepo, name: str, target: str | None = None) -> tupl
         v = str(st["active"]).removeprefix("v")
         return v, version_commit(repo, spec, v)
     art = reg_state.load(repo.git, name).artifacts.get(name)
-    latest = art.latest() if art is not None else None
-    if latest is None:
+    chosen = None
+    if art is not None:
+        in_stage = art.stages().get(stage)
+        chosen = in_stage[0] if in_stage else art.latest()
+    if chosen is None:
         raise GitMLError(f"{name} has no deployed or registered version to retrain",
                          f"git ml register {name}")
-    return latest.version.removeprefix("v"), latest.commit
+    return chosen.version.removeprefix("v"), chosen.commit
 
 
 def lineage(workdir: Path, spec: ModelSpec) -> tuple[list[str], list[str]]:
@@ -131,7 +139,7 @@ def _new_rows(repo: MLRepo, spec: ModelSpec, data: Path | None, from_traffic: bo
               since: float, labels_file: Path | None) -> pd.DataFrame:
     import pandas as pd
 
-    from gitml.checks.drift import read_frame
+    from gitml.models.tables import read_frame
 
     if data is not None:
         return read_frame(data)
@@ -245,7 +253,7 @@ def retrain(repo: MLRepo, name: str, *, data: Path | None = None, from_traffic: 
     if not hooks.is_file() or "git-ml-hook" not in hooks.read_text(errors="replace"):
         raise GitMLError("the gitml hooks are not installed: a retrained model must commit through the gates",
                          "git ml install")
-    base_version, base_commit = deployed_version(repo, name, target)
+    base_version, base_commit = deployed_version(repo, name, target, stage)
     new = _new_rows(repo, spec, data, from_traffic, since, labels_file)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     branch = f"retrain/{name}/{stamp}"
@@ -267,7 +275,7 @@ def retrain(repo: MLRepo, name: str, *, data: Path | None = None, from_traffic: 
                                   f'set [monitor.{name}] train_data = "data/train.parquet"')
             train_path = sources[0]
         res.train_data, res.stages = str(train_path), stages
-        from gitml.checks.drift import read_frame
+        from gitml.models.tables import read_frame
 
         current = read_frame(wt / str(train_path))
         import pandas as pd
@@ -277,8 +285,21 @@ def retrain(repo: MLRepo, name: str, *, data: Path | None = None, from_traffic: 
         table = pd.concat([current, rows], ignore_index=True) if mode == "append" else rows
         res.rows_added = len(rows)
         _write_table(table, wt / str(train_path))
-        workspace.add(wrepo, [wt / str(train_path)])
-        say(f"{mode} {len(rows)} rows to {train_path}; re-running {', '.join(stages)}")
+        changed = [wt / str(train_path)]
+        refresh = own.get("refresh_eval", section.get("refresh_eval", True))
+        if refresh and (wt / spec.data).is_file():
+            # the gates (and their regression test against the deployed version) judge on
+            # the new data too: the held-out rows join (or replace) the evaluation data
+            old_eval = read_frame(wt / spec.data)
+            fresh = _conform(held_out, old_eval, "the new data (evaluation columns)")
+            _write_table(pd.concat([old_eval, fresh], ignore_index=True) if mode == "append"
+                         else fresh, wt / spec.data)
+            changed.append(wt / spec.data)
+            res.eval_refreshed = True
+        workspace.add(wrepo, changed)
+        say(f"{mode} {len(rows)} rows to {train_path}"
+            + (f" and {len(held_out)} held-out rows to {spec.data}" if res.eval_refreshed else "")
+            + f"; re-running {', '.join(stages)}")
         from gitml.runs.repro import repro
 
         statuses = repro(wrepo, stages, quiet=True, stdout_to_stderr=True)
@@ -293,7 +314,7 @@ def retrain(repo: MLRepo, name: str, *, data: Path | None = None, from_traffic: 
         try:
             wrepo.git.run_git("commit", "-q", "-m", msg)
         except GitMLError as e:
-            raise GitMLError(f"the gates refused the retrained {name}: {e.message}",
+            raise GitMLError(f"the gates refused the retrained {name}: {_failed_gates(wt, name) or e.message}",
                              f"inspect the branch {branch}") from e
         res.commit = wrepo.git.resolve("HEAD")
         from gitml.registry import ops
@@ -326,6 +347,20 @@ def retrain(repo: MLRepo, name: str, *, data: Path | None = None, from_traffic: 
         return res
     finally:
         repo.git.run_git("worktree", "remove", "--force", str(wt), check=False)
+
+
+def _failed_gates(wt: Path, name: str) -> str:
+    """The failing gates' messages from the results the pre-commit hook wrote."""
+    import json
+
+    from gitml.checks.results import results_relpath
+
+    try:
+        doc = json.loads((wt / results_relpath(name)).read_text())
+    except (OSError, ValueError):
+        return ""
+    return "; ".join(f"{r.get('gate')}: {r.get('message')}" for r in doc.get("results", [])
+                     if not r.get("passed") and r.get("blocking", True) and not r.get("skipped"))
 
 
 def _ensure_deployed(repo: MLRepo, name: str, version: str, stage: str, target: str | None,

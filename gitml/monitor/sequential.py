@@ -22,7 +22,9 @@ The figures and how their z-score is learned:
   deployment that fails at once is still caught);
 * **latency**: the window's mean log latency against the level and spread of earlier
   windows, learned robustly by the anomaly gate's estimator
-  (:func:`gitml.checks.anomaly.robust_level_spread`);
+  (:func:`gitml.checks.anomaly.robust_level_spread`); one window's z is capped at
+  k + 0.6 h, so a single spike on a busy machine cannot alarm, a lasting slowdown does
+  in two windows;
 * **metric** (labels joined from feedback): binomial z of the accuracy drop overall and in
   every sensitive group against the pooled accuracy of earlier windows (prior: the
   deployed version's accuracy on its reference data); the most significant of these is
@@ -160,7 +162,9 @@ def detect(windows: Sequence[WindowStats], cfg: MonitorConfig,
         x = w.latency_log_mean
         if x is not None and len(vals) >= cfg.min_baseline:
             mu, sigma = robust_level_spread(vals, acfg)
-            z = (x - mu) / sigma
+            # latency is heavy-tailed (a busy neighbour, a GC pause): one window alone may
+            # add at most 0.6 h, so an alarm needs a move that lasts two windows
+            z = min((x - mu) / sigma, cfg.k + 0.6 * cfg.h)
             zl = c.zlimit()
             s, alarm = c.update(t, z)
             out["latency"].points.append(Point(label, math.exp(x), z, math.exp(mu),
