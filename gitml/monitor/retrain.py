@@ -77,10 +77,10 @@ def deployed_version(repo: MLRepo, name: str, target: str | None = None,
                      stage: str = "prod") -> tuple[str, str]:
     """(version without 'v', commit) of what serves now on the target, else the version
     in ``stage``, else the newest registered one."""
+    from gitml.git import registry as reg_state
     from gitml.models.spec import one_spec
     from gitml.monitor.check import version_commit
     from gitml.registry import deploy
-    from gitml.git import registry as reg_state
     from gitml.registry.settings import load_settings
 
     spec = one_spec(repo, name)
