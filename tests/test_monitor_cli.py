@@ -87,6 +87,18 @@ def test_html_section_and_rules(served: tuple[Path, Path, float, float], tmp_pat
         assert chk.returncode == 0, chk.stdout + chk.stderr
 
 
+def test_report_monitor_view(served: tuple[Path, Path, float, float], tmp_path: Path) -> None:
+    repo, _, _, _ = served
+    out = tmp_path / "monitor.html"
+    r = gitml(repo, "report", "arrests", "--monitor", "--since", "4000d", "-o", str(out), check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    page = out.read_text()
+    assert '<section id="monitor-arrests">' in page and page.index("monitor-arrests") < page.index("</main>")
+    assert "age: −log10 p" in page and page.count("<svg") >= 5
+    bad = gitml(repo, "report", "arrests", "--monitor", "--since", "nan", "-o", str(out), check=False)
+    assert bad.returncode != 0 and "duration" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_bad_input_is_one_line(served: tuple[Path, Path, float, float], tmp_path: Path) -> None:
     repo, *_ = served
     r = gitml(repo, "monitor", "nosuch", check=False)

@@ -144,9 +144,15 @@ def _eval_metrics(doc: Mapping[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def write_report(repo: MLRepo, rev: str, out: Path, models: Sequence[str] | None = None) -> dict[str, Any]:
+def write_report(repo: MLRepo, rev: str, out: Path, models: Sequence[str] | None = None,
+                 extra_sections: Sequence[str] = ()) -> dict[str, Any]:
+    """Write the page; ``extra_sections`` (the experiment and monitoring views, as HTML
+    ``<section>`` strings) go at the end of its ``<main>``."""
     data = collect(repo, rev, models)
     html = render(data)
+    if extra_sections:
+        end = html.rfind("</main>")
+        html = html[:end] + "".join(extra_sections) + html[end:]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(out.name + ".tmp")

@@ -114,8 +114,8 @@ def parse_duration(text: str) -> float:
         value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
     except ValueError:
         raise UsageError(f"cannot read {text!r} as a duration", "use e.g. 90s, 15m, 1h or 2d") from None
-    if value <= 0:
-        raise UsageError(f"duration {text!r} must be positive", "use e.g. 1h")
+    if not (0 < value < float("inf")):
+        raise UsageError(f"duration {text!r} must be a positive number", "use e.g. 1h")
     return value
 
 

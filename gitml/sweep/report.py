@@ -79,13 +79,6 @@ def section(data: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def splice(page: str, html_section: str) -> str:
-    """Put a section at the end of a report page's ``<main>``."""
-    marker = "</main>"
-    i = page.rfind(marker)
-    return page + html_section if i < 0 else page[:i] + html_section + page[i:]
-
-
 # ------------------------------------------------------------------------------ charts
 def _figure(svg: str, caption: str) -> str:
     return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
