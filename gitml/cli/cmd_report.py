@@ -37,13 +37,14 @@ def run(args: argparse.Namespace) -> int:
 
     repo = MLRepo.discover()
     out = Path(args.output)
+    watched = args.model
     if args.monitor and args.rev in repo.config.section("models"):
-        args.model, args.rev = [*(args.model or []), args.rev], "HEAD"  # `report NAME --monitor`
+        watched, args.rev = [args.rev], "HEAD"  # `report NAME --monitor`
     extra = []
     if args.experiments:
         extra.append(_experiments(repo, args))
     if args.monitor:
-        extra += _monitoring(repo, args)
+        extra += _monitoring(repo, watched, args.since)
     data = write_report(repo, args.rev, out, args.model, extra)
     if args.json:
         print_json({"output": str(out), "commit": data["commit"],
@@ -106,15 +107,15 @@ def _experiments(repo: MLRepo, args: argparse.Namespace) -> str:
     return exp_report.section(data)
 
 
-def _monitoring(repo: MLRepo, args: argparse.Namespace) -> list[str]:
+def _monitoring(repo: MLRepo, names: list[str] | None, since_text: str) -> list[str]:
     from gitml.errors import UsageError
     from gitml.monitor import html
     from gitml.monitor.check import parse_duration
 
-    names = args.model or sorted(repo.config.section("models"))
+    names = names or sorted(repo.config.section("models"))
     if not names:
         raise UsageError("--monitor: no model is declared", "declare [models.NAME] first")
-    since = parse_duration(args.since)
+    since = parse_duration(since_text)
     return [html.section(repo, name, since=since) for name in names]
 
 
