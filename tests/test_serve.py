@@ -292,14 +292,14 @@ def test_metrics_parse_with_prometheus_client(world: dict[str, Any]) -> None:
     assert after["gitml_request_latency_seconds_count"][key] == n_req + 7
 
 
-def test_schemathesis_finds_no_server_error(world: dict[str, Any]) -> None:
+def test_schemathesis_finds_no_server_error(world: dict[str, Any], tmp_path: Path) -> None:
     exe = shutil.which("schemathesis") or shutil.which("st")
     assert exe, "schemathesis is a test dependency"
     proc = subprocess.run(
         [exe, "run", world["url"] + "/openapi.json", "--checks", "not_a_server_error",
          "--max-examples", "30", "-H", f"Authorization: Bearer {TOKEN}", "--workers", "2",
          "--phases", "examples,fuzzing", "--generation-deterministic", "--no-color"],
-        capture_output=True, text=True, timeout=170, env=env())
+        capture_output=True, text=True, timeout=170, env=env(), cwd=tmp_path)  # (its cache goes there)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     m = re.search(r"(\d+) generated, (\d+) passed", proc.stdout)
     assert m and int(m.group(1)) >= 100 and m.group(1) == m.group(2), proc.stdout[-2000:]

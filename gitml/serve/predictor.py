@@ -197,6 +197,8 @@ def _final(est: Any, task: str) -> Callable[[np.ndarray], tuple[np.ndarray, np.n
 
             def logreg(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
                 z = x @ coef + b
+                if not np.isfinite(z).all():  # what sklearn refuses ("Input X contains NaN")
+                    raise BadInput("missing values reach the model, which cannot take them")
                 proba = np.empty((len(z), 2))
                 proba[:, 1] = 1.0 / (1.0 + np.exp(-z))
                 proba[:, 0] = 1.0 - proba[:, 1]

@@ -140,6 +140,12 @@ class Supervisor:
         # Load the listed versions once here; forked workers start with them (and a worker
         # restarted after a crash answers as soon as it is forked).
         self.watcher.refresh()
+        import gc
+
+        # what is loaded now lives as long as the workers: keep the collector off it, so
+        # forked workers neither pause to scan it nor copy its pages by touching them
+        gc.collect()
+        gc.freeze()
         fd = sock.fileno()
         self.procs = [self._spawn(fd) for _ in range(self.n)]
         self._write_pids()
