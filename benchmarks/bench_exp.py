@@ -80,8 +80,12 @@ def sh(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
 def git_env(home: Path) -> dict[str, str]:
     (home / ".gitconfig").write_text("[user]\n\tname = bench\n\temail = bench@example.com\n"
                                      "[init]\n\tdefaultBranch = main\n")
-    return {**os.environ, "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1",
-            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]}
+    env = {**os.environ, "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1",
+           "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]}
+    # as users run them: byte-code caching on (a session may have turned it off, which
+    # makes every command of every tool recompile its modules)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def make_project(path: Path, env: dict[str, str]) -> None:
