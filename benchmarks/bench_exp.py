@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -68,20 +69,37 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
-def sh(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+CPU: dict[str, list[float]] = {}
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def sh(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, cpu_key: str | None = None) -> float:
+    """Wall time; with ``cpu_key`` also records the CPU seconds of the command and everything
+    it waited for (a figure load disturbs far less than wall time)."""
+    c0 = _children_cpu()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     dt = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed in {cwd}:\n{proc.stdout}\n{proc.stderr}")
+    if cpu_key:
+        CPU.setdefault(cpu_key, []).append(_children_cpu() - c0)
     return dt
 
 
 def git_env(home: Path) -> dict[str, str]:
     (home / ".gitconfig").write_text("[user]\n\tname = bench\n\temail = bench@example.com\n"
                                      "[init]\n\tdefaultBranch = main\n")
-    return {**os.environ, "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1",
-            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]}
+    env = {**os.environ, "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1",
+           "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]}
+    # as users run them: byte-code caching on (a session may have turned it off, which
+    # makes every command of every tool recompile its modules)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def make_project(path: Path, env: dict[str, str]) -> None:
@@ -109,12 +127,12 @@ def part_overhead(work: Path, env: dict[str, str], repeats: int, dvc: Path | Non
     sh(["git", "ml", "run", "-n", "train", "-p", "params.yaml", "--", sys.executable, "train.py"], g, env)
     sh(["git", "add", "-A"], g, env)
     sh(["git", "commit", "-qm", "baseline"], g, env)
-    bare = [sh([sys.executable, "train.py"], g, env) for _ in range(repeats)]
+    bare = [sh([sys.executable, "train.py"], g, env, "bare") for _ in range(repeats)]
     run = [sh(["git", "ml", "run", "-n", "train", "-p", "params.yaml", "--", sys.executable, "train.py"],
               g, env) for _ in range(repeats)]
     sh(["git", "checkout", "-q", "--", "."], g, env)
-    exp = [sh(["git", "ml", "exp", "run", "-n", "train", "-S", f"train.lr={0.1 + i / 100}"], g, env)
-           for i in range(repeats)]
+    exp = [sh(["git", "ml", "exp", "run", "-n", "train", "-S", f"train.lr={0.1 + i / 100}"], g, env,
+              "exp_run") for i in range(repeats)]
     inproc = _inprocess_trials(g, env, repeats)
     out.update({"bare_s": statistics.median(bare), "git_ml_run_s": statistics.median(run),
                 "exp_run_s": statistics.median(exp), "trial_in_sweep_s": statistics.median(inproc)})
@@ -129,38 +147,49 @@ def part_overhead(work: Path, env: dict[str, str], repeats: int, dvc: Path | Non
         for c in (["dvc", "init", "-q"], ["dvc", "repro", "-q"], ["git", "add", "-A"],
                   ["git", "commit", "-qm", "dvc baseline"]):
             sh(c, d, denv)
-        dexp = [sh(["dvc", "exp", "run", "-q", "-S", f"train.lr={0.1 + i / 100}"], d, denv)
-                for i in range(repeats)]
+        dexp = [sh(["dvc", "exp", "run", "-q", "-S", f"train.lr={0.1 + i / 100}"], d, denv,
+                   "dvc_exp_run") for i in range(repeats)]
         out["dvc_exp_run_s"] = statistics.median(dexp)
         out["dvc_exp_run_overhead_s"] = out["dvc_exp_run_s"] - out["bare_s"]
         out["dvc_version"] = subprocess.run([str(dvc), "--version"], capture_output=True,
                                             text=True).stdout.strip()
         out["_dvc_project"] = str(d)
+    for k, v in CPU.items():
+        out[f"cpu_{k}_s"] = statistics.median(v)
+    if "cpu_bare_s" in out:
+        for k in ("exp_run", "dvc_exp_run", "trial_in_sweep"):
+            if f"cpu_{k}_s" in out:
+                out[f"cpu_{k}_overhead_s"] = out[f"cpu_{k}_s"] - out["cpu_bare_s"]
     out["load_after"] = load()
     return out
 
 
 def _inprocess_trials(g: Path, env: dict[str, str], repeats: int) -> list[float]:
     code = f'''
-import json, os, sys, time
+import json, os, resource, sys, time
 os.chdir({str(g)!r})
+def cpu():
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 from gitml.repo import MLRepo
 from gitml.sweep.trials import TrialSpec, run_trial, snapshot
 repo = MLRepo.discover()
 base = snapshot(repo)
 run_trial(repo, TrialSpec("train", {{"train.lr": 0.5}}), base=base)  # warm imports
-times = []
+times, cpus = [], []
 for i in range({repeats}):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu()
     run_trial(repo, TrialSpec("train", {{"train.lr": 0.2 + i / 100}}), base=base)
     times.append(time.perf_counter() - t0)
-print(json.dumps(times))
+    cpus.append(cpu() - c0)
+print(json.dumps([times, cpus]))
 '''
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr)
-    times: list[float] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return times
+    times, cpus = json.loads(proc.stdout.strip().splitlines()[-1])
+    CPU["trial_in_sweep"] = cpus
+    return list(times)
 
 
 # ----------------------------------------------------------------------------- part 2

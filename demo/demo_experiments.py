@@ -13,7 +13,6 @@ demo's branch, index and work tree stay as they are.
 
 from __future__ import annotations
 
-import json
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -36,9 +35,8 @@ def run_experiments(repo: Path, sh: Callable[..., Any]) -> None:
     sh(repo, "git ml sweep -n train --space sweep.toml --trials 8 -j 2 "
              "--objective roc_auc:max --study demo --seed 0")
     sh(repo, "git ml exp show --sort roc_auc")
-    rows = json.loads(sh(repo, "git ml exp show --json --sort roc_auc").stdout)
-    best = next(r for r in rows if r["state"] == "complete")
-    sh(repo, f"git ml exp diff strong-regularisation {best['name']}")
+    best = sh(repo, "git ml exp show --csv --sort roc_auc --study demo").stdout.splitlines()[1].split(",")[0]
+    sh(repo, f"git ml exp diff strong-regularisation {best}")
     sh(repo, "git for-each-ref refs/gitml/exps/ --format='%(refname)' --count=3")
     sh(repo, "git ml report --experiments --study demo --objective roc_auc -o experiments.html")
     sh(repo, "git status --short")   # the work tree is as it was (only sweep.toml and the page are new)

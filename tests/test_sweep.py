@@ -46,7 +46,8 @@ def test_conditional_space_in_parallel_lands_in_git(repo: Path) -> None:
     (repo / "sweep.toml").write_text(SPACE)
     before = user_state(repo)
     out = json.loads(gitml(repo, "sweep", "-n", "train", "--space", "sweep.toml", "--trials", "6",
-                           "-j", "2", "--objective", "score:max", "--seed", "3", "--json").stdout)
+                           "-j", "2", "--objective", "score:max", "--seed", "3", "--pruner", "none",
+                           "--json").stdout)
     assert user_state(repo) == before
     study = out["study"]
     rows = _trials(repo, study)
@@ -66,7 +67,7 @@ def test_conditional_space_in_parallel_lands_in_git(repo: Path) -> None:
     assert best["metrics"]["score"] == max(r["metrics"]["score"] for r in rows)
     # a second invocation resumes the same study (same stage and space) up to the new total
     again = json.loads(gitml(repo, "sweep", "-n", "train", "--space", "sweep.toml", "--trials", "8",
-                             "--objective", "score:max", "--json").stdout)
+                             "--objective", "score:max", "--pruner", "none", "--json").stdout)
     assert again["study"] == study and len(again["trials"]) == 2
     assert len(_trials(repo, study)) == 8
 

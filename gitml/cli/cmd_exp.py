@@ -118,13 +118,33 @@ def _show(repo: Any, args: argparse.Namespace) -> int:
         trials = [t for t in trials if t.meta.get("study") == args.study]
     columns, rows = table(trials, args.sort, descending=not args.asc)
     if args.json:
+        import json
+
         order = {r[0]: i for i, r in enumerate(rows)}
-        print_json(sorted(to_records(trials), key=lambda d: order[d["name"]]))
+        records = sorted(to_records(trials), key=lambda d: order[d["name"]])
+        # one trial per line: json's C encoder only runs without indentation (10x faster
+        # for 1,000 trials), and the list stays readable and line-diffable
+        sys.stdout.write("[\n" + ",\n".join(json.dumps(r, sort_keys=True, default=str)
+                                              for r in records) + ("\n]\n" if records else "]\n"))
     elif args.csv:
         sys.stdout.write(to_csv(columns, rows))
-    else:
+    elif len(rows) <= RICH_ROWS:
         print_table("experiments", columns, [[_cell(v) for v in r] for r in rows])
+    else:
+        _plain_table(columns, [[_cell(v) for v in r] for r in rows])
     return 0
+
+
+#: rich lays a table out cell by cell (seconds for 1,000 rows); past this, plain columns
+RICH_ROWS = 100
+
+
+def _plain_table(columns: list[str], rows: list[list[str]]) -> None:
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 def _cell(v: Any) -> str:
