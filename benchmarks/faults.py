@@ -48,11 +48,11 @@ def main() -> int:
         print(f"  {out.kind:<28} {mark}", flush=True)
 
     try:
-        for i in range(args.kills):
+        for _ in range(args.kills):
             for op in faults.KILL_OPS:
                 record(faults.kill_trial(op, scratch / "kill" / op, rng,
                                          max_delay=rng.choice([0.5, 1.5, 3.0])))
-        for i in range(args.concurrent):
+        for _ in range(args.concurrent):
             record(faults.concurrent_adds(scratch / "conc", rng))
             record(faults.concurrent_push_and_gc(scratch / "conc", rng))
         for how in faults.DAMAGES:

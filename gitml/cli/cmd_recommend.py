@@ -32,8 +32,8 @@ def register(p: argparse.ArgumentParser) -> None:
 
 def recommendation(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from gitml.deploy import catalog, profiles
-    from gitml.registry import refs
     from gitml.deploy.recommend import Target, recommend
+    from gitml.registry import refs
     from gitml.repo import MLRepo
 
     repo = MLRepo.discover()

@@ -27,7 +27,6 @@ from tests.support.store import (
     object_path,
     pointer_oid,
     temp_leftovers,
-    tree_member_oid,
     truncate,
 )
 from tests.support.system import NO_DAC, can_drop_caps
