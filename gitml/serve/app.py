@@ -291,7 +291,7 @@ class App:
         b = v.state.get("batcher")
         if b is None:
             b = v.state["batcher"] = Batcher(v, self.metrics)
-        return b  # type: ignore[no-any-return]
+        return b
 
     async def _predict(self, v: Version, cols: Columns, n: int) -> Prediction:
         try:

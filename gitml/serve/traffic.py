@@ -59,7 +59,7 @@ class Record:
 def _arrow_type(dtype: str) -> pa.DataType:
     import pyarrow as pa
 
-    return getattr(pa, _ARROW_TYPES[dtype])()  # type: ignore[no-any-return]
+    return getattr(pa, _ARROW_TYPES[dtype])()
 
 
 def _column(values: np.ndarray, dtype: str) -> pa.Array:
