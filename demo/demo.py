@@ -110,6 +110,9 @@ def sh(cwd: Path, cmd: str, *, check: bool = True, quiet: bool = False) -> subpr
 
 
 def main() -> int:
+    from demo_experiments import run_experiments  # beside this file (sys.path[0])
+    from demo_monitor import monitor_demo
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=None, help="keep the demo here")
     args = parser.parse_args()
@@ -198,8 +201,10 @@ def main() -> int:
 
     try:
         registry_and_deploy(repo)
+        monitor_demo(repo, sh, step)
     finally:
         sh(repo, "git ml deploy arrests --stop", check=False)  # the demo stops what it started
+    run_experiments(repo, sh)
 
     print(f"\n\033[1;32mdemo finished\033[0m: everything is in {base}")
     return 0
