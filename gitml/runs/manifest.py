@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gitml.errors import GitMLError
 from gitml.repo import MLRepo
 from gitml.runs.errors import ManifestError
 from gitml.runs.records import (
@@ -123,7 +124,7 @@ def load(repo: MLRepo, rev: str = "HEAD") -> Manifest:
                 if bid:
                     try:
                         d[side] = ptr.parse(history.blob(raw, bid), ch.path).to_dict()
-                    except Exception:
+                    except GitMLError:  # a damaged pointer is shown as unknown, not a crash
                         d[side] = None
             changed_arts.append(d)
         elif ch.path.startswith(RUNS_DIR + "/") and ch.path.endswith(".json"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gitml.errors import GitMLError
 from gitml.repo import MLRepo
 from gitml.runs import params as params_mod
 from gitml.runs.errors import ManifestError, ParamsError
@@ -81,7 +82,7 @@ def staleness(repo: MLRepo, rec: RunRecord) -> list[str]:
         if ref.source == "artifact":
             try:
                 p = worktree.worktree_pointer(repo, ref.path)
-            except Exception:
+            except GitMLError:  # unreadable pointer: reported as stale below
                 p = None
             if p is None:
                 reasons.append(f"output {ref.path} has no pointer")

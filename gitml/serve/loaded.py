@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from gitml.errors import GitMLError
 from gitml.models.bundle import Bundle
 from gitml.serve.predictor import Predictor
 from gitml.serve.schema import Schema
@@ -137,7 +138,7 @@ class Watcher:
         self._seen = st
         try:
             state = read_state(self.state_file)
-        except Exception as e:
+        except GitMLError as e:  # a bad state file: keep serving what is loaded, say why
             print(f"gitml serve: {e}", flush=True)
             return False
         cur = self.served

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitml.errors import GitMLError
 from gitml.layout import SERVE_DIR, TRAFFIC_DIR
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def prepare(repo: MLRepo, target: Target, *, allow_pickle: bool = False) -> tupl
     if folder.is_dir():
         try:
             bundle = Bundle.open(folder)
-        except Exception:
+        except (GitMLError, OSError, ValueError):  # damaged or stale: built again below
             bundle = None
     if bundle is None or bundle.commit != target.commit:
         bundle = build_bundle(repo, target.name, target.commit, folder,
