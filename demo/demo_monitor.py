@@ -65,9 +65,11 @@ def monitor_demo(repo: Path, sh: Callable[..., Any], step: Callable[[str], None]
     data = load_arrests(as_frame=True)
 
     say("13. Monitor the served model: clean traffic stays within the learned limits")
+    t_clean = time.time()
     n = send(url, data, 20, seed=1)
     print(f"    sent {n} rows (and their labels) to {url}")
-    sh(repo, "git ml monitor arrests --since 30s", check=False)
+    # exactly the clean traffic: step 12's hand-made requests are not part of it
+    sh(repo, f"git ml monitor arrests --since {int(time.time() - t_clean) + 1}s", check=False)
 
     say("14. The world changes: younger people arrive, and nobody under 25 is released any more")
     shifted = data.copy()
