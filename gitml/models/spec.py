@@ -197,10 +197,22 @@ def spec_at(repo: MLRepo, name: str, rev: str) -> ModelSpec:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{config} at {rev[:12]} is not valid TOML: {e}",
                           "fix it in a new commit") from e
-    if not isinstance(section, dict) or name not in section:
-        raise ConfigError(f"model {name!r} is not declared at {rev[:12]}",
-                          "check the name, or declare [models.NAME] in that commit")
-    return specs_from_section(section, [name])[0]
+    if not isinstance(section, dict):
+        raise ConfigError(f"{config} at {rev[:12]}: [models] must be a table", "fix it in a new commit")
+    return specs_from_section(section, [name])[0]  # an unknown name: "unknown model (known: …)"
+
+
+def spec_at_or_current(repo: MLRepo, name: str, rev: str) -> ModelSpec:
+    """The declaration at ``rev``, or today's for a commit made before the model was declared
+    there (GTO registers any commit; its recorded gate results still decide)."""
+    if repo.git.read_blob(rev, ".gitml/config.toml") is None:
+        return one_spec(repo, name)
+    try:
+        return spec_at(repo, name, rev)
+    except ConfigError as e:
+        if "unknown model" not in e.message:
+            raise
+        return one_spec(repo, name)
 
 
 def validate_columns(spec: ModelSpec, df: pd.DataFrame) -> None:

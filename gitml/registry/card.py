@@ -19,9 +19,10 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from gitml.errors import GitMLError
-from gitml.models.spec import spec_at
+from gitml.models.spec import spec_at_or_current
 
 if TYPE_CHECKING:
+    from gitml.models.spec import ModelSpec
     from gitml.registry.gates import Verdict
     from gitml.repo import MLRepo
 
@@ -70,26 +71,40 @@ def _runs_at(repo: MLRepo, commit: str) -> list[dict[str, Any]]:
 
 def sections(repo: MLRepo, name: str, version: str, commit: str, *,
              verdict: Verdict | None = None) -> list[Section]:
-    from gitml.git.registry import load
+    """The card's sections, each from what Git holds at ``commit``."""
     from gitml.registry import gates
 
-    spec = spec_at(repo, name, commit)
+    spec = spec_at_or_current(repo, name, commit)
     if verdict is None:
         verdict = gates.recorded(repo, spec, commit)
+    results = [r for r in (verdict.doc or {}).get("results", []) if isinstance(r, dict)]
+    data, env_id = _data_section(repo, spec, commit)
+    return [_model_section(repo, spec, name, version, commit), data,
+            _environment_section(repo, commit, env_id), _evaluation_section(results),
+            _bias_section(results, spec), _shap_section(results), _gates_section(results, verdict),
+            _events_section(repo, name, version)]
+
+
+def _model_section(repo: MLRepo, spec: ModelSpec, name: str, version: str, commit: str) -> Section:
     meta = repo.config.section("card").get(name, {})
     meta = meta if isinstance(meta, dict) else {}
-    out: list[Section] = []
     info = repo.git.run_git("log", "-1", "--format=%an <%ae>%x00%at%x00%s", commit).split("\0")
     owner = str(meta.get("owner") or (info[0] if info else "?"))
+    use = (meta.get("intended_use") or spec.raw.get("description")
+           or f"not stated (set [card.{name}] intended_use)")
     s = Section("Model")
     s.lines += [f"Model: {name} {version}", f"Commit: {commit} ({info[2].strip() if len(info) > 2 else ''})",
-                f"Owner: {owner}",
-                f"Intended use: {meta.get('intended_use') or spec.raw.get('description') or 'not stated (set [card.' + name + '] intended_use)'}",
-                f"Task: {spec.task}, target {spec.target!r}" + (f", positive class {spec.positive!r}" if spec.positive is not None else "")]
+                f"Owner: {owner}", f"Intended use: {use}",
+                f"Task: {spec.task}, target {spec.target!r}"
+                + (f", positive class {spec.positive!r}" if spec.positive is not None else "")]
     if meta.get("limitations"):
         s.lines.append(f"Limitations: {meta['limitations']}")
-    out.append(s)
+    return s
 
+
+def _data_section(repo: MLRepo, spec: ModelSpec, commit: str) -> tuple[Section, str | None]:
+    """Model and data ids, the training inputs from the run that made the model, and the
+    id of that run's environment."""
     from gitml.models.load import locate
 
     d = Section("Data and lineage", header=["role", "path", "id", "via"])
@@ -114,45 +129,51 @@ def sections(repo: MLRepo, name: str, version: str, commit: str, *,
             d.lines.append("Training parameters: " + ", ".join(
                 f"{k}={v}" for k, v in sorted(rec["params"].items())))
         d.lines.append(f"Produced by stage {rec.get('stage')}: `{' '.join(map(str, rec.get('cmd', [])))}`")
-    out.append(d)
+    return d, env_id
 
+
+def _environment_section(repo: MLRepo, commit: str, env_id: str | None) -> Section:
     env = Section("Environment")
     raw_env = repo.git.read_blob(commit, f".gitml/env/{env_id}.json") if env_id else None
-    if raw_env:
-        ed = json.loads(raw_env)
-        py = ed.get("python", {})
-        env.lines.append(f"Environment id: {env_id}")
-        env.lines.append(f"Python {py.get('version', '?')} ({py.get('implementation', '')}), "
-                         f"platform {ed.get('platform', {}).get('system', '') if isinstance(ed.get('platform'), dict) else ed.get('platform', '')}")
-        pk = ed.get("packages", {})
-        key = [p for p in ("scikit-learn", "numpy", "pandas", "scipy", "skops") if p in pk]
-        if key:
-            env.lines.append("Packages: " + ", ".join(f"{p}=={pk[p]}" for p in key))
-    else:
+    if not raw_env:
         env.lines.append("no training environment recorded (train with `git ml run`)")
-    out.append(env)
+        return env
+    ed = json.loads(raw_env)
+    py = ed.get("python", {})
+    plat = ed.get("platform", {})
+    env.lines.append(f"Environment id: {env_id}")
+    env.lines.append(f"Python {py.get('version', '?')} ({py.get('implementation', '')}), "
+                     f"platform {plat.get('system', '') if isinstance(plat, dict) else plat}")
+    pk = ed.get("packages", {})
+    key = [p for p in ("scikit-learn", "numpy", "pandas", "scipy", "skops") if p in pk]
+    if key:
+        env.lines.append("Packages: " + ", ".join(f"{p}=={pk[p]}" for p in key))
+    return env
 
-    doc = verdict.doc or {}
-    results = [r for r in doc.get("results", []) if isinstance(r, dict)]
+
+def _evaluation_section(results: list[dict[str, Any]]) -> Section:
     ev = Section("Evaluation", header=["metric", "value", "change vs baseline [CI]"])
     for r in results:
         if r.get("gate") == "eval.threshold":
             for k, v in (r.get("metrics", {}).get("metrics") or {}).items():
                 ev.rows.append([k, _num(v), ""])
     for r in results:
-        if r.get("gate") == "eval.regression":
-            for k, v in r.get("metrics", {}).items():
-                if isinstance(v, dict) and "difference" in v:
-                    row = next((x for x in ev.rows if x[0] == k), None)
-                    txt = f"{v['difference']:+.4f} [{_num(v.get('ci_low'))}, {_num(v.get('ci_high'))}]"
-                    if row:
-                        row[2] = txt
-                    else:
-                        ev.rows.append([k, "", txt])
+        if r.get("gate") != "eval.regression":
+            continue
+        for k, v in r.get("metrics", {}).items():
+            if isinstance(v, dict) and "difference" in v:
+                row = next((x for x in ev.rows if x[0] == k), None)
+                txt = f"{v['difference']:+.4f} [{_num(v.get('ci_low'))}, {_num(v.get('ci_high'))}]"
+                if row:
+                    row[2] = txt
+                else:
+                    ev.rows.append([k, "", txt])
     if not ev.rows:
         ev.lines.append("no evaluation recorded")
-    out.append(ev)
+    return ev
 
+
+def _bias_section(results: list[dict[str, Any]], spec: ModelSpec) -> Section:
     bias = Section("Bias", header=["attribute", "selection ratio [CI]", "DP diff [CI]", "EO diff [CI]", "verdict"])
     for r in results:
         g = str(r.get("gate", ""))
@@ -162,8 +183,10 @@ def sections(repo: MLRepo, name: str, version: str, commit: str, *,
                               _interval(mt.get("eo_diff")), "pass" if r.get("passed") else "FAIL"])
     if not bias.rows:
         bias.lines.append("no sensitive attribute declared" if not spec.sensitive else "no bias results recorded")
-    out.append(bias)
+    return bias
 
+
+def _shap_section(results: list[dict[str, Any]]) -> Section:
     shap = Section("Top features (mean |SHAP|)", header=["feature", "importance"])
     for r in results:
         if r.get("gate") == "explain":
@@ -173,28 +196,32 @@ def sections(repo: MLRepo, name: str, version: str, commit: str, *,
                 shap.rows.append([str(k), _num(v)])
     if not shap.rows:
         shap.lines.append("no explanation recorded")
-    out.append(shap)
+    return shap
 
+
+def _gates_section(results: list[dict[str, Any]], verdict: Verdict) -> Section:
     gs = Section("Gate verdicts", header=["gate", "verdict", "message"])
     for r in results:
         verdict_txt = "skipped" if r.get("skipped") else ("pass" if r.get("passed") else
                                                           ("FAIL" if r.get("blocking", True) else "warn"))
         gs.rows.append([str(r.get("gate")), verdict_txt, str(r.get("message", ""))])
     gs.lines.append(f"Overall: {verdict.summary()}")
-    out.append(gs)
+    return gs
+
+
+def _events_section(repo: MLRepo, name: str, version: str) -> Section:
+    from gitml.git.registry import load
+    from gitml.registry.records import read_records
 
     evs = Section("Registry and deploy events", header=["when", "event", "version", "stage/target", "by", "signed"])
     try:
         art = load(repo.git, name).artifacts.get(name)
     except GitMLError:
         art = None
-    if art is not None:
-        for event in art.events():
-            if event.version == version:
-                evs.rows.append([_when(event.time), event.event, str(event.version), event.stage or "",
-                                 f"{event.author} <{event.email}>", "yes" if event.signed else "no"])
-    from gitml.registry.records import read_records
-
+    for event in art.events() if art is not None else []:
+        if event.version == version:
+            evs.rows.append([_when(event.time), event.event, str(event.version), event.stage or "",
+                             f"{event.author} <{event.email}>", "yes" if event.signed else "no"])
     for rec in read_records(repo.git, name=name):
         if rec.get("version") == version:
             evs.rows.append([_when(rec.get("time")), str(rec.get("action")), version,
@@ -202,8 +229,7 @@ def sections(repo: MLRepo, name: str, version: str, commit: str, *,
                              "yes" if rec.get("signed") else "no"])
     if not evs.rows:
         evs.lines.append("not registered yet (this card is being attached to its registration)")
-    out.append(evs)
-    return out
+    return evs
 
 
 def _md_cell(s: str) -> str:

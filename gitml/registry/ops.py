@@ -23,7 +23,7 @@ from gitml.git.tags import (
     read_tags,
     semver_key,
 )
-from gitml.models.spec import spec_at
+from gitml.models.spec import spec_at_or_current
 from gitml.registry import gates
 from gitml.repo import MLRepo
 
@@ -58,7 +58,7 @@ def register(repo: MLRepo, name: str, rev: str = "HEAD", *, version: str | None 
     if version and part:
         raise GitMLError("give either --version or --bump, not both")
     commit = repo.git.resolve(rev)
-    spec = spec_at(repo, name, commit)
+    spec = spec_at_or_current(repo, name, commit)
     tags = read_tags(repo.git, name)
     art = build(tags).artifacts.get(name)
     if art is not None:

@@ -101,21 +101,76 @@ def _bytes_elements(raw: memoryview, n: int, where: str) -> list[str]:
     return out
 
 
-def decode_request(obj: Any, binary: memoryview | None, schema: Schema) -> tuple[Columns, int, dict[str, Any]]:
-    """(columns, rows, request) from an infer request; ``binary`` is the data after the header."""
+def _inputs_by_name(obj: Any) -> list[dict[str, Any]]:
     if not isinstance(obj, dict):
         raise bad("infer request must be a JSON object with 'inputs'")
     inputs = obj.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise bad("infer request needs a non-empty 'inputs' list (one tensor per column)")
-    seen: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
     for i, t in enumerate(inputs):
         if not isinstance(t, dict) or not isinstance(t.get("name"), str):
             raise bad(f"inputs[{i}] must be an object with a 'name'")
         if t["name"] in seen:
             raise bad(f"input {t['name']!r} appears twice")
-        seen[t["name"]] = t
-    schema.check_names(seen.keys())
+        seen.add(t["name"])
+    return inputs
+
+
+def _datatype(t: dict[str, Any], dtype: str, where: str) -> str:
+    """The tensor's datatype, refused unless it can hold the column's values."""
+    dt = t.get("datatype")
+    if not isinstance(dt, str):
+        raise bad(f"{where}: missing datatype")
+    if dtype == "string" and dt != "BYTES":
+        raise bad(f"{where}: the column holds strings, send datatype BYTES (got {dt})")
+    if dtype == "bool" and dt != "BOOL":
+        raise bad(f"{where}: the column holds booleans, send datatype BOOL (got {dt})")
+    if dtype in ("float64", "int64") and dt not in NUMERIC:
+        raise bad(f"{where}: the column is numeric, send a numeric datatype (got {dt})")
+    return dt
+
+
+def _binary_values(raw: memoryview, dt: str, n: int, where: str) -> Any:
+    if dt == "BYTES":
+        return _bytes_elements(raw, n, where)
+    np_type = np.dtype(NUMPY_OF[dt]).newbyteorder("<")
+    if len(raw) != n * np_type.itemsize:
+        raise bad(f"{where}: {len(raw)} bytes do not hold {n} {dt} values")
+    return np.frombuffer(raw, dtype=np_type).tolist()
+
+
+def _json_values(t: dict[str, Any], dt: str, n: int, where: str) -> list[Any]:
+    if "data" not in t:
+        raise bad(f"{where}: needs 'data' (or binary data)")
+    values = _flatten(t["data"], where)
+    if len(values) != n:
+        raise bad(f"{where}: shape says {n} values, data has {len(values)}")
+    if dt in NUMERIC and dt.startswith(("INT", "UINT")) and any(type(v) is float for v in values):
+        raise bad(f"{where}: datatype {dt} holds integers, data has a fractional number")
+    return values
+
+
+def _binary_size(t: dict[str, Any], binary: memoryview | None, offset: int, where: str) -> int | None:
+    """The tensor's ``binary_data_size`` (checked against what the request carries), or None."""
+    params = t.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise bad(f"{where}: parameters must be an object")
+    size = params.get("binary_data_size")
+    if size is None:
+        return None
+    if binary is None:
+        raise bad(f"{where}: binary_data_size given but the request has no binary part "
+                  "(set the Inference-Header-Content-Length header)")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0 or offset + size > len(binary):
+        raise bad(f"{where}: binary_data_size {size!r} overruns the binary data")
+    return size
+
+
+def decode_request(obj: Any, binary: memoryview | None, schema: Schema) -> tuple[Columns, int, dict[str, Any]]:
+    """(columns, rows, request) from an infer request; ``binary`` is the data after the header."""
+    inputs = _inputs_by_name(obj)
+    schema.check_names(t["name"] for t in inputs)
     offset = 0
     cols: Columns = {}
     n_rows = -1
@@ -123,44 +178,14 @@ def decode_request(obj: Any, binary: memoryview | None, schema: Schema) -> tuple
         name = t["name"]
         where = f"input {name!r}"
         spec = schema.by_name[name]
-        dt = t.get("datatype")
-        if not isinstance(dt, str):
-            raise bad(f"{where}: missing datatype")
-        if spec.dtype == "string" and dt != "BYTES":
-            raise bad(f"{where}: the column holds strings, send datatype BYTES (got {dt})")
-        if spec.dtype == "bool" and dt != "BOOL":
-            raise bad(f"{where}: the column holds booleans, send datatype BOOL (got {dt})")
-        if spec.dtype in ("float64", "int64") and dt not in NUMERIC:
-            raise bad(f"{where}: the column is numeric, send a numeric datatype (got {dt})")
+        dt = _datatype(t, spec.dtype, where)
         n = _shape_count(t.get("shape"), where)
-        params = t.get("parameters") or {}
-        if not isinstance(params, dict):
-            raise bad(f"{where}: parameters must be an object")
-        size = params.get("binary_data_size")
-        if size is not None:
-            if binary is None:
-                raise bad(f"{where}: binary_data_size given but the request has no binary part "
-                          "(set the Inference-Header-Content-Length header)")
-            if not isinstance(size, int) or isinstance(size, bool) or size < 0 or offset + size > len(binary):
-                raise bad(f"{where}: binary_data_size {size!r} overruns the binary data")
-            raw = binary[offset:offset + size]
+        size = _binary_size(t, binary, offset, where)
+        if size is not None and binary is not None:
+            values: Any = _binary_values(binary[offset:offset + size], dt, n, where)
             offset += size
-            if dt == "BYTES":
-                values: Any = _bytes_elements(raw, n, where)
-            else:
-                np_type = np.dtype(NUMPY_OF[dt]).newbyteorder("<")
-                if size != n * np_type.itemsize:
-                    raise bad(f"{where}: {size} bytes do not hold {n} {dt} values")
-                arr = np.frombuffer(raw, dtype=np_type)
-                values = arr.tolist()
         else:
-            if "data" not in t:
-                raise bad(f"{where}: needs 'data' (or binary data)")
-            values = _flatten(t["data"], where)
-            if len(values) != n:
-                raise bad(f"{where}: shape says {n} values, data has {len(values)}")
-            if dt in NUMERIC and dt.startswith(("INT", "UINT")) and any(type(v) is float for v in values):
-                raise bad(f"{where}: datatype {dt} holds integers, data has a fractional number")
+            values = _json_values(t, dt, n, where)
         if n_rows == -1:
             n_rows = n
         elif n != n_rows:
