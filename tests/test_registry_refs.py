@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gitml.errors import ConfigError, UsageError
+from gitml.errors import ConfigError, GitMLError, UsageError
 from gitml.models.spec import resolve_baseline, spec_at
 from gitml.registry.refs import resolve
 from gitml.repo import MLRepo
@@ -46,7 +46,7 @@ def test_versions_and_stages_resolve_by_gto_rules(reg: Path) -> None:
 
     gitml(reg, "unassign", "credit", "prod")
     repo = MLRepo.discover(reg)
-    with pytest.raises(UsageError, match="no version of credit is in stage 'prod'"):
+    with pytest.raises(GitMLError, match="no version of credit is in stage 'prod'"):
         resolve(repo, "credit#prod")
     # the tag credit#prod#N still exists, but nobody is in prod: no baseline, not a stale one
     assert resolve_baseline(repo, spec, "prod") is None
@@ -55,7 +55,7 @@ def test_versions_and_stages_resolve_by_gto_rules(reg: Path) -> None:
 
 def test_unknown_versions_stages_and_names_are_errors(reg: Path) -> None:
     repo = MLRepo.discover(reg)
-    with pytest.raises(UsageError, match="no such registered version"):
+    with pytest.raises(GitMLError, match="no such registered version"):
         resolve(repo, "credit@v9.9.9")
     with pytest.raises(UsageError, match="not a model reference"):
         resolve(repo, "cre dit")

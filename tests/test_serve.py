@@ -365,6 +365,9 @@ def test_kill_9_of_a_worker_fails_only_its_requests(world: dict[str, Any]) -> No
     # the killed worker's unflushed batch is gone, but every traffic file is whole
     from gitml.serve.traffic import read_traffic
 
+    deadline = time.time() + 10  # the surviving workers flush their batches each second
+    while len(read_traffic(world["traffic"])) == 0 and time.time() < deadline:
+        time.sleep(0.2)
     assert len(read_traffic(world["traffic"])) > 0
 
 

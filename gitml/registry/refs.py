@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gitml.errors import UsageError
+from gitml.errors import GitMLError, UsageError
 from gitml.models.spec import NAME_RE, ModelSpec, spec_at
 from gitml.repo import MLRepo
 
@@ -53,14 +53,14 @@ def resolve(repo: MLRepo, text: str, rev: str | None = None) -> ModelRef:
     elif tag.action is Action.REGISTER and tag.version:
         found = version_commit(repo.git, name, tag.version)
         if found is None:
-            raise UsageError(f"{text}: no such registered version",
+            raise GitMLError(f"{text}: no such registered version",
                              f"list them with `git ml models` or `git tag -l '{name}@*'`")
         commit = found
     elif tag.action is Action.ASSIGN and tag.stage:
         stage = tag.stage
         found = stage_commit(repo.git, name, stage)
         if found is None:
-            raise UsageError(f"{text}: no version of {name} is in stage {stage!r}",
+            raise GitMLError(f"{text}: no version of {name} is in stage {stage!r}",
                              f"promote one first (`git ml promote {name} VERSION {stage}`)")
         commit = found
     else:
