@@ -49,7 +49,7 @@ def sh(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
 
 
 def make_repo(work: Path) -> Path:
-    from tests.checks_support import good_model, save_model, write_config, write_eval
+    from tests.support.checks import good_model, save_model, write_config, write_eval
 
     repo = work / "repo"
     repo.mkdir(parents=True)
@@ -72,7 +72,7 @@ def in_process(repo: Path) -> dict[str, Any]:
     from gitml.deploy.compile import time_single_row
     from gitml.models.onnx import OnnxModel
     from gitml.serve.loaded import load_version, smoke_columns
-    from tests.checks_support import FEATURES, arrests_split, good_model
+    from tests.support.checks import FEATURES, arrests_split, good_model
 
     X = arrests_split()[1][FEATURES].head(200)
     pipe = good_model("logreg")

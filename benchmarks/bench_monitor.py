@@ -43,7 +43,7 @@ def simulate(n_clean: int, n_shift: int, shift: str, seed: int, rate: int, label
     from gitml.monitor.config import MonitorConfig
     from gitml.monitor.sequential import detect
     from gitml.monitor.stats import label_stats, window_stats
-    from tests.monitor_support import T0_US, reference, traffic_frame
+    from tests.support.monitor import T0_US, reference, traffic_frame
 
     cfg = MonitorConfig()
     ref = reference()
@@ -108,7 +108,7 @@ def part_speed() -> dict[str, Any]:
 
     from gitml.monitor.config import MonitorConfig
     from gitml.monitor.stats import window_stats
-    from tests.monitor_support import T0_US, reference, traffic_frame
+    from tests.support.monitor import T0_US, reference, traffic_frame
 
     cfg = MonitorConfig()
     ref = reference()
@@ -136,7 +136,7 @@ def part_check() -> dict[str, Any]:
 
     from gitml.monitor.check import run_check
     from gitml.repo import MLRepo
-    from tests.monitor_support import T0_US, make_served_repo, traffic_frame, write_parquet
+    from tests.support.monitor import T0_US, make_served_repo, traffic_frame, write_parquet
 
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-monitor-"))
     try:
@@ -172,8 +172,8 @@ def part_server(duration: int) -> dict[str, Any]:
     from gitml.models.bundle import build_bundle
     from gitml.repo import MLRepo
     from gitml.serve import control
-    from tests.monitor_support import make_served_repo
-    from tests.serve_support import split_body
+    from tests.support.monitor import make_served_repo
+    from tests.support.serve import split_body
 
     wrk = shutil.which("wrk")
     if wrk is None:

@@ -13,7 +13,7 @@ import pytest
 from gitml.checks.bias import attribute_gate, bias_gates, counterfactual_flip, group_labels
 from gitml.checks.evaluate import Predictions, predict
 from gitml.models.spec import parse_model
-from tests.checks_support import CONFIG, FEATURES, arrests_split, biased_model, good_model
+from tests.support.checks import CONFIG, FEATURES, arrests_split, biased_model, good_model
 
 
 def _spec(**bias: float) -> Any:

@@ -21,7 +21,8 @@ from gitml.checks.evaluate import (
 )
 from gitml.errors import ConfigError, CorruptObjectError
 from gitml.models.spec import parse_model, specs_from_section, validate_columns
-from tests.checks_support import (
+from tests.conftest import git, gitml
+from tests.support.checks import (
     arrests_split,
     good_model,
     model_spec,
@@ -30,7 +31,6 @@ from tests.checks_support import (
     write_config,
     write_eval,
 )
-from tests.conftest import git, gitml
 
 
 def test_weighted_metrics_equal_sklearn_on_a_real_model() -> None:

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from gitml.checks.explain import explain, explain_gate, explain_row, explainer_kind, rank_shift
-from tests.checks_support import (
+from tests.conftest import gitml
+from tests.support.checks import (
     FEATURES,
     arrests_split,
     good_model,
@@ -21,7 +22,6 @@ from tests.checks_support import (
     write_config,
     write_eval,
 )
-from tests.conftest import gitml
 
 
 def _spec(**explain_limits: float) -> Any:

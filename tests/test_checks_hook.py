@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.checks_support import (
+from tests.conftest import git, gitml
+from tests.support.checks import (
     biased_model,
     good_model,
     save_model,
@@ -21,7 +22,6 @@ from tests.checks_support import (
     write_config,
     write_eval,
 )
-from tests.conftest import git, gitml
 
 
 def _stage_model(repo: Path, model: object) -> None:
@@ -233,7 +233,7 @@ def test_declared_data_rules_are_enforced_at_commit(gated: Path) -> None:
     `quality = true` needed. Before, only `git ml validate` enforced them."""
     import pandas as pd
 
-    from tests.checks_support import arrests_split
+    from tests.support.checks import arrests_split
 
     train, _ = arrests_split()
     (gated / "data" / "train.parquet").parent.mkdir(exist_ok=True)
@@ -260,7 +260,7 @@ def test_a_majority_class_model_never_passes_the_default_gates(gated: Path) -> N
     used to pass (its AUC interval straddled any limit on 300 rows)."""
     from sklearn.dummy import DummyClassifier
 
-    from tests.checks_support import FEATURES, arrests_split
+    from tests.support.checks import FEATURES, arrests_split
 
     cfg = _config(gated)
     text = cfg.read_text()

@@ -9,7 +9,8 @@ import pytest
 
 from gitml.checks.explain import explain_row
 from gitml.checks.lime import agreement, explain_row_lime
-from tests.checks_support import (
+from tests.conftest import gitml
+from tests.support.checks import (
     FEATURES,
     arrests_split,
     good_model,
@@ -19,7 +20,6 @@ from tests.checks_support import (
     write_config,
     write_eval,
 )
-from tests.conftest import gitml
 
 
 def test_lime_finds_the_only_column_a_model_uses() -> None:

@@ -11,7 +11,7 @@ import pytest
 from gitml.checks.gate import Baseline, GateContext, Reference
 from gitml.checks.registry import GATES, selected
 from gitml.checks.runner import run_gates
-from tests.checks_support import arrests_split, good_model, model_spec
+from tests.support.checks import arrests_split, good_model, model_spec
 
 
 def _ctx(spec: Any, frame: pd.DataFrame, reference: pd.DataFrame | None = None,
@@ -74,7 +74,7 @@ def test_trivial_baseline_gate_blocks_a_majority_class_model() -> None:
     from sklearn.dummy import DummyClassifier
 
     from gitml.checks.evaluate import predict, trivial_gate
-    from tests.checks_support import FEATURES
+    from tests.support.checks import FEATURES
 
     train, test = arrests_split()
     spec = model_spec()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import git, gitml
-from tests.registry_support import commit_model, copy_repo, template_repo
+from tests.support.registry import commit_model, copy_repo, template_repo
 
 DEPLOY_CONFIG = """
 [deploy]
@@ -75,7 +75,7 @@ def _post(url: str, body: Any, token: str | None = None) -> tuple[int, Any]:
 
 
 def _rows(n: int = 5) -> Any:
-    from tests.checks_support import FEATURES, arrests_split
+    from tests.support.checks import FEATURES, arrests_split
 
     _, test = arrests_split()
     return test[FEATURES].head(n)
@@ -161,7 +161,7 @@ def _strict_model() -> Any:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    from tests.checks_support import CAT, FEATURES, NUM, arrests_split
+    from tests.support.checks import CAT, FEATURES, NUM, arrests_split
 
     train, _ = arrests_split()
     pre = make_column_transformer((OneHotEncoder(handle_unknown="error"), CAT), (StandardScaler(), NUM))

@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from gitml.deploy.package import dockerfile_cmd, server_command
-from tests.checks_support import FEATURES, arrests_split, good_model
 from tests.conftest import git, gitml
-from tests.deploy_support import isolated_git, make_model_repo
+from tests.support.checks import FEATURES, arrests_split, good_model
+from tests.support.deploy import isolated_git, make_model_repo
 
 
 @pytest.fixture(scope="module")

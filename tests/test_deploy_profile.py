@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, gitml
-from tests.deploy_support import isolated_git, make_model_repo
+from tests.support.deploy import isolated_git, make_model_repo
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import git, gitml
-from tests.exp_support import make_project, user_state
+from tests.support.exp import make_project, user_state
 
 
 def _show(repo: Path, *args: str) -> list[dict]:

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from tests.conftest import gitml
-from tests.monitor_support import T0_US, traffic_frame, write_parquet
-from tests.serve_support import make_repo
+from tests.support.monitor import T0_US, traffic_frame, write_parquet
+from tests.support.serve import make_repo
 
 MIN = 60_000_000
 

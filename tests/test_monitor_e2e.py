@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, gitml
-from tests.monitor_support import Server, make_served_repo, send_windows
+from tests.support.monitor import Server, make_served_repo, send_windows
 
 # latency on a machine shared by other jobs is not under the test's control: it is judged
 # (and tested on simulated traffic in test_monitor_stats) but triggers no rollback here

@@ -20,7 +20,7 @@ from gitml.monitor.config import MonitorConfig
 from gitml.monitor.prom import MetricsServer, alert_rules, exposition
 from gitml.monitor.sequential import detect
 from gitml.monitor.stats import window_stats
-from tests.monitor_support import T0_US, reference, traffic_frame
+from tests.support.monitor import T0_US, reference, traffic_frame
 
 MIN = 60_000_000
 needs_prometheus = pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("promtool") is None,

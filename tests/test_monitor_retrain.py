@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.checks_support import arrests_split
 from tests.conftest import git, gitml
-from tests.monitor_support import make_trained_repo, policy_shift
+from tests.support.checks import arrests_split
+from tests.support.monitor import make_trained_repo, policy_shift
 
 
 def test_retraining_loop(tmp_path: Path) -> None:

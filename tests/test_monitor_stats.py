@@ -1,5 +1,5 @@
 """The monitor's statistics on traffic frames that follow the traffic-log schema,
-simulated from the arrests data and a real model (tests/monitor_support.py)."""
+simulated from the arrests data and a real model (tests/support/monitor.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from gitml.monitor.config import MonitorConfig
 from gitml.monitor.sequential import detect
 from gitml.monitor.stats import label_stats, window_stats, z_from_p
 from gitml.monitor.windows import split
-from tests.monitor_support import T0_US, reference, traffic_frame
+from tests.support.monitor import T0_US, reference, traffic_frame
 
 MIN = 60_000_000
 

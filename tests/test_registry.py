@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, gitml
-from tests.registry_support import commit_model, copy_repo, logreg, template_repo
+from tests.support.registry import commit_model, copy_repo, logreg, template_repo
 
 GTO = str(Path(sys.executable).parent / "gto")
 
@@ -175,7 +175,7 @@ def test_register_needs_passed_gates_of_that_very_model(reg: Path) -> None:
     # a new model committed without running the gates: the results at HEAD are stale
     import numpy as np
 
-    from tests.checks_support import arrests_split
+    from tests.support.checks import arrests_split
 
     train, _ = arrests_split()
     shuffled = np.random.default_rng(0).permutation(train["released"].to_numpy())

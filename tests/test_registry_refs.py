@@ -13,7 +13,7 @@ from gitml.models.spec import resolve_baseline, spec_at
 from gitml.registry.refs import resolve
 from gitml.repo import MLRepo
 from tests.conftest import git, gitml
-from tests.registry_support import copy_repo, template_repo
+from tests.support.registry import copy_repo, template_repo
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from tests.conftest import git, gitml
-from tests.remote_support import folder_remote_objects
+from tests.support.remote import folder_remote_objects
 
 FILE = 1000  # bytes per file; with pack_mib 0.0095 (9,961 bytes) a pack holds 9 files
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, gitml
-from tests.remote_support import folder_remote_objects, pack_location
+from tests.support.remote import folder_remote_objects, pack_location
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, gitml
-from tests.remote_support import pack_location, remote_objects
 from tests.s3_server import MotoServer, S3Bucket, free_port
+from tests.support.remote import pack_location, remote_objects
 
 SECRET = "s3cr3t-DO-NOT-PRINT-0123456789"
 

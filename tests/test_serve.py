@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.checks_support import FEATURES, good_model
-from tests.serve_support import AUTH, MODEL, TOKEN, Load, env, make_repo, request, rows, split_body
+from tests.support.checks import FEATURES, good_model
+from tests.support.serve import AUTH, MODEL, TOKEN, Load, env, make_repo, request, rows, split_body
 
 
 @pytest.fixture(scope="module")
@@ -477,7 +477,7 @@ def test_git_ml_serve_cli(world: dict[str, Any]) -> None:
 
         control.wait_ready(url, "1.1.0", timeout=120, token=TOKEN)
         code, body, _ = request(url + "/invocations", split_body(3), headers=AUTH)
-        from tests.checks_support import worse_model
+        from tests.support.checks import worse_model
 
         assert code == 200 and json.loads(body)["predictions"] == [str(x) for x in worse_model().predict(rows(3))]
         assert (repo / ".git" / "ml" / "traffic" / MODEL).is_dir()

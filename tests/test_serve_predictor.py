@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.checks_support import FEATURES, arrests_split, good_model, pipeline
-from tests.serve_support import MODEL, make_repo
+from tests.support.checks import FEATURES, arrests_split, good_model, pipeline
+from tests.support.serve import MODEL, make_repo
 
 
 @pytest.fixture(scope="module")

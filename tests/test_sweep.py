@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, gitml
-from tests.exp_support import make_project, user_state
+from tests.support.exp import make_project, user_state
 
 SPACE = """
 [params."train.lr"]

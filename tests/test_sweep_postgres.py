@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, gitml
-from tests.exp_support import make_project
-from tests.postgres_support import pg_bin, postgres_cluster
+from tests.support.exp import make_project
+from tests.support.postgres import pg_bin, postgres_cluster
 
 pytestmark = pytest.mark.skipif(pg_bin() is None, reason="PostgreSQL is not installed "
                                 "(scripts/test.sh installs Debian's postgresql)")

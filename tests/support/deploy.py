@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.checks_support import good_model, save_model, write_config, write_eval
 from tests.conftest import BIN_DIR, git, gitml
+from tests.support.checks import good_model, save_model, write_config, write_eval
 
 
 @contextmanager

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.checks_support import FEATURES, arrests_split, pipeline, save_model, write_eval
 from tests.conftest import BIN_DIR, git, gitml
+from tests.support.checks import FEATURES, arrests_split, pipeline, save_model, write_eval
 
 CONFIG = """\
 [models.credit]

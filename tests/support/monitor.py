@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from tests.checks_support import CAT, FEATURES, NUM, arrests_split, good_model
+from tests.support.checks import CAT, FEATURES, NUM, arrests_split, good_model
 
 T0_US = 1_779_998_400 * 1_000_000  # a fixed, hour-aligned start (2026-05-28T20:00Z)
 
@@ -163,7 +163,7 @@ def broken_model() -> Any:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from tests.checks_support import pipeline
+    from tests.support.checks import pipeline
 
     train, _ = arrests_split()
     y = np.where(train["released"].to_numpy() == "Yes", "No", "Yes")
@@ -173,8 +173,8 @@ def broken_model() -> Any:
 def make_served_repo(path: Path, monitor: str = "") -> Path:
     """arrests@v1.0.0 (good logistic regression) and arrests@v1.1.0 (broken), committed
     without hooks, registered with plain annotated tags, plus a ``[monitor]`` section."""
-    from tests.checks_support import save_model, write_config, write_eval
-    from tests.serve_support import git_, gitml_
+    from tests.support.checks import save_model, write_config, write_eval
+    from tests.support.serve import git_, gitml_
 
     path.mkdir(parents=True)
     git_(path, "init", "-q")
@@ -249,7 +249,7 @@ class Server:
         """One request of ``rows`` (dataframe_split), then its labels as feedback."""
         import json
 
-        from tests.serve_support import request
+        from tests.support.serve import request
 
         body = json.dumps({"dataframe_split": {"columns": list(rows.columns),
                                                "data": rows.astype(object).values.tolist()}}).encode()
@@ -305,8 +305,8 @@ def make_trained_repo(path: Path) -> Path:
     import sys
 
     from demo.demo import TRAIN_SCRIPT
-    from tests.checks_support import write_config
-    from tests.serve_support import git_, gitml_
+    from tests.support.checks import write_config
+    from tests.support.serve import git_, gitml_
 
     path.mkdir(parents=True)
     git_(path, "init", "-q")

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.checks_support import (
+from tests.support.checks import (
     FEATURES,
     arrests_split,
     good_model,
