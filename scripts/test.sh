@@ -24,4 +24,5 @@ if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)
         || echo "note: could not install ${missing[*]}; the tests that need them will say so"
 fi
 export PATH="$PWD/.venv/bin:$PATH"
-exec .venv/bin/python -m pytest -n 2 -q -p no:cacheprovider "$@"
+# --dist loadscope: a module's tests stay on one worker, in order (some share a module fixture)
+exec .venv/bin/python -m pytest -n 2 --dist loadscope -q -p no:cacheprovider "$@"
