@@ -10,7 +10,7 @@ import contextlib
 import os
 import stat as stat_mod
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,11 +22,12 @@ from gitml.errors import (
     PointerError,
     UsageError,
 )
-from gitml.layout import COMMITTED_DIR, TMP_PREFIX, is_temp_name, owner_is_gone
+from gitml.layout import COMMITTED_DIR, TMP_PREFIX, is_temp_name, owner_is_gone, temp_name
 from gitml.repo import MLRepo
 from gitml.store import pointer as ptr
 from gitml.store.fsutil import atomic_write_bytes, atomic_write_text, file_lock
 from gitml.store.ids import hash_bytes, new_hasher
+from gitml.store.objects import StoredFile
 from gitml.store.pointer import Pointer
 from gitml.store.stat_cache import trusted
 from gitml.store.tree import TreeEntry
@@ -85,37 +86,80 @@ class _FileState:
 
 def _hash_and_store(repo: MLRepo, items: list[_FileState], *, store: bool, jobs: int,
                     progress: ProgressFn | None) -> int:
-    """Fill in ``oid`` for items lacking one; store content when ``store``. Returns new bytes."""
+    """Fill in ``oid`` for items lacking one; store content when ``store``. Returns new bytes.
+
+    Small files are done on this thread, many at a time (stored into packs): their cost is
+    system calls, which extra threads only make contend. Large ones are read by ``jobs``
+    threads, where reading and hashing do overlap."""
     todo = [i for i in items if i.oid is None]
+    if not todo:
+        return 0
+    from gitml.store.objects import PACK_OBJECT_MAX
+
+    small = [i for i in todo if i.st.st_size < PACK_OBJECT_MAX]
+    large = [i for i in todo if i.st.st_size >= PACK_OBJECT_MAX]
+    with _readable_errors():
+        new = _store_small(repo, small, progress) if store else _hash_small(small, progress)
+    return new + _hash_and_store_large(repo, large, store=store, jobs=jobs, progress=progress)
+
+
+@contextlib.contextmanager
+def _readable_errors() -> Iterator[None]:
+    """A file that vanished or cannot be read while being added: one line, not a traceback."""
+    try:
+        yield
+    except FileNotFoundError as e:
+        raise GitMLError(f"{e.filename} disappeared while it was being added") from None
+    except PermissionError as e:
+        raise GitMLError(f"cannot read {e.filename}: permission denied",
+                         "check the file's permissions") from None
+
+
+def _store_small(repo: MLRepo, items: list[_FileState], progress: ProgressFn | None) -> int:
+    new = 0
+
+    def done(i: int, stored: StoredFile) -> None:
+        nonlocal new
+        items[i].oid = stored.oid
+        new += stored.new_bytes
+        if progress:
+            progress(stored.size)
+
+    repo.store.put_files([i.abs for i in items], [i.st.st_size for i in items], done)
+    return new
+
+
+def _hash_small(items: list[_FileState], progress: ProgressFn | None) -> int:
+    for item in items:
+        with open(item.abs, "rb", buffering=0) as f:
+            item.oid = hash_bytes(f.read())
+        if progress:
+            progress(item.st.st_size)
+    return 0
+
+
+def _hash_and_store_large(repo: MLRepo, todo: list[_FileState], *, store: bool, jobs: int,
+                          progress: ProgressFn | None) -> int:
     if not todo:
         return 0
 
     def work(batch: list[_FileState]) -> int:
         new = 0
         for item in batch:
-            if store:
-                try:
+            with _readable_errors():
+                if store:
                     res = repo.store.put_file(item.abs)
-                except FileNotFoundError:
-                    raise GitMLError(f"{item.abs} disappeared while it was being added") from None
-                except PermissionError:
-                    raise GitMLError(f"cannot read {item.abs}: permission denied",
-                                     "check the file's permissions") from None
-                item.oid = res.oid
-                new += res.new_bytes
-            else:
-                from gitml.store.ids import hash_file
+                    item.oid = res.oid
+                    new += res.new_bytes
+                else:
+                    from gitml.store.ids import hash_file
 
-                try:
                     item.oid, _ = hash_file(item.abs)
-                except PermissionError:
-                    raise GitMLError(f"cannot read {item.abs}: permission denied",
-                                     "check the file's permissions") from None
             if progress:
                 progress(item.st.st_size)
         return new
 
-    # Batches keep thread hand-off cheap for many small files; big files get their own batch.
+    # big files get a batch each, so the threads share them out evenly
     batches: list[list[_FileState]] = []
     current: list[_FileState] = []
     size = 0
@@ -502,7 +546,7 @@ def pointer_size_problem(repo: MLRepo, p: Pointer) -> str | None:
             if actual == p.size:
                 repo.stat_cache.mark_complete(checked)
         elif store.has_object(p.oid):
-            actual = store.object_path(p.oid).stat().st_size
+            actual = store.key_size(f"objects/{p.oid[:2]}/{p.oid[2:]}")
         else:
             actual, _ = store.read_chunklist(p.oid)
     except (GitMLError, OSError):
@@ -671,7 +715,12 @@ def _sweep_temp_files(repo: MLRepo, art: str) -> None:
     for entry in entries:
         if entry.name.startswith(TMP_MARK) and is_temp_name(entry.name) and owner_is_gone(entry.name):
             with contextlib.suppress(OSError):
-                os.unlink(entry.path)
+                if entry.is_dir(follow_symlinks=False):  # a new folder being written whole
+                    import shutil
+
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
 
 
 def _checkout_file(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *, force: bool,
@@ -719,6 +768,9 @@ def _checkout_dir(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *,
         if problem:  # a damaged tree may still parse: never restore from it
             result.damaged[art] = p.oid
             return
+    if not root.exists():
+        _checkout_new_dir(repo, art, list(wanted.values()), result)
+        return
     have: dict[str, _FileState] = {}
     if root.is_dir():
         scan, _ = _scan_dir(repo, art, store=False, jobs=jobs, need_entries=False)
@@ -782,6 +834,50 @@ def _checkout_dir(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *,
         result.restored.append(art)
     else:
         result.unchanged.append(art)
+
+
+def _checkout_new_dir(repo: MLRepo, art: str, entries: list[TreeEntry],
+                      result: CheckoutResult) -> None:
+    """A folder that is not there at all is written whole into a temporary sibling and
+    renamed into place once: each file costs an open, a write and a close (no temp file
+    and rename per file), in the order the objects lie in the store, and a killed
+    checkout leaves no half-written folder (the sibling is swept by name)."""
+    root = repo.abspath(art)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp_root = root.parent / temp_name(root.name)
+    os.mkdir(tmp_root)
+    base = str(tmp_root)
+    made: set[str] = {base}
+    store = repo.store
+    rows: list[tuple[str, os.stat_result, str]] = []
+    try:
+        for e in store.in_storage_order(entries):
+            rel = f"{art}/{e.path}"
+            dest = f"{base}/{e.path}"
+            folder = dest.rpartition("/")[0]
+            if folder not in made:
+                os.makedirs(folder, exist_ok=True)
+                made.add(folder)
+            try:
+                st = store.write_verified(e.oid, dest, e.mode)
+            except (CorruptObjectError, ObjectMissingError):
+                result.damaged[rel] = e.oid
+                continue
+            rows.append((rel, st, e.oid))
+        os.rename(tmp_root, root)
+    except OSError as e:
+        import shutil
+
+        shutil.rmtree(tmp_root, ignore_errors=True)
+        raise GitMLError(f"cannot write {art}: {e.strerror}") from e
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(tmp_root, ignore_errors=True)
+        raise
+    repo.stat_cache.record_many(rows, written_by_us=True)  # a rename keeps inodes and times
+    if not any(k.startswith(art + "/") for k in result.damaged):
+        result.restored.append(art)
 
 
 def _prune_empty_dirs(root: Path) -> None:

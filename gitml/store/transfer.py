@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,7 +27,8 @@ from gitml.errors import CorruptObjectError, GitMLError, ObjectMissingError
 from gitml.store import chunking, tree
 from gitml.store import packs as packs_mod
 from gitml.store.fsutil import atomic_write_bytes
-from gitml.store.objects import CHUNKED, OBJECTS, ObjectStore, check_blob, key_for, parse_key
+from gitml.store.keys import CHUNKED, OBJECTS, key_for, parse_key
+from gitml.store.objects import ObjectStore, check_blob
 from gitml.store.packs import PackIndex
 from gitml.store.pointer import Pointer
 from gitml.store.remote import DEFAULT_PACK_BYTES, Remote
@@ -224,8 +224,8 @@ def _local_sizes(store: ObjectStore, keys: Sequence[str]) -> list[tuple[str, int
     absent: list[str] = []
     for k in keys:
         try:
-            sized.append((k, os.stat(store.path_of_key(k)).st_size))
-        except FileNotFoundError:
+            sized.append((k, store.key_size(k)))
+        except ObjectMissingError:
             absent.append(k)
     if absent:
         raise ObjectMissingError(
@@ -288,10 +288,10 @@ def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known:
         for k in keys:
             check_local(store, k)
         if len(batch) == 1:
-            remote.put_file(keys[0], store.path_of_key(keys[0]))
+            put_object(store, remote, keys[0])
         else:
             assert packs is not None
-            files = [(k, f"{store.root}/{k}", size) for k, size in batch]
+            files = [(k, *store.segment_of(k)[:2], size) for k, size in batch]
             pack_id, index = packs_mod.upload_pack(remote, files, packs.orphans)
             packs.add(pack_id, index)
         finished(keys, total)
@@ -307,6 +307,14 @@ def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known:
     finally:
         known.add(done_batch)
     return stats
+
+
+def put_object(store: ObjectStore, remote: Remote, key: str) -> None:
+    """Upload one object as a key of its own, from its file or its local pack."""
+    if store.is_loose(key):
+        remote.put_file(key, store.path_of_key(key))
+    else:
+        remote.put_bytes(key, store.read_key(key))
 
 
 def check_local(store: ObjectStore, key: str) -> None:
@@ -380,7 +388,7 @@ def repair_remote(store: ObjectStore, remote: Remote, keys: Sequence[str], *,
     for key in damaged:
         entry = packs.locate(key) if packs is not None else None
         if entry is None:
-            remote.put_file(key, store.path_of_key(key))
+            put_object(store, remote, key)
         else:
             by_pack.setdefault(entry.pack, []).append(key)
     for pack_id in by_pack:
@@ -404,7 +412,7 @@ def _rewrite_pack(store: ObjectStore, remote: Remote, packs: PackIndex, pack_id:
                     f"{key} in pack {pack_id} on remote '{remote.name}' is damaged and this "
                     "clone has no copy of it", "push it from a clone that has it")
             check_local(store, key)
-            blob = store.path_of_key(key).read_bytes()
+            blob = store.read_key(key)
         parts.append((key, blob))
     new_id, pack, _ = packs_mod.build_pack(parts)
     assert new_id == pack_id  # the index fixes the bytes: same members, same id
@@ -426,22 +434,27 @@ def _download_verified(store: ObjectStore, remote: Remote, key: str) -> int:
 def _install_range(store: ObjectStore, remote: Remote, rng: packs_mod.ReadRange) -> tuple[int, int]:
     """Read one range of a pack; verify and store each object in it. (objects, bytes)"""
     data = remote.get_range(packs_mod.pack_key(rng.pack), rng.start, rng.length)
-    count = 0
+    verified = []
     for key, blob in packs_mod.slice_range(rng, data):
-        _store_checked(store, remote, key, blob, f"{key} in pack {rng.pack} on remote '{remote.name}'")
-        count += 1
-    return count, len(data)
+        _check_downloaded(remote, key, blob, f"{key} in pack {rng.pack} on remote '{remote.name}'")
+        verified.append((key, blob))
+    store.put_many_keys(verified)  # a local pack, not one file per object
+    return len(verified), len(data)
 
 
 def _store_checked(store: ObjectStore, remote: Remote, key: str, blob: bytes | memoryview,
                    where: str) -> None:
     """Verify downloaded content against its key (see :func:`check_blob`), then store it;
     nothing unverified is ever kept."""
+    _check_downloaded(remote, key, blob, where)
+    store.put_key_bytes(key, blob)
+
+
+def _check_downloaded(remote: Remote, key: str, blob: bytes | memoryview, where: str) -> None:
     problem = check_blob(key, blob)
     if problem:
         raise CorruptObjectError(f"{where} is damaged ({problem}); nothing was kept",
                                  "the remote copy is bad: push it again from a clone that has it")
-    store.put_key_bytes(key, blob)
 
 
 def fetch(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known: KnownIndex,
