@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import stat as stat_mod
-from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitml.artifacts import select as select_mod
+from gitml.artifacts.folder_scan import check_name, quick_fingerprint, special_kind, walk
+from gitml.artifacts.folder_scan import fingerprint as folder_fingerprint
 from gitml.errors import (
     CorruptObjectError,
     GitMLError,
@@ -26,7 +27,7 @@ from gitml.layout import COMMITTED_DIR, TMP_PREFIX, is_temp_name, owner_is_gone,
 from gitml.repo import MLRepo
 from gitml.store import pointer as ptr
 from gitml.store.fsutil import atomic_write_bytes, atomic_write_text, file_lock
-from gitml.store.ids import hash_bytes, new_hasher
+from gitml.store.ids import hash_bytes
 from gitml.store.objects import StoredFile
 from gitml.store.pointer import Pointer
 from gitml.store.stat_cache import trusted
@@ -179,71 +180,6 @@ def _hash_and_store_large(repo: MLRepo, todo: list[_FileState], *, store: bool, 
         return sum(pool.map(work, batches))
 
 
-def _walk_dir(root: Path, repo_root: Path) -> list[tuple[str, str, os.stat_result]]:
-    """Every regular file below ``root`` as (relative posix path, path, stat)."""
-    out: list[tuple[str, str, os.stat_result]] = []
-    stack: list[tuple[str, str]] = [(str(root), "")]
-    while stack:
-        folder, prefix = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except PermissionError as e:
-            raise GitMLError(f"cannot read folder {folder}: permission denied",
-                             "check the folder's permissions") from e
-        for entry in entries:
-            if entry.name.startswith(TMP_MARK):
-                if owner_is_gone(entry.name):  # left by a killed gitml: never content
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
-                continue
-            check_name(entry.path)
-            rel = prefix + entry.name
-            if entry.is_symlink():
-                target = Path(os.path.realpath(entry.path))
-                if not target.is_relative_to(repo_root):
-                    raise GitMLError(f"{entry.path} is a link to {target}, outside the repository",
-                                     "copy the file in or remove the link")
-                st = os.stat(entry.path)
-                if stat_mod.S_ISDIR(st.st_mode):
-                    raise GitMLError(f"{entry.path} is a link to a folder; gitml does not follow "
-                                     "folder links", "replace it with the folder's content")
-                out.append((rel, entry.path, st))
-            elif entry.is_dir(follow_symlinks=False):
-                stack.append((entry.path, rel + "/"))
-            elif entry.is_file(follow_symlinks=False):
-                out.append((rel, entry.path, entry.stat(follow_symlinks=False)))
-            else:
-                raise GitMLError(f"{entry.path} is {_special_kind(entry.stat(follow_symlinks=False))}; "
-                                 "gitml versions regular files only", "move it out of the folder")
-    return out
-
-
-def _special_kind(st: os.stat_result) -> str:
-    mode = st.st_mode
-    if stat_mod.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat_mod.S_ISSOCK(mode):
-        return "a socket"
-    if stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
-
-
-def check_name(path: str) -> None:
-    """Refuse names Git or the store cannot hold faithfully: bytes that are not UTF-8
-    (they cannot be written to Git's index or a tree object) and line breaks (a
-    ``.gitignore`` pattern and the tree format are line-based)."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        raise GitMLError(f"{shown!r}: the file name is not valid UTF-8",
-                         "rename the file (e.g. with `convmv`)") from None
-    if "\n" in path or "\r" in path:
-        raise GitMLError(f"{path!r}: file names with line breaks are not supported",
-                         "rename the file")
-
-
 def _mode(st: os.stat_result) -> int:
     return 0o100755 if st.st_mode & 0o111 else 0o100644
 
@@ -259,27 +195,18 @@ class _DirScan:
         return sum(e.size for e in self.entries)
 
 
-def _fingerprint(walked: list[tuple[str, str, os.stat_result]]) -> tuple[str, int]:
-    """(hash of every member's path, size, mtime and ctime in walk order; newest mtime).
-
-    Not sorted: readdir order is stable while a folder is unchanged, and a different order
-    only costs a full scan, never a wrong answer. Any rewrite, rename-over or chmod moves
-    ctime, so size/mtime/ctime identify a file's state without its inode."""
-    names = "\0".join([w[0] for w in walked]).encode("utf-8", "surrogateescape")
-    mtimes = array("q", [w[2].st_mtime_ns for w in walked])
-    hasher = new_hasher()
-    hasher.update(names)
-    hasher.update(mtimes.tobytes())
-    hasher.update(array("q", [w[2].st_ctime_ns for w in walked]).tobytes())
-    hasher.update(array("q", [w[2].st_size for w in walked]).tobytes())
-    return hasher.hexdigest(), max(mtimes, default=0)
-
-
 def _scan_dir(repo: MLRepo, rel: str, *, store: bool, jobs: int,
-              progress: ProgressFn | None = None, need_entries: bool = True) -> tuple[_DirScan, int]:
+              progress: ProgressFn | None = None, need_entries: bool = True,
+              expected_files: int = 0) -> tuple[_DirScan, int]:
     root = repo.abspath(rel)
-    walked = _walk_dir(root, repo.workdir)
-    fingerprint, newest = _fingerprint(walked)
+    if not store and not need_entries:
+        quick = quick_fingerprint(root, expected_files)
+        if quick is not None:
+            oid = repo.stat_cache.lookup_dir(rel, *quick)
+            if oid is not None:
+                return _DirScan([], [], oid), 0
+    walked = walk(root, repo.workdir)
+    fingerprint, newest = folder_fingerprint(walked)
     if not store and not need_entries:
         oid = repo.stat_cache.lookup_dir(rel, fingerprint, newest)
         if oid is not None:
@@ -376,7 +303,7 @@ def _validate_add_target(repo: MLRepo, rel: str, tracked: set[str], arts: set[st
     except OSError as e:
         raise GitMLError(f"{rel}: cannot read it: {e.strerror}", "check its permissions") from e
     if not (stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISDIR(st.st_mode)):
-        raise GitMLError(f"{rel} is {_special_kind(st)}; gitml versions regular files and folders")
+        raise GitMLError(f"{rel} is {special_kind(st)}; gitml versions regular files and folders")
     pointer_path = repo.abspath(ptr.pointer_path_for(rel))
     if pointer_path.is_dir() and not pointer_path.is_symlink():
         raise GitMLError(f"{ptr.pointer_path_for(rel)} is a folder where the pointer would go",
@@ -582,7 +509,8 @@ def status(repo: MLRepo, paths: Sequence[str] | None = None, *, jobs: int | None
             if not path.is_dir():
                 out.append(StatusEntry(art, p.kind, "modified", in_store, "a file where a folder was"))
                 continue
-            scan, _ = _scan_dir(repo, art, store=False, jobs=jobs, need_entries=False)
+            scan, _ = _scan_dir(repo, art, store=False, jobs=jobs, need_entries=False,
+                                expected_files=p.files or 0)
             if scan.oid == p.oid:
                 out.append(StatusEntry(art, p.kind, "clean" if in_store else "not-in-store", in_store))
             else:
