@@ -206,3 +206,39 @@ def test_packs_written_by_another_process_are_seen(repo: Path) -> None:
     member = tree_member_oid(repo, pointer_oid(repo, "d"), "sub0/f000.bin")
     assert store.has_object(member)  # found without being told to look again
     assert store.read_verified(member) == (repo / "d/sub0/f000.bin").read_bytes()
+
+
+def test_pull_from_a_folder_remote_takes_its_packs_whole_and_verified(repo: Path, tmp_path: Path) -> None:
+    data = make_folder(repo / "d", n=300)
+    gitml(repo, "add", "d")
+    gitml(repo, "remote", "add", "origin", str(tmp_path / "remote"), "--default")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "data")
+    gitml(repo, "push")
+    remote_packs = sorted((tmp_path / "remote/packs").glob("*.pack"))
+    assert remote_packs
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    gitml(clone, "pull")
+    assert folder_bytes(clone / "d") == data
+    local = {p.name: p for p in pack_files(clone)}
+    # the same pack files, linked (no bytes copied): git clone of a local path does the same
+    for rp in remote_packs:
+        assert rp.name in local and os.path.samefile(rp, local[rp.name])
+
+    # a remote pack with one damaged object is not taken whole: what is wanted is read by
+    # ranges, and a damaged wanted object is an error naming it, with nothing kept
+    victim = remote_packs[0]
+    victim.chmod(0o644)
+    with open(victim, "r+b") as f:
+        f.seek(5)
+        b = f.read(1)
+        f.seek(5)
+        f.write(bytes([b[0] ^ 0xFF]))
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(repo), str(other))
+    proc = gitml(other, "pull", check=False)
+    assert proc.returncode != 0 and "damaged" in proc.stderr and "Traceback" not in proc.stderr
+    assert not any(os.path.samefile(victim, p) for p in pack_files(other))
+    kept = json.loads(gitml(other, "fsck", "--json", check=False).stdout)
+    assert not kept["damaged"] and kept["missing"] == ["d"]  # what was kept is whole

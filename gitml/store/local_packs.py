@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from gitml.errors import CorruptObjectError
@@ -34,8 +34,9 @@ from gitml.store.packs import PackEntry, index_bytes, parse_index
 PACKS_DIR = "packs"
 #: a pack being written is closed and a new one started past this many bytes
 PACK_LIMIT = 64 * 1024 * 1024
-#: a directory whose mtime is this recent may still change within its clock tick
-RACY_NS = 2_000_000_000
+#: a folder's mtime comes from a coarse clock (a tick is 1-10 ms): a listing taken this soon
+#: after the last change may have missed a rename made in the same tick
+RACY_NS = 50_000_000
 
 
 class LocalPacks:
@@ -76,27 +77,30 @@ class LocalPacks:
         import time
 
         with self._lock:
+            now = time.time_ns()  # before listing: what the listing is sure to include
             try:
                 mtime = os.stat(self.dir).st_mtime_ns
                 names = os.listdir(self.dir)
             except FileNotFoundError:
                 mtime, names = 0, []
-            now = time.time_ns()
             present = set(names)
             complete = {n[:-4] for n in names if n.endswith(".idx") and n[:-4] + ".pack" in present}
-            loaded = {p: e for p, e in self.by_pack.items() if p in complete}
-            for pack_id in sorted(complete - set(loaded)):
+            gone = set(self.by_pack) - complete
+            for pack_id in sorted(complete - set(self.by_pack)):
                 path = self.dir / f"{pack_id}.idx"
                 try:
                     data = path.read_bytes()
                 except FileNotFoundError:
                     continue  # removed by gc since we listed
-                loaded[pack_id] = parse_index(data, pack_id, "the local store")
-            for gone in set(self._fds) - set(loaded):
-                with contextlib.suppress(OSError):
-                    os.close(self._fds.pop(gone))
-            self.by_pack = loaded
-            self.entries = {k: e for entries in loaded.values() for k, e in entries.items()}
+                entries = parse_index(data, pack_id, "the local store")
+                self.by_pack[pack_id] = entries
+                self.entries.update(entries)
+            if gone:  # rare (gc ran): rebuild the lookup table
+                for pack_id in gone:
+                    del self.by_pack[pack_id]
+                    with contextlib.suppress(KeyError, OSError):
+                        os.close(self._fds.pop(pack_id))
+                self.entries = {k: e for entries in self.by_pack.values() for k, e in entries.items()}
             self._seen = (mtime, now)
 
     def keys(self) -> Iterator[str]:
@@ -139,16 +143,60 @@ class LocalPacks:
     def writer(self, limit: int = PACK_LIMIT) -> PackWriter:
         return PackWriter(self, limit)
 
-    def install(self, tmp_pack: str, sized: list[tuple[str, int]]) -> str:
-        """Move a whole written pack into place, then its index; returns its id."""
-        pack_id, index = index_bytes(sized)
+    def adopt(self, src: str, pack_id: str, entries: dict[str, PackEntry],
+              check: Callable[[str, bytes], str | None]) -> bool:
+        """Take a whole pack from a folder remote: hard-linked where the file system allows
+        (like ``git clone`` of a local path; pack files never change once written),
+        copied in the kernel elsewhere. Every object in it is verified before its index
+        is written; False (nothing kept) when one does not hash to its id, or the pack is
+        not what its index says."""
+        ordered = sorted(entries.items(), key=lambda kv: kv[1].offset)
+        my_id, index = index_bytes([(k, e.size) for k, e in ordered])
+        if my_id != pack_id:
+            return False
+        if pack_id in self.by_pack:
+            return True
+        os.makedirs(self.tmp_dir, exist_ok=True)
+        tmp = str(self.tmp_dir / temp_name(pack_id + ".pack"))
+        try:
+            try:
+                os.link(src, tmp)
+            except FileNotFoundError:
+                return False  # gone from the remote (its gc): read by ranges, or report it
+            except OSError:  # another file system, or links not allowed
+                try:
+                    _kernel_copy_file(src, tmp)
+                except FileNotFoundError:
+                    return False
+            fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                total = sum(e.size for _, e in ordered)
+                if os.fstat(fd).st_size != total:
+                    return False
+                for key, e in ordered:
+                    if check(key, os.pread(fd, e.size, e.offset)) is not None:
+                        return False
+            finally:
+                os.close(fd)
+            self._install_verified(tmp, pack_id, index)
+            tmp = ""
+        except OSError as e:
+            raise _write_error(e, self.dir) from e
+        finally:
+            if tmp:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        return True
+
+    def _install_verified(self, tmp_pack: str, pack_id: str, index: bytes) -> None:
         os.makedirs(self.dir, exist_ok=True)
         dest = self.dir / f"{pack_id}.pack"
         idx = self.dir / f"{pack_id}.idx"
         if dest.exists() and idx.exists():
-            os.unlink(tmp_pack)  # the same objects in the same order: the same pack
+            os.unlink(tmp_pack)
         else:
-            os.chmod(tmp_pack, 0o444)
+            if os.stat(tmp_pack).st_nlink == 1:  # a linked remote file is already read-only
+                os.chmod(tmp_pack, 0o444)
             os.replace(tmp_pack, dest)
             tmp_idx = self.tmp_dir / temp_name(pack_id + ".idx")
             with open(tmp_idx, "wb") as f:
@@ -159,6 +207,11 @@ class LocalPacks:
         with self._lock:
             self.by_pack[pack_id] = entries
             self.entries.update(entries)
+
+    def install(self, tmp_pack: str, sized: list[tuple[str, int]]) -> str:
+        """Move a whole written pack into place, then its index; returns its id."""
+        pack_id, index = index_bytes(sized)
+        self._install_verified(tmp_pack, pack_id, index)  # the writer hashed every object
         return pack_id
 
     def delete(self, pack_id: str) -> None:
@@ -196,6 +249,19 @@ class LocalPacks:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             self._fds.clear()
+
+
+def _kernel_copy_file(src: str, dest: str) -> None:
+    with open(src, "rb", buffering=0) as s, open(dest, "wb", buffering=0) as d:
+        try:
+            while os.copy_file_range(s.fileno(), d.fileno(), 1 << 30):
+                pass
+        except OSError:
+            s.seek(0)
+            d.seek(0)
+            d.truncate()
+            while block := s.read(8 << 20):
+                d.write(block)
 
 
 class PackWriter:

@@ -458,9 +458,9 @@ class ObjectStore:
     # reading ---------------------------------------------------------------
     def read_chunklist(self, oid: str) -> tuple[int, list[ChunkRef]]:
         try:
-            data = self.chunklist_path(oid).read_bytes()
-        except FileNotFoundError as e:
-            raise ObjectMissingError(f"object {oid} is not in the local store") from e
+            data = self.read_key(key_for(CHUNKED, oid))  # loose, or in a pack taken whole
+        except ObjectMissingError:
+            raise ObjectMissingError(f"object {oid} is not in the local store") from None
         return chunking.loads(data, oid)
 
     def read_object(self, oid: str) -> bytes:
@@ -694,15 +694,44 @@ def _try_clone(src: object, dst: io.FileIO) -> bool:
 
 def _copy_stream(src: Readable, dst: io.FileIO) -> None:
     """Copy in the kernel (copy_file_range) where possible: no bytes through Python."""
-    if isinstance(src, _ChunkReader) and src.all_loose():
-        for path in src.remaining_paths():
-            with open(path, "rb", buffering=0) as chunk:
-                _copy_stream(chunk, dst)
+    if isinstance(src, _ChunkReader):
+        _copy_segments(src.remaining_segments(), dst)
         return
     if isinstance(src, io.FileIO) and _kernel_copy(src.fileno(), dst.fileno()):
         return
     while block := src.read(8 << 20):
         dst.write(block)
+
+
+def _copy_segments(segments: Iterable[tuple[str, int, int]], dst: io.FileIO) -> None:
+    """Append slices of files (loose chunks, chunks inside packs) to ``dst``, in the kernel
+    where it can (copy_file_range with a source offset), else through a buffer."""
+    fds: dict[str, int] = {}
+    kernel = True
+    try:
+        for path, offset, size in segments:
+            fd = fds.get(path)
+            if fd is None:
+                fd = fds[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            left, at = size, offset
+            while left and kernel:
+                try:
+                    n = os.copy_file_range(fd, dst.fileno(), left, at)
+                except OSError:
+                    kernel = False
+                    break
+                if not n:
+                    raise CorruptObjectError(f"{path} is shorter than the store's index says")
+                left, at = left - n, at + n
+            while left:
+                block = os.pread(fd, min(left, 8 << 20), at)
+                if not block:
+                    raise CorruptObjectError(f"{path} is shorter than the store's index says")
+                dst.write(block)
+                left, at = left - len(block), at + len(block)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
 
 
 def _kernel_copy(src_fd: int, dst_fd: int) -> bool:
@@ -742,7 +771,6 @@ class _ChunkReader(io.RawIOBase):
 
     def __init__(self, store: ObjectStore, chunks: list[ChunkRef], size: int) -> None:
         self._store = store
-        self._refs = chunks
         self._chunks = iter(chunks)
         self._current: io.RawIOBase | io.BytesIO | None = None
         self.size = size
@@ -750,15 +778,13 @@ class _ChunkReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def all_loose(self) -> bool:
-        return all(self._store.is_loose(key_for(OBJECTS, c.oid)) for c in self._refs)
-
-    def remaining_paths(self) -> Iterator[Path]:
-        """Paths of the chunks not read yet (for kernel-side copies; all loose)."""
+    def remaining_segments(self) -> Iterator[tuple[str, int, int]]:
+        """(file, offset, size) of the chunks not read yet: loose files or slices of packs
+        (for copies in the kernel)."""
         if self._current is not None:
-            raise RuntimeError("remaining_paths() after a partial read")
+            raise RuntimeError("remaining_segments() after a partial read")
         for ref in self._chunks:
-            yield self._store.object_path(ref.oid)
+            yield self._store.segment_of(key_for(OBJECTS, ref.oid))
 
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         while True:

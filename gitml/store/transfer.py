@@ -542,7 +542,7 @@ class _Fetch:
             oid = _oid_of(key)
             problem = self.store.verify_key(key)
             if problem:
-                self.store.chunklist_path(oid).unlink(missing_ok=True)
+                self.store.remove_keys([key])
                 raise CorruptObjectError(
                     f"{self.names[oid]} ({oid}) from remote '{self.remote.name}' is damaged: "
                     f"{problem}; nothing was kept", "push it again from a clone that has it")
@@ -555,11 +555,12 @@ class _Fetch:
                 return
             errors = self._fetch_once(keys)
             # a pack may vanish under us (another clone's gc repacked it): look again, once
-            vanished = [t for t, e in errors if isinstance(t, packs_mod.ReadRange)
+            vanished = [t for t, e in errors if isinstance(t, packs_mod.ReadRange | AdoptPack)
                         and isinstance(e, ObjectMissingError)]
             if attempt == 0 and self.packs is not None and vanished and len(vanished) == len(errors):
                 self.packs.refresh(self.jobs)
-                keys = [k for t in vanished for k, _ in t.items]
+                keys = [k for t in vanished
+                        for k in (t.wanted if isinstance(t, AdoptPack) else [k for k, _ in t.items])]
                 continue
             if errors:
                 labels = [t if isinstance(t, str) else f"pack {t.pack}" for t, _ in errors]
@@ -568,7 +569,7 @@ class _Fetch:
                              "downloading", self.remote)
             return
 
-    def _fetch_once(self, keys: list[str]) -> list[tuple[str | packs_mod.ReadRange, Exception]]:
+    def _fetch_once(self, keys: list[str]) -> list[tuple[str | packs_mod.ReadRange | AdoptPack, Exception]]:
         located: list[tuple[str, packs_mod.PackEntry]] = []
         loose: list[str] = []
         if self.packs is not None and not self.packs.refreshed:
@@ -579,11 +580,42 @@ class _Fetch:
                 loose.append(k)
             else:
                 located.append((k, entry))
-        tasks: list[str | packs_mod.ReadRange] = [*packs_mod.plan_ranges(located), *loose]
+        whole, located = self._adoptable(located)
+        tasks: list[str | packs_mod.ReadRange | AdoptPack] = [
+            *whole, *packs_mod.plan_ranges(located), *loose]
         return _run_pool(self.jobs, tasks, self._download)
 
-    def _download(self, task: str | packs_mod.ReadRange) -> None:
-        if isinstance(task, str):
+    def _adoptable(self, located: list[tuple[str, packs_mod.PackEntry]]
+                   ) -> tuple[list[AdoptPack], list[tuple[str, packs_mod.PackEntry]]]:
+        """Packs of a folder remote of which most bytes are wanted are taken whole (linked
+        or copied in the kernel, then verified) instead of read range by range; the rest
+        of ``located`` is read as ranges."""
+        if self.packs is None or not located:
+            return [], located
+        wanted: dict[str, int] = {}
+        for _, e in located:
+            wanted[e.pack] = wanted.get(e.pack, 0) + e.size
+        whole: list[AdoptPack] = []
+        for pack_id, nbytes in wanted.items():
+            entries = self.packs.by_pack.get(pack_id, {})
+            total = sum(e.size for e in entries.values())
+            if total and nbytes >= ADOPT_RATIO * total:
+                path = self.remote.local_file(packs_mod.pack_key(pack_id))
+                if path is not None:
+                    whole.append(AdoptPack(pack_id, path, entries,
+                                           tuple(k for k, e in located if e.pack == pack_id)))
+        taken = {a.pack for a in whole}
+        return whole, [(k, e) for k, e in located if e.pack not in taken]
+
+    def _download(self, task: str | packs_mod.ReadRange | AdoptPack) -> None:
+        if isinstance(task, AdoptPack):
+            if not self.store.packs.adopt(task.path, task.pack, task.entries, check_blob):
+                # a damaged object in it (perhaps not one we want): read what we want
+                for rng in packs_mod.plan_ranges([(k, task.entries[k]) for k in task.wanted]):
+                    self._download(rng)
+                return
+            count, size = len(task.wanted), sum(task.entries[k].size for k in task.wanted)
+        elif isinstance(task, str):
             count, size = 1, _download_verified(self.store, self.remote, task)
         else:
             with self._budget.hold(task.length):
@@ -593,6 +625,18 @@ class _Fetch:
             self.stats.bytes += size
         if self.advance:
             self.advance(size)
+
+
+#: a folder remote's pack is taken whole when at least this share of its bytes is wanted
+ADOPT_RATIO = 0.5
+
+
+@dataclass(frozen=True)
+class AdoptPack:
+    pack: str
+    path: str  # the pack's file on the folder remote
+    entries: dict[str, packs_mod.PackEntry]
+    wanted: tuple[str, ...]
 
 
 def _oid_of(key: str) -> str:
