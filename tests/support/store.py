@@ -100,3 +100,9 @@ def flip_object_byte(repo: Path, oid: str, at: int = 0) -> None:
 
 def pack_files(repo: Path) -> list[Path]:
     return sorted((store_root(repo) / "packs").glob("*.pack"))
+
+
+def store_objects(repo: Path) -> dict[str, bytes]:
+    """store key -> bytes of every object in the local store, loose or packed."""
+    store = open_store(repo)
+    return {key: store.read_key(key) for key in store.iter_keys()}
