@@ -242,3 +242,21 @@ def test_pull_from_a_folder_remote_takes_its_packs_whole_and_verified(repo: Path
     assert not any(os.path.samefile(victim, p) for p in pack_files(other))
     kept = json.loads(gitml(other, "fsck", "--json", check=False).stdout)
     assert not kept["damaged"] and kept["missing"] == ["d"]  # what was kept is whole
+
+
+def test_gc_merges_many_small_packs(repo: Path) -> None:
+    made = {}
+    for i in range(18):  # 18 adds, 18 packs
+        made[f"p{i}"] = make_folder(repo / f"p{i}", n=10, seed=100 + i)
+        gitml(repo, "add", f"p{i}")
+    git(repo, "commit", "-q", "-m", "many")
+    assert len(pack_files(repo)) == 18
+    gitml(repo, "gc")
+    assert len(pack_files(repo)) == 1
+    assert gitml(repo, "fsck").returncode == 0
+    import shutil
+
+    for name in made:
+        shutil.rmtree(repo / name)
+    gitml(repo, "checkout")
+    assert all(folder_bytes(repo / name) == files for name, files in made.items())

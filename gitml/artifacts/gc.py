@@ -81,6 +81,7 @@ def gc_local(repo: MLRepo, *, dry_run: bool) -> GcResult:
                     res.bytes += repo.store.key_size(key)
         if not dry_run:
             repo.store.remove_keys(res.unreachable)  # packs holding dead objects are rewritten
+            repo.store.consolidate_packs()
             repo.stat_cache.clear_complete()
             _clean_tmp(repo)
             res.deleted = True

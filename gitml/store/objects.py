@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
 
 from gitml.errors import CorruptObjectError, GitMLError, ObjectMissingError
 from gitml.layout import STORE_TMP, owner_is_gone, temp_name
@@ -32,8 +32,10 @@ from gitml.store.fsutil import store_write_error, temp_path_for
 from gitml.store.ids import hash_bytes, hash_file, hash_stream, new_hasher
 from gitml.store.keys import CHUNKED, OBJECTS, key_for, parse_key
 from gitml.store.local_packs import LocalPacks
-from gitml.store.packs import PackEntry
 from gitml.store.readable import Readable
+
+if TYPE_CHECKING:
+    from gitml.store.packs import PackEntry
 
 #: a copy below this size is read, hashed and written in one go
 SMALL_COPY = 1 << 20
@@ -433,6 +435,29 @@ class ObjectStore:
         for pack_id, dead in by_pack.items():
             freed += self.rewrite_pack(pack_id, dead)
         return freed
+
+    def consolidate_packs(self, *, most: int = 16, small: int = 16 * 1024 * 1024) -> int:
+        """When there are more than ``most`` packs, write the objects of those under
+        ``small`` bytes (each re-verified) into as few packs as they fill, then delete them:
+        every add of a changed folder makes a pack, and lookups load every index. Returns
+        how many packs were merged. The caller holds the store's exclusive lock."""
+        self.packs.refresh()
+        sizes = {p: self.packs.pack_size(p) for p in self.packs.by_pack}
+        merge = sorted(p for p, size in sizes.items() if size < small)
+        if len(sizes) <= most or len(merge) < 2:
+            return 0
+        with self.packs.writer() as writer:
+            for pack_id in merge:
+                for key, entry in sorted(self.packs.by_pack[pack_id].items(),
+                                         key=lambda kv: kv[1].offset):
+                    data = self.packs.read(entry)
+                    if check_blob(key, data) is None:  # a damaged copy is not carried over
+                        writer.add(key, data)
+        new = set(writer.pack_ids)
+        for pack_id in merge:
+            if pack_id not in new:
+                self.packs.delete(pack_id)
+        return len(merge)
 
     def rewrite_pack(self, pack_id: str, drop: set[str]) -> int:
         """Write pack ``pack_id`` again without ``drop`` and without any object whose bytes

@@ -27,15 +27,17 @@ import io
 import os
 import threading
 from collections.abc import Collection, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitml.errors import CorruptObjectError
 from gitml.layout import temp_name
 from gitml.store.ids import hash_bytes, is_valid_id
 from gitml.store.keys import parse_key
-from gitml.store.remote import Remote
+
+if TYPE_CHECKING:
+    from gitml.store.remote import Remote
 
 MiB = 1024 * 1024
 PACKS = "packs/"
@@ -247,6 +249,8 @@ class PackIndex:
             self._cache(pack_id, data)
 
         if todo:
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo)))) as pool:
                 list(pool.map(download, todo))
         for pack_id in sorted(complete & cached):
