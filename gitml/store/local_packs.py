@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from gitml.errors import CorruptObjectError
+from gitml.errors import CorruptObjectError, ObjectMissingError
 from gitml.layout import temp_name
 from gitml.store.fsutil import store_write_error as _write_error
 from gitml.store.packs import PackEntry, index_bytes, parse_index
@@ -128,7 +128,11 @@ class LocalPacks:
             with self._lock:
                 fd = self._fds.get(pack_id)
                 if fd is None:
-                    fd = os.open(self.dir / f"{pack_id}.pack", os.O_RDONLY | os.O_CLOEXEC)
+                    try:
+                        fd = os.open(self.dir / f"{pack_id}.pack", os.O_RDONLY | os.O_CLOEXEC)
+                    except FileNotFoundError:  # rewritten by a repair or gc since we looked
+                        raise ObjectMissingError(f"pack {pack_id} left the local store",
+                                                 "run the command again") from None
                     self._fds[pack_id] = fd
         return fd
 
