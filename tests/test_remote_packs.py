@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tests.conftest import git, gitml
 from tests.support.remote import folder_remote_objects
+from tests.support.store import has_key, read_key
 
 FILE = 1000  # bytes per file; with pack_mib 0.0095 (9,961 bytes) a pack holds 9 files
 
@@ -75,7 +76,7 @@ def test_remote_gc_deletes_and_rewrites_packs(repo: Path, tmp_path: Path) -> Non
     assert len(set(v1_packs) & left) == 1  # only the all-live pack of f36..f39 stayed
     # the remote now holds exactly what v2 needs: nothing lost, nothing dead
     after = folder_remote_objects(store)
-    needed = {k for k in live if (repo / ".git/ml/store" / k).exists()}
+    needed = {k for k in live if has_key(repo, k)}
     reachable = {k: v for k, v in live.items() if k in after}
     assert after == reachable and len(after) == 40 + 1 + 1  # files, tree, other.bin
     assert needed >= set(after)
@@ -131,8 +132,7 @@ def test_concurrent_pushes_and_a_pull_agree(repo: Path, tmp_path: Path) -> None:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
     objects = folder_remote_objects(store)
-    local = repo / ".git/ml/store"
-    assert len(objects) == 121 and all((local / k).read_bytes() == v for k, v in objects.items())
+    assert len(objects) == 121 and all(read_key(repo, k) == v for k, v in objects.items())
     assert not [p for p in store.rglob("*") if p.name.endswith(".incomplete")]
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(repo), str(clone))

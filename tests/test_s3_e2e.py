@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import git, gitml
 from tests.s3_server import MotoServer, S3Bucket, free_port
 from tests.support.remote import pack_location, remote_objects
+from tests.support.store import store_objects
 
 SECRET = "s3cr3t-DO-NOT-PRINT-0123456789"
 
@@ -49,15 +50,7 @@ def clone(repo: Path, dest: Path) -> Path:
 
 
 def store_files(clone_dir: Path) -> dict[str, bytes]:
-    store = clone_dir / ".git" / "ml" / "store"
-    out: dict[str, bytes] = {}
-    for ns in ("objects", "chunked"):
-        base = store / ns
-        if base.is_dir():
-            for p in base.rglob("*"):
-                if p.is_file():
-                    out[p.relative_to(store).as_posix()] = p.read_bytes()
-    return out
+    return store_objects(clone_dir)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str]) -> str:

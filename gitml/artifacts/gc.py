@@ -9,12 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitml.errors import GitMLError
+from gitml.errors import GitMLError, ObjectMissingError
 from gitml.layout import STORE_CHUNKED, STORE_OBJECTS, is_temp_name, owner_is_gone
 from gitml.repo import MLRepo
 from gitml.store import pointer as ptr
 from gitml.store.fsutil import file_lock
-from gitml.store.objects import CHUNKED, OBJECTS, key_for, parse_key
+from gitml.store.keys import CHUNKED, OBJECTS, key_for, parse_key
+from gitml.store.local_packs import sweep_unindexed
 from gitml.store.remote import Remote
 
 STALE_TMP_SECONDS = 3600
@@ -76,12 +77,11 @@ def gc_local(repo: MLRepo, *, dry_run: bool) -> GcResult:
         for key in repo.store.iter_keys():
             if key not in keys:
                 res.unreachable.append(key)
-                with contextlib.suppress(FileNotFoundError):
-                    res.bytes += repo.store.path_of_key(key).stat().st_size
+                with contextlib.suppress(ObjectMissingError):
+                    res.bytes += repo.store.key_size(key)
         if not dry_run:
-            for key in res.unreachable:
-                with contextlib.suppress(FileNotFoundError):
-                    repo.store.path_of_key(key).unlink()
+            repo.store.remove_keys(res.unreachable)  # packs holding dead objects are rewritten
+            repo.store.consolidate_packs()
             repo.stat_cache.clear_complete()
             _clean_tmp(repo)
             res.deleted = True
@@ -107,6 +107,8 @@ def _clean_tmp(repo: MLRepo) -> None:
             with contextlib.suppress(FileNotFoundError):
                 if now - entry.stat().st_mtime > STALE_TMP_SECONDS or owner_is_gone(entry.name):
                     os.unlink(entry.path)
+    # a pack whose writer was killed between renaming it and its index: never read
+    sweep_unindexed(store.packs, int(STALE_TMP_SECONDS * 1e9))
 
 
 REMOTE_GRACE_SECONDS = 14 * 24 * 3600  # like `git gc`'s prune expiry

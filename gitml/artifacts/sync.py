@@ -206,7 +206,7 @@ def drop_damaged(repo: MLRepo, arts: Sequence[Artifact], *, jobs: int) -> list[s
     first, since a damaged tree names the wrong members); returns their keys."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from gitml.store.objects import OBJECTS, key_for
+    from gitml.store.keys import OBJECTS, key_for
 
     store = repo.store
     dropped: list[str] = []
@@ -214,7 +214,7 @@ def drop_damaged(repo: MLRepo, arts: Sequence[Artifact], *, jobs: int) -> list[s
         if p.kind == "dir" and store.has_object(p.oid):
             key = key_for(OBJECTS, p.oid)
             if store.verify_key(key):
-                store.path_of_key(key).unlink(missing_ok=True)
+                store.remove_keys([key])
                 dropped.append(key)
     keys: dict[str, None] = {}
     for _, p in arts:
@@ -228,10 +228,8 @@ def drop_damaged(repo: MLRepo, arts: Sequence[Artifact], *, jobs: int) -> list[s
         return key if store.verify_key(key, whole=False) else None
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for bad in pool.map(damaged, present):
-            if bad is not None:
-                store.path_of_key(bad).unlink(missing_ok=True)
-                dropped.append(bad)
+        dropped += [bad for bad in pool.map(damaged, present) if bad is not None]
+    store.remove_keys(dropped)  # a pack holding a damaged object is rewritten without it
     if dropped:
         repo.stat_cache.clear_complete()
     return dropped

@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import stat as stat_mod
-from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitml.artifacts import select as select_mod
+from gitml.artifacts.folder_scan import check_name, quick_fingerprint, special_kind, walk
+from gitml.artifacts.folder_scan import fingerprint as folder_fingerprint
 from gitml.errors import (
     CorruptObjectError,
     GitMLError,
@@ -22,11 +23,12 @@ from gitml.errors import (
     PointerError,
     UsageError,
 )
-from gitml.layout import COMMITTED_DIR, TMP_PREFIX, is_temp_name, owner_is_gone
+from gitml.layout import COMMITTED_DIR, TMP_PREFIX, is_temp_name, owner_is_gone, temp_name
 from gitml.repo import MLRepo
 from gitml.store import pointer as ptr
 from gitml.store.fsutil import atomic_write_bytes, atomic_write_text, file_lock
-from gitml.store.ids import hash_bytes, new_hasher
+from gitml.store.ids import hash_bytes
+from gitml.store.objects import StoredFile
 from gitml.store.pointer import Pointer
 from gitml.store.stat_cache import trusted
 from gitml.store.tree import TreeEntry
@@ -85,37 +87,80 @@ class _FileState:
 
 def _hash_and_store(repo: MLRepo, items: list[_FileState], *, store: bool, jobs: int,
                     progress: ProgressFn | None) -> int:
-    """Fill in ``oid`` for items lacking one; store content when ``store``. Returns new bytes."""
+    """Fill in ``oid`` for items lacking one; store content when ``store``. Returns new bytes.
+
+    Small files are done on this thread, many at a time (stored into packs): their cost is
+    system calls, which extra threads only make contend. Large ones are read by ``jobs``
+    threads, where reading and hashing do overlap."""
     todo = [i for i in items if i.oid is None]
+    if not todo:
+        return 0
+    from gitml.store.objects import PACK_OBJECT_MAX
+
+    small = [i for i in todo if i.st.st_size < PACK_OBJECT_MAX]
+    large = [i for i in todo if i.st.st_size >= PACK_OBJECT_MAX]
+    with _readable_errors():
+        new = _store_small(repo, small, progress) if store else _hash_small(small, progress)
+    return new + _hash_and_store_large(repo, large, store=store, jobs=jobs, progress=progress)
+
+
+@contextlib.contextmanager
+def _readable_errors() -> Iterator[None]:
+    """A file that vanished or cannot be read while being added: one line, not a traceback."""
+    try:
+        yield
+    except FileNotFoundError as e:
+        raise GitMLError(f"{e.filename} disappeared while it was being added") from None
+    except PermissionError as e:
+        raise GitMLError(f"cannot read {e.filename}: permission denied",
+                         "check the file's permissions") from None
+
+
+def _store_small(repo: MLRepo, items: list[_FileState], progress: ProgressFn | None) -> int:
+    new = 0
+
+    def done(i: int, stored: StoredFile) -> None:
+        nonlocal new
+        items[i].oid = stored.oid
+        new += stored.new_bytes
+        if progress:
+            progress(stored.size)
+
+    repo.store.put_files([i.abs for i in items], [i.st.st_size for i in items], done)
+    return new
+
+
+def _hash_small(items: list[_FileState], progress: ProgressFn | None) -> int:
+    for item in items:
+        with open(item.abs, "rb", buffering=0) as f:
+            item.oid = hash_bytes(f.read())
+        if progress:
+            progress(item.st.st_size)
+    return 0
+
+
+def _hash_and_store_large(repo: MLRepo, todo: list[_FileState], *, store: bool, jobs: int,
+                          progress: ProgressFn | None) -> int:
     if not todo:
         return 0
 
     def work(batch: list[_FileState]) -> int:
         new = 0
         for item in batch:
-            if store:
-                try:
+            with _readable_errors():
+                if store:
                     res = repo.store.put_file(item.abs)
-                except FileNotFoundError:
-                    raise GitMLError(f"{item.abs} disappeared while it was being added") from None
-                except PermissionError:
-                    raise GitMLError(f"cannot read {item.abs}: permission denied",
-                                     "check the file's permissions") from None
-                item.oid = res.oid
-                new += res.new_bytes
-            else:
-                from gitml.store.ids import hash_file
+                    item.oid = res.oid
+                    new += res.new_bytes
+                else:
+                    from gitml.store.ids import hash_file
 
-                try:
                     item.oid, _ = hash_file(item.abs)
-                except PermissionError:
-                    raise GitMLError(f"cannot read {item.abs}: permission denied",
-                                     "check the file's permissions") from None
             if progress:
                 progress(item.st.st_size)
         return new
 
-    # Batches keep thread hand-off cheap for many small files; big files get their own batch.
+    # big files get a batch each, so the threads share them out evenly
     batches: list[list[_FileState]] = []
     current: list[_FileState] = []
     size = 0
@@ -135,71 +180,6 @@ def _hash_and_store(repo: MLRepo, items: list[_FileState], *, store: bool, jobs:
         return sum(pool.map(work, batches))
 
 
-def _walk_dir(root: Path, repo_root: Path) -> list[tuple[str, str, os.stat_result]]:
-    """Every regular file below ``root`` as (relative posix path, path, stat)."""
-    out: list[tuple[str, str, os.stat_result]] = []
-    stack: list[tuple[str, str]] = [(str(root), "")]
-    while stack:
-        folder, prefix = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except PermissionError as e:
-            raise GitMLError(f"cannot read folder {folder}: permission denied",
-                             "check the folder's permissions") from e
-        for entry in entries:
-            if entry.name.startswith(TMP_MARK):
-                if owner_is_gone(entry.name):  # left by a killed gitml: never content
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
-                continue
-            check_name(entry.path)
-            rel = prefix + entry.name
-            if entry.is_symlink():
-                target = Path(os.path.realpath(entry.path))
-                if not target.is_relative_to(repo_root):
-                    raise GitMLError(f"{entry.path} is a link to {target}, outside the repository",
-                                     "copy the file in or remove the link")
-                st = os.stat(entry.path)
-                if stat_mod.S_ISDIR(st.st_mode):
-                    raise GitMLError(f"{entry.path} is a link to a folder; gitml does not follow "
-                                     "folder links", "replace it with the folder's content")
-                out.append((rel, entry.path, st))
-            elif entry.is_dir(follow_symlinks=False):
-                stack.append((entry.path, rel + "/"))
-            elif entry.is_file(follow_symlinks=False):
-                out.append((rel, entry.path, entry.stat(follow_symlinks=False)))
-            else:
-                raise GitMLError(f"{entry.path} is {_special_kind(entry.stat(follow_symlinks=False))}; "
-                                 "gitml versions regular files only", "move it out of the folder")
-    return out
-
-
-def _special_kind(st: os.stat_result) -> str:
-    mode = st.st_mode
-    if stat_mod.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat_mod.S_ISSOCK(mode):
-        return "a socket"
-    if stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
-
-
-def check_name(path: str) -> None:
-    """Refuse names Git or the store cannot hold faithfully: bytes that are not UTF-8
-    (they cannot be written to Git's index or a tree object) and line breaks (a
-    ``.gitignore`` pattern and the tree format are line-based)."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        raise GitMLError(f"{shown!r}: the file name is not valid UTF-8",
-                         "rename the file (e.g. with `convmv`)") from None
-    if "\n" in path or "\r" in path:
-        raise GitMLError(f"{path!r}: file names with line breaks are not supported",
-                         "rename the file")
-
-
 def _mode(st: os.stat_result) -> int:
     return 0o100755 if st.st_mode & 0o111 else 0o100644
 
@@ -215,27 +195,18 @@ class _DirScan:
         return sum(e.size for e in self.entries)
 
 
-def _fingerprint(walked: list[tuple[str, str, os.stat_result]]) -> tuple[str, int]:
-    """(hash of every member's path, size, mtime and ctime in walk order; newest mtime).
-
-    Not sorted: readdir order is stable while a folder is unchanged, and a different order
-    only costs a full scan, never a wrong answer. Any rewrite, rename-over or chmod moves
-    ctime, so size/mtime/ctime identify a file's state without its inode."""
-    names = "\0".join([w[0] for w in walked]).encode("utf-8", "surrogateescape")
-    mtimes = array("q", [w[2].st_mtime_ns for w in walked])
-    hasher = new_hasher()
-    hasher.update(names)
-    hasher.update(mtimes.tobytes())
-    hasher.update(array("q", [w[2].st_ctime_ns for w in walked]).tobytes())
-    hasher.update(array("q", [w[2].st_size for w in walked]).tobytes())
-    return hasher.hexdigest(), max(mtimes, default=0)
-
-
 def _scan_dir(repo: MLRepo, rel: str, *, store: bool, jobs: int,
-              progress: ProgressFn | None = None, need_entries: bool = True) -> tuple[_DirScan, int]:
+              progress: ProgressFn | None = None, need_entries: bool = True,
+              expected_files: int = 0) -> tuple[_DirScan, int]:
     root = repo.abspath(rel)
-    walked = _walk_dir(root, repo.workdir)
-    fingerprint, newest = _fingerprint(walked)
+    if not store and not need_entries:
+        quick = quick_fingerprint(root, expected_files)
+        if quick is not None:
+            oid = repo.stat_cache.lookup_dir(rel, *quick)
+            if oid is not None:
+                return _DirScan([], [], oid), 0
+    walked = walk(root, repo.workdir)
+    fingerprint, newest = folder_fingerprint(walked)
     if not store and not need_entries:
         oid = repo.stat_cache.lookup_dir(rel, fingerprint, newest)
         if oid is not None:
@@ -332,7 +303,7 @@ def _validate_add_target(repo: MLRepo, rel: str, tracked: set[str], arts: set[st
     except OSError as e:
         raise GitMLError(f"{rel}: cannot read it: {e.strerror}", "check its permissions") from e
     if not (stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISDIR(st.st_mode)):
-        raise GitMLError(f"{rel} is {_special_kind(st)}; gitml versions regular files and folders")
+        raise GitMLError(f"{rel} is {special_kind(st)}; gitml versions regular files and folders")
     pointer_path = repo.abspath(ptr.pointer_path_for(rel))
     if pointer_path.is_dir() and not pointer_path.is_symlink():
         raise GitMLError(f"{ptr.pointer_path_for(rel)} is a folder where the pointer would go",
@@ -502,7 +473,7 @@ def pointer_size_problem(repo: MLRepo, p: Pointer) -> str | None:
             if actual == p.size:
                 repo.stat_cache.mark_complete(checked)
         elif store.has_object(p.oid):
-            actual = store.object_path(p.oid).stat().st_size
+            actual = store.key_size(f"objects/{p.oid[:2]}/{p.oid[2:]}")
         else:
             actual, _ = store.read_chunklist(p.oid)
     except (GitMLError, OSError):
@@ -538,7 +509,8 @@ def status(repo: MLRepo, paths: Sequence[str] | None = None, *, jobs: int | None
             if not path.is_dir():
                 out.append(StatusEntry(art, p.kind, "modified", in_store, "a file where a folder was"))
                 continue
-            scan, _ = _scan_dir(repo, art, store=False, jobs=jobs, need_entries=False)
+            scan, _ = _scan_dir(repo, art, store=False, jobs=jobs, need_entries=False,
+                                expected_files=p.files or 0)
             if scan.oid == p.oid:
                 out.append(StatusEntry(art, p.kind, "clean" if in_store else "not-in-store", in_store))
             else:
@@ -671,7 +643,12 @@ def _sweep_temp_files(repo: MLRepo, art: str) -> None:
     for entry in entries:
         if entry.name.startswith(TMP_MARK) and is_temp_name(entry.name) and owner_is_gone(entry.name):
             with contextlib.suppress(OSError):
-                os.unlink(entry.path)
+                if entry.is_dir(follow_symlinks=False):  # a new folder being written whole
+                    import shutil
+
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
 
 
 def _checkout_file(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *, force: bool,
@@ -719,6 +696,9 @@ def _checkout_dir(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *,
         if problem:  # a damaged tree may still parse: never restore from it
             result.damaged[art] = p.oid
             return
+    if not root.exists():
+        _checkout_new_dir(repo, art, list(wanted.values()), result)
+        return
     have: dict[str, _FileState] = {}
     if root.is_dir():
         scan, _ = _scan_dir(repo, art, store=False, jobs=jobs, need_entries=False)
@@ -782,6 +762,50 @@ def _checkout_dir(repo: MLRepo, art: str, p: Pointer, result: CheckoutResult, *,
         result.restored.append(art)
     else:
         result.unchanged.append(art)
+
+
+def _checkout_new_dir(repo: MLRepo, art: str, entries: list[TreeEntry],
+                      result: CheckoutResult) -> None:
+    """A folder that is not there at all is written whole into a temporary sibling and
+    renamed into place once: each file costs an open, a write and a close (no temp file
+    and rename per file), in the order the objects lie in the store, and a killed
+    checkout leaves no half-written folder (the sibling is swept by name)."""
+    root = repo.abspath(art)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp_root = root.parent / temp_name(root.name)
+    os.mkdir(tmp_root)
+    base = str(tmp_root)
+    made: set[str] = {base}
+    store = repo.store
+    rows: list[tuple[str, os.stat_result, str]] = []
+    try:
+        for e in store.in_storage_order(entries):
+            rel = f"{art}/{e.path}"
+            dest = f"{base}/{e.path}"
+            folder = dest.rpartition("/")[0]
+            if folder not in made:
+                os.makedirs(folder, exist_ok=True)
+                made.add(folder)
+            try:
+                st = store.write_verified(e.oid, dest, e.mode)
+            except (CorruptObjectError, ObjectMissingError):
+                result.damaged[rel] = e.oid
+                continue
+            rows.append((rel, st, e.oid))
+        os.rename(tmp_root, root)
+    except OSError as e:
+        import shutil
+
+        shutil.rmtree(tmp_root, ignore_errors=True)
+        raise GitMLError(f"cannot write {art}: {e.strerror}") from e
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(tmp_root, ignore_errors=True)
+        raise
+    repo.stat_cache.record_many(rows, written_by_us=True)  # a rename keeps inodes and times
+    if not any(k.startswith(art + "/") for k in result.damaged):
+        result.restored.append(art)
 
 
 def _prune_empty_dirs(root: Path) -> None:

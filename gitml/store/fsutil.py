@@ -92,3 +92,13 @@ def file_lock(path: Path, *, shared: bool = False, blocking: bool = True) -> Ite
         yield
     finally:
         os.close(fd)
+
+
+def store_write_error(e: OSError, where: Path) -> GitMLError:
+    if e.errno == errno.ENOSPC:
+        return GitMLError(f"no space left on device while writing {where}",
+                          "free some space and run the command again")
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return GitMLError(f"the gitml store is not writable: {where}",
+                          "check its permissions or mount")
+    return GitMLError(f"cannot write to the gitml store at {where}: {e.strerror}")

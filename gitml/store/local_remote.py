@@ -78,6 +78,10 @@ class LocalRemote(Remote):
                               f"({start + len(data)} bytes, wanted {start + length})")
         return data
 
+    def local_file(self, key: str) -> str | None:
+        path = f"{self.root}/{key}"
+        return path if os.path.isfile(path) else None
+
     def get_file(self, key: str, dest: Path) -> None:
         src = self._path(key)
         try:

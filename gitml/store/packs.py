@@ -27,15 +27,17 @@ import io
 import os
 import threading
 from collections.abc import Collection, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitml.errors import CorruptObjectError
 from gitml.layout import temp_name
 from gitml.store.ids import hash_bytes, is_valid_id
-from gitml.store.objects import parse_key
-from gitml.store.remote import Remote
+from gitml.store.keys import parse_key
+
+if TYPE_CHECKING:
+    from gitml.store.remote import Remote
 
 MiB = 1024 * 1024
 PACKS = "packs/"
@@ -247,6 +249,8 @@ class PackIndex:
             self._cache(pack_id, data)
 
         if todo:
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo)))) as pool:
                 list(pool.map(download, todo))
         for pack_id in sorted(complete & cached):
@@ -287,18 +291,22 @@ class PackIndex:
         os.replace(tmp, dest)
 
 
-class ConcatReader(io.RawIOBase):
-    """A seekable, read-only stream over files laid end to end: a pack read straight from
-    the store's object files, never built in memory."""
+Segment = tuple[str, int] | tuple[str, int, int]  # (file, size) or (file, offset, size)
 
-    def __init__(self, parts: Sequence[tuple[str, int]]) -> None:
+
+class ConcatReader(io.RawIOBase):
+    """A seekable, read-only stream over files (or slices of files: objects inside a local
+    pack) laid end to end: a pack read straight from the store, never built in memory."""
+
+    def __init__(self, parts: Sequence[Segment]) -> None:
         super().__init__()
-        self._paths = [path for path, _ in parts]
+        self._paths = [part[0] for part in parts]
+        self._bases = [part[1] if len(part) == 3 else 0 for part in parts]
         self._starts: list[int] = []
         total = 0
-        for _, size in parts:
+        for part in parts:
             self._starts.append(total)
-            total += size
+            total += part[-1]
         self.size = total
         self._pos = 0
         self._index = -1
@@ -341,9 +349,9 @@ class ConcatReader(io.RawIOBase):
                 self._file.close()
             self._file = io.FileIO(self._paths[i], "r")
             self._index = i
-            self._file_pos = 0
+            self._file_pos = -1  # not positioned yet
         if self._file_pos != self._pos - self._starts[i]:
-            self._file_pos = self._file.seek(self._pos - self._starts[i])
+            self._file_pos = self._file.seek(self._bases[i] + self._pos - self._starts[i]) - self._bases[i]
         want = min(len(b), end - self._pos)
         n = self._file.readinto(memoryview(b)[:want])
         if not n:  # the file is shorter than the index says: the store changed under us
@@ -359,15 +367,16 @@ class ConcatReader(io.RawIOBase):
         super().close()
 
 
-def upload_pack(remote: Remote, files: Sequence[tuple[str, str, int]],
+def upload_pack(remote: Remote, files: Sequence[tuple[str, str, int, int]],
                 uploaded: Collection[str] = ()) -> tuple[str, bytes]:
-    """Upload ``(store key, path, size)`` objects as one pack streamed from their files, then
+    """Upload ``(store key, file, offset, size)`` objects as one pack streamed from where
+    they lie (their own files or slices of local packs), then
     its index (readers trust only packs whose index they see); (pack id, index bytes).
     A pack in ``uploaded`` (an interrupted push got it up, not its index) is not sent again:
     its id fixes its bytes and uploads are atomic."""
-    pack_id, index = index_bytes([(key, size) for key, _, size in files])
+    pack_id, index = index_bytes([(key, size) for key, _, _, size in files])
     if pack_id not in uploaded:
-        with ConcatReader([(path, size) for _, path, size in files]) as reader:
+        with ConcatReader([(path, offset, size) for _, path, offset, size in files]) as reader:
             remote.put_stream(pack_key(pack_id), reader, reader.size)
     remote.put_bytes(index_key(pack_id), index)
     return pack_id, index

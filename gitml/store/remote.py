@@ -89,6 +89,11 @@ class Remote(ABC):
         Raises :class:`gitml.errors.ObjectMissingError` when the key is absent.
         """
 
+    def local_file(self, key: str) -> str | None:
+        """A path on this machine holding ``key`` whole (a folder remote), so a fetch may
+        link or copy it in the kernel; None where a key is only reachable by reading it."""
+        return None
+
     @abstractmethod
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         """Every key under ``prefix`` (for gc and listings)."""

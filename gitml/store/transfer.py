@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,7 +27,8 @@ from gitml.errors import CorruptObjectError, GitMLError, ObjectMissingError
 from gitml.store import chunking, tree
 from gitml.store import packs as packs_mod
 from gitml.store.fsutil import atomic_write_bytes
-from gitml.store.objects import CHUNKED, OBJECTS, ObjectStore, check_blob, key_for, parse_key
+from gitml.store.keys import CHUNKED, OBJECTS, key_for, parse_key
+from gitml.store.objects import ObjectStore, check_blob
 from gitml.store.packs import PackIndex
 from gitml.store.pointer import Pointer
 from gitml.store.remote import DEFAULT_PACK_BYTES, Remote
@@ -224,8 +224,8 @@ def _local_sizes(store: ObjectStore, keys: Sequence[str]) -> list[tuple[str, int
     absent: list[str] = []
     for k in keys:
         try:
-            sized.append((k, os.stat(store.path_of_key(k)).st_size))
-        except FileNotFoundError:
+            sized.append((k, store.key_size(k)))
+        except ObjectMissingError:
             absent.append(k)
     if absent:
         raise ObjectMissingError(
@@ -288,10 +288,10 @@ def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known:
         for k in keys:
             check_local(store, k)
         if len(batch) == 1:
-            remote.put_file(keys[0], store.path_of_key(keys[0]))
+            put_object(store, remote, keys[0])
         else:
             assert packs is not None
-            files = [(k, f"{store.root}/{k}", size) for k, size in batch]
+            files = [(k, *store.segment_of(k)[:2], size) for k, size in batch]
             pack_id, index = packs_mod.upload_pack(remote, files, packs.orphans)
             packs.add(pack_id, index)
         finished(keys, total)
@@ -307,6 +307,14 @@ def push(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known:
     finally:
         known.add(done_batch)
     return stats
+
+
+def put_object(store: ObjectStore, remote: Remote, key: str) -> None:
+    """Upload one object as a key of its own, from its file or its local pack."""
+    if store.is_loose(key):
+        remote.put_file(key, store.path_of_key(key))
+    else:
+        remote.put_bytes(key, store.read_key(key))
 
 
 def check_local(store: ObjectStore, key: str) -> None:
@@ -380,7 +388,7 @@ def repair_remote(store: ObjectStore, remote: Remote, keys: Sequence[str], *,
     for key in damaged:
         entry = packs.locate(key) if packs is not None else None
         if entry is None:
-            remote.put_file(key, store.path_of_key(key))
+            put_object(store, remote, key)
         else:
             by_pack.setdefault(entry.pack, []).append(key)
     for pack_id in by_pack:
@@ -404,7 +412,7 @@ def _rewrite_pack(store: ObjectStore, remote: Remote, packs: PackIndex, pack_id:
                     f"{key} in pack {pack_id} on remote '{remote.name}' is damaged and this "
                     "clone has no copy of it", "push it from a clone that has it")
             check_local(store, key)
-            blob = store.path_of_key(key).read_bytes()
+            blob = store.read_key(key)
         parts.append((key, blob))
     new_id, pack, _ = packs_mod.build_pack(parts)
     assert new_id == pack_id  # the index fixes the bytes: same members, same id
@@ -426,22 +434,27 @@ def _download_verified(store: ObjectStore, remote: Remote, key: str) -> int:
 def _install_range(store: ObjectStore, remote: Remote, rng: packs_mod.ReadRange) -> tuple[int, int]:
     """Read one range of a pack; verify and store each object in it. (objects, bytes)"""
     data = remote.get_range(packs_mod.pack_key(rng.pack), rng.start, rng.length)
-    count = 0
+    verified = []
     for key, blob in packs_mod.slice_range(rng, data):
-        _store_checked(store, remote, key, blob, f"{key} in pack {rng.pack} on remote '{remote.name}'")
-        count += 1
-    return count, len(data)
+        _check_downloaded(remote, key, blob, f"{key} in pack {rng.pack} on remote '{remote.name}'")
+        verified.append((key, blob))
+    store.put_many_keys(verified)  # a local pack, not one file per object
+    return len(verified), len(data)
 
 
 def _store_checked(store: ObjectStore, remote: Remote, key: str, blob: bytes | memoryview,
                    where: str) -> None:
     """Verify downloaded content against its key (see :func:`check_blob`), then store it;
     nothing unverified is ever kept."""
+    _check_downloaded(remote, key, blob, where)
+    store.put_key_bytes(key, blob)
+
+
+def _check_downloaded(remote: Remote, key: str, blob: bytes | memoryview, where: str) -> None:
     problem = check_blob(key, blob)
     if problem:
         raise CorruptObjectError(f"{where} is damaged ({problem}); nothing was kept",
                                  "the remote copy is bad: push it again from a clone that has it")
-    store.put_key_bytes(key, blob)
 
 
 def fetch(store: ObjectStore, remote: Remote, arts: Sequence[Artifact], *, known: KnownIndex,
@@ -529,7 +542,7 @@ class _Fetch:
             oid = _oid_of(key)
             problem = self.store.verify_key(key)
             if problem:
-                self.store.chunklist_path(oid).unlink(missing_ok=True)
+                self.store.remove_keys([key])
                 raise CorruptObjectError(
                     f"{self.names[oid]} ({oid}) from remote '{self.remote.name}' is damaged: "
                     f"{problem}; nothing was kept", "push it again from a clone that has it")
@@ -542,11 +555,12 @@ class _Fetch:
                 return
             errors = self._fetch_once(keys)
             # a pack may vanish under us (another clone's gc repacked it): look again, once
-            vanished = [t for t, e in errors if isinstance(t, packs_mod.ReadRange)
+            vanished = [t for t, e in errors if isinstance(t, packs_mod.ReadRange | AdoptPack)
                         and isinstance(e, ObjectMissingError)]
             if attempt == 0 and self.packs is not None and vanished and len(vanished) == len(errors):
                 self.packs.refresh(self.jobs)
-                keys = [k for t in vanished for k, _ in t.items]
+                keys = [k for t in vanished
+                        for k in (t.wanted if isinstance(t, AdoptPack) else [k for k, _ in t.items])]
                 continue
             if errors:
                 labels = [t if isinstance(t, str) else f"pack {t.pack}" for t, _ in errors]
@@ -555,7 +569,7 @@ class _Fetch:
                              "downloading", self.remote)
             return
 
-    def _fetch_once(self, keys: list[str]) -> list[tuple[str | packs_mod.ReadRange, Exception]]:
+    def _fetch_once(self, keys: list[str]) -> list[tuple[str | packs_mod.ReadRange | AdoptPack, Exception]]:
         located: list[tuple[str, packs_mod.PackEntry]] = []
         loose: list[str] = []
         if self.packs is not None and not self.packs.refreshed:
@@ -566,11 +580,42 @@ class _Fetch:
                 loose.append(k)
             else:
                 located.append((k, entry))
-        tasks: list[str | packs_mod.ReadRange] = [*packs_mod.plan_ranges(located), *loose]
+        whole, located = self._adoptable(located)
+        tasks: list[str | packs_mod.ReadRange | AdoptPack] = [
+            *whole, *packs_mod.plan_ranges(located), *loose]
         return _run_pool(self.jobs, tasks, self._download)
 
-    def _download(self, task: str | packs_mod.ReadRange) -> None:
-        if isinstance(task, str):
+    def _adoptable(self, located: list[tuple[str, packs_mod.PackEntry]]
+                   ) -> tuple[list[AdoptPack], list[tuple[str, packs_mod.PackEntry]]]:
+        """Packs of a folder remote of which most bytes are wanted are taken whole (linked
+        or copied in the kernel, then verified) instead of read range by range; the rest
+        of ``located`` is read as ranges."""
+        if self.packs is None or not located:
+            return [], located
+        wanted: dict[str, int] = {}
+        for _, e in located:
+            wanted[e.pack] = wanted.get(e.pack, 0) + e.size
+        whole: list[AdoptPack] = []
+        for pack_id, nbytes in wanted.items():
+            entries = self.packs.by_pack.get(pack_id, {})
+            total = sum(e.size for e in entries.values())
+            if total and nbytes >= ADOPT_RATIO * total:
+                path = self.remote.local_file(packs_mod.pack_key(pack_id))
+                if path is not None:
+                    whole.append(AdoptPack(pack_id, path, entries,
+                                           tuple(k for k, e in located if e.pack == pack_id)))
+        taken = {a.pack for a in whole}
+        return whole, [(k, e) for k, e in located if e.pack not in taken]
+
+    def _download(self, task: str | packs_mod.ReadRange | AdoptPack) -> None:
+        if isinstance(task, AdoptPack):
+            if not self.store.packs.adopt(task.path, task.pack, task.entries, check_blob):
+                # a damaged object in it (perhaps not one we want): read what we want
+                for rng in packs_mod.plan_ranges([(k, task.entries[k]) for k in task.wanted]):
+                    self._download(rng)
+                return
+            count, size = len(task.wanted), sum(task.entries[k].size for k in task.wanted)
+        elif isinstance(task, str):
             count, size = 1, _download_verified(self.store, self.remote, task)
         else:
             with self._budget.hold(task.length):
@@ -580,6 +625,18 @@ class _Fetch:
             self.stats.bytes += size
         if self.advance:
             self.advance(size)
+
+
+#: a folder remote's pack is taken whole when at least this share of its bytes is wanted
+ADOPT_RATIO = 0.5
+
+
+@dataclass(frozen=True)
+class AdoptPack:
+    pack: str
+    path: str  # the pack's file on the folder remote
+    entries: dict[str, packs_mod.PackEntry]
+    wanted: tuple[str, ...]
 
 
 def _oid_of(key: str) -> str:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitml.store import pointer as ptr
+
+if TYPE_CHECKING:
+    from gitml.store.objects import ObjectStore
 
 
 def pointer_oid(repo: Path, artifact: str) -> str:
@@ -65,3 +69,40 @@ def temp_leftovers(*roots: Path) -> list[Path]:
         for dirpath, _dirs, files in os.walk(root):
             out += [Path(dirpath) / f for f in files if is_temp_name(f)]
     return out
+
+
+def open_store(repo: Path) -> ObjectStore:
+    from gitml.store.objects import ObjectStore
+
+    return ObjectStore(store_root(repo))
+
+
+def has_key(repo: Path, key: str) -> bool:
+    """Whether the local store holds ``key``, loose or in a pack."""
+    return open_store(repo).has_key(key)
+
+
+def read_key(repo: Path, key: str) -> bytes:
+    return open_store(repo).read_key(key)
+
+
+def where_object(repo: Path, oid: str) -> tuple[Path, int, int]:
+    """(file, offset, size) holding object ``oid``: its loose file or a slice of a pack."""
+    path, offset, size = open_store(repo).segment_of(f"objects/{oid[:2]}/{oid[2:]}")
+    return Path(path), offset, size
+
+
+def flip_object_byte(repo: Path, oid: str, at: int = 0) -> None:
+    """Bit-rot one byte of object ``oid`` wherever it lies (loose or packed)."""
+    path, offset, _ = where_object(repo, oid)
+    flip_byte(path, offset + at)
+
+
+def pack_files(repo: Path) -> list[Path]:
+    return sorted((store_root(repo) / "packs").glob("*.pack"))
+
+
+def store_objects(repo: Path) -> dict[str, bytes]:
+    """store key -> bytes of every object in the local store, loose or packed."""
+    store = open_store(repo)
+    return {key: store.read_key(key) for key in store.iter_keys()}
