@@ -13,6 +13,11 @@ fi
 quiet_pip() { .venv/bin/python -m pip install -q "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 quiet_pip --upgrade pip >/dev/null
 quiet_pip -e '.[test]'
+# KServe's SDK models (generated from its OpenAPI spec) check the InferenceService we write;
+# the wheel alone: its dependencies are a model server's, none of which the check needs
+[ -f .cache/kserve-sdk/kserve/models/__init__.py ] \
+    || quiet_pip --no-deps --target .cache/kserve-sdk 'kserve==0.21.0' >/dev/null \
+    || echo "note: could not install KServe's SDK; its InferenceService check will say so"
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)

@@ -179,6 +179,25 @@ def test_inference_service_validates_against_kserve_crd() -> None:
     assert list(validator.iter_errors(bad))
 
 
+def test_inference_service_deserialises_with_kserve_sdk() -> None:
+    from tests.support import kserve_sdk
+
+    mod = kserve_sdk.models()
+    if mod is None:
+        pytest.skip("KServe's SDK is not in .cache/kserve-sdk (scripts/test.sh installs it)")
+    docs, rec = _docs(kserve=True)
+    isvc = kserve_sdk.deserialise(mod, docs["inferenceservice.yaml"], "V1beta1InferenceService")
+    assert isvc.spec.predictor.min_replicas == rec.replicas
+    assert isvc.kind == "InferenceService" and isvc.api_version == "serving.kserve.io/v1beta1"
+    good = docs["inferenceservice.yaml"]
+    pred = good["spec"]["predictor"]
+    for bad, why in (({**good, "spec": {"predictor": {**pred, "minReplicas": "two"}}}, "expected int"),
+                     ({**good, "spec": {"predictor": {**pred, "replicas": 2}}}, "no field"),
+                     ({**good, "spec": {}}, "predictor")):
+        with pytest.raises(kserve_sdk.SchemaError, match=why):
+            kserve_sdk.deserialise(mod, bad, "V1beta1InferenceService")
+
+
 def test_service_monitor_on_request() -> None:
     docs, _ = _docs(service_monitor=True)
     sm = docs["servicemonitor.yaml"]
