@@ -186,8 +186,6 @@ def run_stage(repo: MLRepo, opts: RunOptions, *, quiet: bool = False) -> RunOutc
 
 def _plan(repo: MLRepo, opts: RunOptions) -> _Plan:
     """Everything that can be wrong with the inputs is checked before the command runs."""
-    from gitml.git import history
-
     if not opts.cmd:
         raise RunError("no command to run", "put it after `--`: git ml run -n NAME -- python train.py")
     stage = check_stage_name(opts.stage or default_stage_name(opts.cmd))
@@ -203,12 +201,12 @@ def _plan(repo: MLRepo, opts: RunOptions) -> _Plan:
     for d in deps:
         if not (workdir / d).exists():
             raise RunError(f"dependency {d} does not exist", "fix the -d path or create it first")
-    commit = repo.git.head()
+    commit, dirty = repo.git.head_and_dirty()
     return _Plan(stage=stage, run_dir=run_dir, cwd_rel=repo.relpath(run_dir) or ".", params=params,
                  param_paths=param_paths, deps=deps,
                  outs=[_norm(repo, run_dir, o) for o in opts.outs],
                  metric_paths=[_norm(repo, run_dir, m) for m in opts.metrics_files],
-                 commit=commit, dirty=history.is_dirty(repo.git.raw) if commit else False)
+                 commit=commit, dirty=dirty and commit is not None)
 
 
 def _execute(repo: MLRepo, opts: RunOptions, plan: _Plan, warnings: list[str]) -> _Execution:

@@ -10,8 +10,8 @@ trials with one git call.
 from __future__ import annotations
 
 import json
+import os
 import re
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -88,6 +88,10 @@ class TrialSpec:
 
 
 def snapshot(repo: MLRepo) -> str:
+    return _snapshot(repo).commit
+
+
+def _snapshot(repo: MLRepo) -> gx.Snapshot:
     return gx.snapshot_worktree(repo.git, "gitml exp: work tree snapshot\n")
 
 
@@ -100,11 +104,14 @@ def run_trial(repo: MLRepo, spec: TrialSpec, *, base: str | None = None,
     t0 = time.monotonic()
     if spec.name is not None:
         check_name(spec.name)
-    head = repo.git.head()
-    base = base or snapshot(repo)
+    if base is None:
+        snap = _snapshot(repo)
+        base, head = snap.commit, snap.head
+    else:
+        head = repo.git.head()
     wt = gx.add_worktree(repo.git, base)
     try:
-        wrepo = MLRepo.discover(wt)
+        wrepo = MLRepo(gx.worktree_git(repo.git, wt))
         rec = load_run_record(wt, spec.stage)
         if rec is None:
             raise GitMLError(f"no run record for stage '{spec.stage}' in the work tree",
@@ -126,7 +133,8 @@ def run_trial(repo: MLRepo, spec: TrialSpec, *, base: str | None = None,
                 f"stage '{spec.stage}' does not read param(s) {', '.join(missing)}",
                 "name a key of its params files, a --flag of its command, or a gitml.log_param call")
         trial = _summary(spec, outcome, base, head, run_s)
-        name = spec.name or f"{spec.stage}-{secrets.token_hex(3)}"
+        # os.urandom, as secrets.token_hex uses (importing secrets costs ~5 ms per command)
+        name = spec.name or f"{spec.stage}-{os.urandom(3).hex()}"
         trial.name = name
         message = f"gitml exp {name} ({spec.stage}, {trial.state})\n\n{SUMMARY_MARK}{{}}\n"
         trial.overhead_s = round(max(0.0, time.monotonic() - t0 - outcome.record.duration_s), 3)
