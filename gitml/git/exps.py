@@ -23,16 +23,8 @@ EXPS_PREFIX = "refs/gitml/exps/"
 QUEUE_PREFIX = "refs/gitml/exps-queue/"
 #: every git call here runs without hooks: trials are plumbing, not user commits
 _NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
-_SEP = "\x1f"  # unit separator between for-each-ref fields
+_SEP = "\x1f"  # unit separator between fields of a formatted listing
 _END = "\x1e"  # record separator
-
-
-@dataclass(frozen=True)
-class RefEntry:
-    ref: str
-    commit: str
-    date: int           # committer time, seconds since the epoch
-    body: str           # the commit message after its subject line
 
 
 def _git(cwd: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None,
@@ -138,18 +130,31 @@ def delete_refs(git: GitRepo, refs: list[str]) -> None:
         _git(git.workdir, "update-ref", "--stdin", input="".join(f"delete {r}\n" for r in refs))
 
 
-def list_refs(git: GitRepo, prefix: str) -> list[RefEntry]:
-    """Every ref under ``prefix`` with its commit, date and message body, in one git call."""
-    fmt = _SEP.join(["%(refname)", "%(objectname)", "%(committerdate:unix)", "%(contents:body)"]) + _END
-    out = _git(git.workdir, "for-each-ref", f"--format={fmt}", prefix)
-    entries = []
+def ref_commits(git: GitRepo, prefix: str) -> dict[str, str]:
+    """ref -> commit of every ref under ``prefix``; reads no object."""
+    out = _git(git.workdir, "for-each-ref", "--format=%(objectname) %(refname)", prefix)
+    refs: dict[str, str] = {}
+    for line in out.splitlines():
+        commit, _, ref = line.partition(" ")
+        if ref:
+            refs[ref] = commit
+    return refs
+
+
+def commit_bodies(git: GitRepo, commits: list[str]) -> dict[str, str]:
+    """commit -> its message body (after the subject), for many commits in one git call."""
+    if not commits:
+        return {}
+    out = _git(git.workdir, "-c", "log.showSignature=false", "log", "--no-walk=unsorted", "--stdin",
+               f"--format=%H{_SEP}%b{_END}",
+               input="".join(c + "\n" for c in commits))
+    bodies: dict[str, str] = {}
     for rec in out.split(_END):
         rec = rec.lstrip("\n")
-        if not rec:
-            continue
-        ref, commit, date, body = rec.split(_SEP, 3)
-        entries.append(RefEntry(ref, commit, int(date or 0), body))
-    return entries
+        if rec:
+            commit, _, body = rec.partition(_SEP)
+            bodies[commit] = body
+    return bodies
 
 
 def resolve_ref(git: GitRepo, ref: str) -> str | None:
