@@ -49,6 +49,8 @@ class RunOptions:
     stdout_to_stderr: bool = False     # keep our stdout clean for --json
     env: dict[str, str] = field(default_factory=dict)   # extra environment for the command
     monitor: Monitor | None = None     # polled while the command runs; True stops it
+    git_add: bool = True               # stage record, environment, Git-tracked outputs (a trial
+                                       # commits its whole worktree: no need)
 
 
 @dataclass
@@ -180,7 +182,8 @@ def run_stage(repo: MLRepo, opts: RunOptions, *, quiet: bool = False) -> RunOutc
     atomic_write_text(repo.workdir / rec_rel, record.dumps())
     to_stage.append(rec_rel)
     to_stage += [r.path for r in out_refs.values() if r.source == "git"]
-    repo.git.stage(to_stage)
+    if opts.git_add:
+        repo.git.stage(to_stage)
     return RunOutcome(record, rec_rel, warnings, added, stopped=ex.stopped)
 
 

@@ -144,7 +144,8 @@ def run_trial(repo: MLRepo, spec: TrialSpec, *, base: str | None = None,
             on_start(wt)
         t_run = time.monotonic()
         outcome = run_stage(wrepo, options_from_record(
-            rec, cmd=applied.cmd, env=applied.env, monitor=monitor, stdout_to_stderr=True),
+            rec, cmd=applied.cmd, env=applied.env, monitor=monitor, stdout_to_stderr=True,
+            git_add=False),
             quiet=quiet)
         run_s = time.monotonic() - t_run
         missing = ov.unused(applied, outcome.record.params)
