@@ -180,7 +180,8 @@ def test_show_reads_summaries_from_a_cache_keyed_by_commit(repo: Path) -> None:
     assert _show(repo) == truth
     # a removed trial leaves the cache; a new one enters it
     gitml(repo, "exp", "remove", "a")
-    gitml(repo, "exp", "run", "-n", "train", "-S", "depth=6", "--exp-name", "c")
+    quiet = gitml(repo, "exp", "run", "-q", "-n", "train", "-S", "depth=6", "--exp-name", "c")
+    assert quiet.stdout == ""                     # -q after the subcommand, as after `git ml`
     rows = _show(repo)
     assert [r["name"] for r in rows] == ["b", "c"] and rows[1]["params"]["depth"] == 6
     left = json.loads(cache.read_text())["summaries"]

@@ -52,6 +52,9 @@ def register(p: argparse.ArgumentParser) -> None:
         x.add_argument("-r", "--remote", default=None, help="gitml remote for the artifacts")
         x.add_argument("-j", "--jobs", type=int, default=None)
         x.add_argument("--json", action="store_true")
+    for each in sub.choices.values():  # `git ml exp run -q ...` as well as `git ml -q exp run`
+        each.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                          help="print only errors")
 
 
 def run(args: argparse.Namespace) -> int:
