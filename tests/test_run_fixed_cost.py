@@ -17,7 +17,7 @@ import pytest
 
 from gitml.git.repo import GitRepo
 from gitml.runs import environment
-from gitml.runs.tracer import IN_CREATE, IN_ISDIR, IN_OPEN, parse_events
+from gitml.runs.tracer import IN_CREATE, IN_ISDIR, IN_OPEN, Tracer, parse_events
 from tests.conftest import git, gitml
 from tests.support.exp import make_project
 
@@ -167,6 +167,22 @@ def test_inotify_events_are_parsed() -> None:
 
     buf = event(1, IN_OPEN, b"data.csv") + event(2, IN_CREATE | IN_ISDIR, b"new") + event(3, 0x400, b"")
     assert parse_events(buf) == [(1, IN_OPEN, "data.csv"), (2, IN_CREATE | IN_ISDIR, "new"), (3, 0x400, "")]
+
+
+def test_inotify_sees_a_shell_and_stops_at_once(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x\n")
+    with Tracer(tmp_path, audit=False) as tracer:
+        assert tracer.kernel and tracer._ino is not None
+        subprocess.run(["sh", "-c", "mkdir -p new/deep && cat in.txt > new/deep/out.txt"],
+                       cwd=tmp_path, check=True)
+        t0 = time.monotonic()
+        res = tracer.finish()
+        assert time.monotonic() - t0 < 1.0
+    assert "in.txt" in res.reads and "new/deep/out.txt" in res.writes and "inotify" in res.mode
+    with Tracer(tmp_path, audit=False) as tracer:   # left before the command ran
+        ino = tracer._ino
+        assert ino is not None and ino._thread.is_alive()
+    assert not ino._thread.is_alive()
 
 
 def test_a_trial_imports_only_what_it_needs(repo: Path) -> None:

@@ -145,6 +145,7 @@ class _Inotify:
         self.created: set[str] = set()
         self.overflow = False
         self.error: str | None = None
+        self.stopped = False
         self._wake_r, self._wake_w = os.pipe()
         self._lock = threading.Lock()
         self.watch_tree(self.root, new=False)
@@ -221,6 +222,7 @@ class _Inotify:
                 return
 
     def stop(self) -> None:
+        self.stopped = True
         os.write(self._wake_w, b"x")
         self._thread.join()
         while True:  # drain what the kernel still holds
@@ -283,6 +285,8 @@ class Tracer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._ino is not None and not self._ino.stopped:  # the command never ran
+            self._ino.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def child_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
