@@ -24,6 +24,7 @@ LOCAL_CONFIG = "config.local.toml"
 KNOWN_REMOTES = "remotes.toml"  # every remote this clone has seen, whatever is checked out
 REMOTES_DIR = "remotes"  # per remote: <id>.known (keys it holds), <id>.packs/ (pack indexes)
 MATERIALIZED_DIR = "cache/materialized"
+EXP_SUMMARIES = "cache/exp-summaries.json"  # trial commit -> its summary (exp show)
 
 # below the store root
 STORE_OBJECTS = "objects"

@@ -155,3 +155,34 @@ def test_push_and_pull_move_refs_and_artifacts(repo: Path, tmp_path: Path) -> No
     assert json.loads((clone / "model" / "weights.json").read_text())["depth"] == 6
     none = gitml(clone, "exp", "pull", "origin", "ghost", check=False)
     assert none.returncode == 1 and "has no experiment 'ghost'" in none.stderr
+
+
+def test_show_reads_summaries_from_a_cache_keyed_by_commit(repo: Path) -> None:
+    make_project(repo)
+    for name, depth in (("a", "3"), ("b", "5")):
+        gitml(repo, "exp", "run", "-n", "train", "-S", f"depth={depth}", "--exp-name", name)
+    # a ref under the prefix whose commit is no trial is listed by nobody
+    git(repo, "update-ref", "refs/gitml/exps/not-a-trial", "HEAD")
+    truth = _show(repo)
+    assert [r["name"] for r in truth] == ["a", "b"]
+    cache = repo / ".git" / "ml" / "cache" / "exp-summaries.json"
+    data = json.loads(cache.read_text())
+    commits = {r["name"]: r["commit"] for r in truth}
+    head = git(repo, "rev-parse", "HEAD").stdout.strip()
+    assert set(data["summaries"]) == {commits["a"], commits["b"], head}
+    assert data["summaries"][head] is None
+    # the listing trusts the cache for a known commit (commits never change) ...
+    data["summaries"][commits["a"]]["metrics"]["score"] = -1.0
+    cache.write_text(json.dumps(data))
+    assert {r["name"]: r["metrics"]["score"] for r in _show(repo)}["a"] == -1.0
+    # ... a damaged cache is rebuilt from the commits
+    cache.write_text("{not json")
+    assert _show(repo) == truth
+    # a removed trial leaves the cache; a new one enters it
+    gitml(repo, "exp", "remove", "a")
+    quiet = gitml(repo, "exp", "run", "-q", "-n", "train", "-S", "depth=6", "--exp-name", "c")
+    assert quiet.stdout == ""                     # -q after the subcommand, as after `git ml`
+    rows = _show(repo)
+    assert [r["name"] for r in rows] == ["b", "c"] and rows[1]["params"]["depth"] == 6
+    left = json.loads(cache.read_text())["summaries"]
+    assert commits["a"] not in left and commits["b"] in left and rows[1]["commit"] in left

@@ -52,6 +52,9 @@ def register(p: argparse.ArgumentParser) -> None:
         x.add_argument("-r", "--remote", default=None, help="gitml remote for the artifacts")
         x.add_argument("-j", "--jobs", type=int, default=None)
         x.add_argument("--json", action="store_true")
+    for each in sub.choices.values():  # `git ml exp run -q ...` as well as `git ml -q exp run`
+        each.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                          help="print only errors")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,26 +72,16 @@ def run(args: argparse.Namespace) -> int:
 def _run(repo: Any, args: argparse.Namespace) -> int:
     from gitml.errors import UsageError
     from gitml.runs.overrides import parse_assignments
-    from gitml.sweep import queue
     from gitml.sweep.trials import TrialSpec, run_trial
 
     if args.run_all:
-        def report(entry: queue.Entry, trial: Any, err: str | None) -> None:
-            if err:
-                print(f"gitml: queued trial {entry.id} failed: {err}", file=sys.stderr)
-            else:
-                say(f"{trial.name}: {trial.state} {_metrics(trial.metrics)}", quiet=args.quiet)
-
-        trials = queue.run_all(repo, args.jobs, report)
-        if args.json:
-            from gitml.sweep.exps import to_records
-
-            print_json(to_records(trials))
-        return 0 if len(queue.pending(repo)) == 0 else 1
+        return _run_all(repo, args)
     if not args.stage:
         raise UsageError("name the stage", "git ml exp run -n STAGE -S key=value")
     spec = TrialSpec(args.stage, parse_assignments(args.set_params), args.exp_name)
     if args.queue:
+        from gitml.sweep import queue
+
         entry = queue.enqueue(repo, spec)
         say(f"queued {entry.id} (run with `git ml exp run --run-all`)", quiet=args.quiet)
         return 0
@@ -101,6 +94,23 @@ def _run(repo: Any, args: argparse.Namespace) -> int:
         say(f"{trial.name}: {trial.state} in {trial.duration_s:.1f}s {_metrics(trial.metrics)}",
             quiet=args.quiet)
     return 0 if trial.state == "complete" else 1
+
+
+def _run_all(repo: Any, args: argparse.Namespace) -> int:
+    from gitml.sweep import queue
+
+    def report(entry: queue.Entry, trial: Any, err: str | None) -> None:
+        if err:
+            print(f"gitml: queued trial {entry.id} failed: {err}", file=sys.stderr)
+        else:
+            say(f"{trial.name}: {trial.state} {_metrics(trial.metrics)}", quiet=args.quiet)
+
+    trials = queue.run_all(repo, args.jobs, report)
+    if args.json:
+        from gitml.sweep.exps import to_records
+
+        print_json(to_records(trials))
+    return 0 if len(queue.pending(repo)) == 0 else 1
 
 
 def _metrics(m: dict[str, float]) -> str:

@@ -178,12 +178,6 @@ def last_change(raw: pygit2.Repository, rev: str, path: str, limit: int = 5000) 
 
 
 
-def is_dirty(raw: pygit2.Repository) -> bool:
-    """True if tracked files differ from HEAD (untracked files ignored)."""
-    flags = raw.status(untracked_files="no")
-    return bool(flags)
-
-
 MANIFEST_PREFIXES = (".gitml/runs/", ".gitml/checks/", ".gitml/env/")
 
 

@@ -8,15 +8,24 @@ virtualenv that is), even when gitml itself is not installed there.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import platform
-import shutil
-import subprocess
 import sys
-import time
-from typing import Any
+
+# Only what the cache-hit path needs is imported at the top: this module runs at the exit
+# of every traced Python process. ``typing`` alone costs ~5 ms to import, ``hashlib`` ~3 ms
+# (it sets up every OpenSSL algorithm); CPython's built-in SHA-256 module is the same hash.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+try:
+    from _sha2 import sha256  # CPython >= 3.12
+except ImportError:
+    try:
+        from _sha256 import sha256  # CPython 3.11
+    except ImportError:
+        from hashlib import sha256
 
 FORMAT = 1
 # Fields that identify an environment; the id is a hash over exactly these.
@@ -40,7 +49,7 @@ def _packages() -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
-def _cpu_model() -> str:
+def _cpuinfo_model() -> str | None:
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -48,6 +57,16 @@ def _cpu_model() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return None
+
+
+def _cpu_model() -> str:
+    import platform
+    import subprocess
+
+    model = _cpuinfo_model()
+    if model is not None:
+        return model
     if sys.platform == "darwin":
         try:
             return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
@@ -72,7 +91,9 @@ def _memory_bytes() -> int | None:
 
 
 def _gpus() -> list[dict[str, str]]:
-    exe = shutil.which("nvidia-smi")
+    import subprocess
+
+    exe = _which("nvidia-smi")
     if not exe:
         return []
     try:
@@ -95,11 +116,14 @@ def environment_id(env: dict[str, Any]) -> str:
     """A stable 32-hex-digit id over the identifying fields (not paths or capture time)."""
     ident = {k: env.get(k) for k in _ID_FIELDS}
     blob = json.dumps(ident, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()[:32]
+    return str(sha256(blob).hexdigest()[:32])
 
 
 def capture() -> dict[str, Any]:
     """The environment of the running interpreter, with its ``id``."""
+    import platform
+    import time
+
     libc = platform.libc_ver()
     env: dict[str, Any] = {
         "format": FORMAT,
@@ -125,51 +149,120 @@ def capture() -> dict[str, Any]:
     return env
 
 
-def fingerprint() -> str:
-    """Cheap key that changes whenever the environment could have: the interpreter, the
-    machine, and the modification times of every folder on ``sys.path`` (installing,
-    removing or upgrading a distribution adds or removes entries in its site folder)."""
-    parts = [sys.executable, sys.version, platform.node(), str(os.cpu_count())]
+def _which(name: str) -> str | None:
+    """``shutil.which`` without importing shutil (and the compression modules it loads)."""
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        p = os.path.join(d or ".", name)
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def _stat_key(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return f"{path}:-"
+    return f"{path}:{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
+
+
+def _read_small(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(4096)
+    except OSError:
+        return "-"
+
+
+def _fingerprint_parts() -> tuple[list[str], int]:
+    """What the cache key hashes, and the newest folder mtime among them (ns)."""
+    u = os.uname()
+    parts = [sys.executable, _stat_key(os.path.realpath(sys.executable)), sys.version,
+             u.sysname, u.nodename, u.release, u.machine, str(os.cpu_count()),
+             str(_cpuinfo_model()), str(_memory_bytes()),
+             _read_small("/proc/driver/nvidia/version"), str(_which("nvidia-smi"))]
+    gpus = "/proc/driver/nvidia/gpus"
+    if os.path.isdir(gpus):
+        parts.append(",".join(sorted(os.listdir(gpus))))
     here = os.path.dirname(os.path.abspath(__file__))
+    cwd = os.getcwd()
+    newest = 0
     for i, p in enumerate(sys.path):
         # the script's folder and gitml's injected folder change with every run
-        if i == 0 or not p or os.path.abspath(p) in (here, os.getcwd()):
+        if i == 0 or not p or os.path.abspath(p) in (here, cwd):
             continue
         try:
-            parts.append(f"{p}:{os.stat(p or '.').st_mtime_ns}")
+            mtime = os.stat(p).st_mtime_ns
         except OSError:
+            parts.append(f"{p}:-")
             continue
-    return hashlib.sha256("\n".join(parts).encode("utf-8", "replace")).hexdigest()[:32]
+        parts.append(f"{p}:{mtime}")
+        newest = max(newest, mtime)
+    return parts, newest
 
 
-def _dump(env: dict[str, Any], path: str) -> None:
+def fingerprint() -> str:
+    """Cheap key that changes whenever the environment could have: the interpreter (path,
+    file, version), the machine (name, kernel, CPU, memory, NVIDIA driver and GPUs), and
+    the modification times of every folder on ``sys.path`` (installing, removing or
+    upgrading a distribution adds or removes its ``.dist-info`` folder there)."""
+    return _key(_fingerprint_parts()[0])
+
+
+def _key(parts: list[str]) -> str:
+    return str(sha256("\n".join(parts).encode("utf-8", "replace")).hexdigest()[:32])
+
+
+#: a folder modified this recently may still be changing (Git's "racy" rule): not cached
+RACY_NS = 2_000_000_000
+
+
+def _write_text(path: str, text: str) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(env, f, sort_keys=True, indent=1)
+        f.write(text)
     os.replace(tmp, path)
+
+
+def _cached(path: str) -> str | None:
+    """The text of a cached capture, if it is one (a damaged file is not)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        env = json.loads(text)
+    except (OSError, ValueError):
+        return None
+    if isinstance(env, dict) and isinstance(env.get("packages"), dict) and env.get("id") == environment_id(env):
+        return text
+    return None
 
 
 def write(path: str, cache_dir: str | None = None) -> None:
     """Write the captured environment as JSON to ``path`` (through a temp file + rename).
-    With ``cache_dir``, reuse a capture whose :func:`fingerprint` still matches."""
-    cached = os.path.join(cache_dir, f"env-{fingerprint()}.json") if cache_dir else None
+    With ``cache_dir``, reuse a capture whose :func:`fingerprint` still matches; a new
+    capture is cached only if nothing it depends on changed while it ran."""
+    import time
+
+    key = fingerprint() if cache_dir else None
+    cached = os.path.join(cache_dir, f"env-{key}.json") if cache_dir and key else None
     if cached:
-        try:
-            with open(cached, encoding="utf-8") as f:
-                env = json.load(f)
-            if isinstance(env, dict) and env.get("id") == environment_id(env):
-                _dump(env, path)
-                return
-        except (OSError, ValueError):
-            pass
+        text = _cached(cached)
+        if text is not None:
+            _write_text(path, text)
+            return
     env = capture()
-    _dump(env, path)
-    if cached:
-        try:
-            os.makedirs(os.path.dirname(cached), exist_ok=True)
-            _dump(env, cached)
-        except OSError:
-            pass
+    text = json.dumps(env, sort_keys=True, indent=1)
+    _write_text(path, text)
+    if not cached:
+        return
+    parts, newest = _fingerprint_parts()
+    if _key(parts) != key or time.time_ns() - newest < RACY_NS:
+        return
+    try:
+        os.makedirs(os.path.dirname(cached), exist_ok=True)
+        _write_text(cached, text)
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":  # used by `git ml run` when no Python process dumped one itself

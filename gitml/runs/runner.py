@@ -49,6 +49,8 @@ class RunOptions:
     stdout_to_stderr: bool = False     # keep our stdout clean for --json
     env: dict[str, str] = field(default_factory=dict)   # extra environment for the command
     monitor: Monitor | None = None     # polled while the command runs; True stops it
+    git_add: bool = True               # stage record, environment, Git-tracked outputs (a trial
+                                       # commits its whole worktree: no need)
 
 
 @dataclass
@@ -180,14 +182,13 @@ def run_stage(repo: MLRepo, opts: RunOptions, *, quiet: bool = False) -> RunOutc
     atomic_write_text(repo.workdir / rec_rel, record.dumps())
     to_stage.append(rec_rel)
     to_stage += [r.path for r in out_refs.values() if r.source == "git"]
-    repo.git.stage(to_stage)
+    if opts.git_add:
+        repo.git.stage(to_stage)
     return RunOutcome(record, rec_rel, warnings, added, stopped=ex.stopped)
 
 
 def _plan(repo: MLRepo, opts: RunOptions) -> _Plan:
     """Everything that can be wrong with the inputs is checked before the command runs."""
-    from gitml.git import history
-
     if not opts.cmd:
         raise RunError("no command to run", "put it after `--`: git ml run -n NAME -- python train.py")
     stage = check_stage_name(opts.stage or default_stage_name(opts.cmd))
@@ -203,12 +204,12 @@ def _plan(repo: MLRepo, opts: RunOptions) -> _Plan:
     for d in deps:
         if not (workdir / d).exists():
             raise RunError(f"dependency {d} does not exist", "fix the -d path or create it first")
-    commit = repo.git.head()
+    commit, dirty = repo.git.head_and_dirty()
     return _Plan(stage=stage, run_dir=run_dir, cwd_rel=repo.relpath(run_dir) or ".", params=params,
                  param_paths=param_paths, deps=deps,
                  outs=[_norm(repo, run_dir, o) for o in opts.outs],
                  metric_paths=[_norm(repo, run_dir, m) for m in opts.metrics_files],
-                 commit=commit, dirty=history.is_dirty(repo.git.raw) if commit else False)
+                 commit=commit, dirty=dirty and commit is not None)
 
 
 def _execute(repo: MLRepo, opts: RunOptions, plan: _Plan, warnings: list[str]) -> _Execution:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import sys
 import tempfile
 import threading
@@ -92,25 +93,60 @@ def snapshot(workdir: Path, dirs: set[str] | None = None) -> Snapshot:
     return out
 
 
+# inotify(7) constants (linux/inotify.h)
+IN_OPEN, IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO = 0x20, 0x08, 0x40, 0x80
+IN_CREATE, IN_DELETE, IN_Q_OVERFLOW, IN_ISDIR = 0x100, 0x200, 0x4000, 0x40000000
+_IN_CLOEXEC, _IN_NONBLOCK = os.O_CLOEXEC, os.O_NONBLOCK
+_EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of NUL-padded name
+
+
+def _libc() -> Any:
+    """The C library's inotify calls, found in the running process (no ``ldconfig`` run,
+    which ``ctypes.util.find_library`` would start)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.inotify_init1.argtypes = [ctypes.c_int]
+    libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+    return libc
+
+
+def parse_events(buf: bytes) -> list[tuple[int, int, str]]:
+    """(wd, mask, name) of each ``struct inotify_event`` in what one read returned."""
+    out = []
+    pos, n = 0, len(buf)
+    while pos + _EVENT.size <= n:
+        wd, mask, _cookie, length = _EVENT.unpack_from(buf, pos)
+        pos += _EVENT.size
+        name = buf[pos:pos + length].split(b"\0", 1)[0]
+        pos += length
+        out.append((wd, mask, os.fsdecode(name)))
+    return out
+
+
 class _Inotify:
-    """Recursive inotify watches on a folder tree, read by a background thread."""
+    """Recursive inotify watches on a folder tree, read by a background thread that a pipe
+    wakes when the command is over (no polling interval to wait out)."""
+
+    MASK = IN_OPEN | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE
 
     def __init__(self, workdir: Path) -> None:
-        from inotify_simple import INotify, flags
-
-        self.flags = flags
+        self.libc = _libc()
+        fd = self.libc.inotify_init1(_IN_CLOEXEC | _IN_NONBLOCK)
+        if fd < 0:
+            err = ctypes_errno()
+            raise OSError(err, os.strerror(err))
+        self.fd: int = fd
         self.root = str(workdir)
         self.n = len(self.root) + 1
-        self.ino = INotify()
-        self.mask = (flags.OPEN | flags.CLOSE_WRITE | flags.MOVED_TO | flags.MOVED_FROM
-                     | flags.CREATE | flags.DELETE)
         self.dirs: dict[int, str] = {}
         self.opened: set[str] = set()
         self.written: set[str] = set()
         self.created: set[str] = set()
         self.overflow = False
         self.error: str | None = None
-        self._stop = threading.Event()
+        self.stopped = False
+        self._wake_r, self._wake_w = os.pipe()
         self._lock = threading.Lock()
         self.watch_tree(self.root, new=False)
         self._thread = threading.Thread(target=self._loop, name="gitml-inotify", daemon=True)
@@ -119,11 +155,18 @@ class _Inotify:
     def _rel(self, path: str) -> str:
         return path[self.n:].replace(os.sep, "/")
 
+    def _add_watch(self, d: str) -> int:
+        wd: int = self.libc.inotify_add_watch(self.fd, os.fsencode(d), self.MASK)
+        if wd < 0:
+            err = ctypes_errno()
+            raise OSError(err, os.strerror(err))
+        return wd
+
     def watch_tree(self, top: str, new: bool) -> None:
         for d, dirs, files in os.walk(top):
             dirs[:] = [x for x in dirs if not _skip_dir(d, x)]
             try:
-                wd = self.ino.add_watch(d, self.mask)
+                wd = self._add_watch(d)
             except OSError as e:  # ENOSPC: out of watches; the snapshot still sees writes
                 self.error = f"inotify: cannot watch {d}: {e.strerror}"
                 continue
@@ -134,56 +177,77 @@ class _Inotify:
                     self.written.add(rel)
                     self.created.add(rel)
 
-    def _handle(self, events: list[Any]) -> None:
-        f = self.flags
-        for ev in events:
-            if ev.mask & f.Q_OVERFLOW:
+    def _handle(self, events: list[tuple[int, int, str]]) -> None:
+        for wd, mask, name in events:
+            if mask & IN_Q_OVERFLOW:
                 self.overflow = True
                 continue
-            d = self.dirs.get(ev.wd)
-            if d is None or not ev.name:
+            d = self.dirs.get(wd)
+            if d is None or not name:
                 continue
-            path = os.path.join(d, ev.name)
-            if ev.mask & f.ISDIR:
-                if ev.mask & (f.CREATE | f.MOVED_TO) and not _skip_dir(d, ev.name):
+            path = os.path.join(d, name)
+            if mask & IN_ISDIR:
+                if mask & (IN_CREATE | IN_MOVED_TO) and not _skip_dir(d, name):
                     self.watch_tree(path, new=True)
                 continue
             rel = self._rel(path)
-            if ev.mask & f.OPEN:
+            if mask & IN_OPEN:
                 self.opened.add(rel)
-            if ev.mask & (f.CLOSE_WRITE | f.MOVED_TO):
+            if mask & (IN_CLOSE_WRITE | IN_MOVED_TO):
                 self.written.add(rel)
-            if ev.mask & f.CREATE:
+            if mask & IN_CREATE:
                 self.created.add(rel)
 
+    def _read(self) -> list[tuple[int, int, str]]:
+        try:
+            return parse_events(os.read(self.fd, 65536))
+        except BlockingIOError:
+            return []
+
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        import select
+
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        while True:
             try:
-                events = self.ino.read(timeout=50)
+                ready = {fd for fd, _ in poller.poll()}
+                if self.fd in ready:
+                    with self._lock:
+                        self._handle(self._read())
             except OSError:
                 return
-            with self._lock:
-                self._handle(events)
+            if self._wake_r in ready:
+                return
 
     def stop(self) -> None:
-        self._stop.set()
+        self.stopped = True
+        os.write(self._wake_w, b"x")
         self._thread.join()
         while True:  # drain what the kernel still holds
-            events = self.ino.read(timeout=0)
+            events = self._read()
             if not events:
                 break
             self._handle(events)
-        self.ino.close()
+        for fd in (self.fd, self._wake_r, self._wake_w):
+            os.close(fd)
+
+
+def ctypes_errno() -> int:
+    import ctypes
+
+    return ctypes.get_errno()
 
 
 def inotify_available() -> bool:
     if not sys.platform.startswith("linux") or os.environ.get("GITML_NO_INOTIFY") == "1":
         return False
     try:
-        import inotify_simple  # noqa: F401
-    except ImportError:
+        libc = _libc()
+        return hasattr(libc, "inotify_init1") and hasattr(libc, "inotify_add_watch")
+    except (OSError, AttributeError):
         return False
-    return True
 
 
 class Tracer:
@@ -221,6 +285,8 @@ class Tracer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._ino is not None and not self._ino.stopped:  # the command never ran
+            self._ino.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def child_env(self, base: dict[str, str] | None = None) -> dict[str, str]:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitml.errors import GitMLError, UsageError
 from gitml.git import exps as gx
 from gitml.repo import MLRepo
 from gitml.store import pointer as ptr
 from gitml.sweep.trials import NAME_RE, Trial, list_trials, trial_ref
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 def resolve(repo: MLRepo, name: str) -> str:
@@ -54,6 +54,9 @@ def _sort_key(t: Trial, key: str, descending: bool) -> tuple[int, float, str]:
 
 
 def to_csv(columns: list[str], rows: list[list[Any]]) -> str:
+    import csv
+    import io
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(columns)
@@ -123,6 +126,8 @@ def remove(repo: MLRepo, names: list[str], before: str | None = None) -> list[st
 
 
 def _parse_date(text: str) -> datetime:
+    from datetime import UTC, datetime
+
     try:
         d = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as e:

@@ -9,21 +9,23 @@ trials with one git call.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitml.errors import GitMLError, UsageError
 from gitml.git import exps as gx
+from gitml.layout import EXP_SUMMARIES
 from gitml.repo import MLRepo
-from gitml.runs import overrides as ov
-from gitml.runs.records import load_run_record
-from gitml.runs.runner import Monitor, RunOutcome, options_from_record, run_stage
+
+if TYPE_CHECKING:  # imported by run_trial only: `exp show` reads summaries, it runs nothing
+    from gitml.runs.runner import Monitor, RunOutcome
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 SUMMARY_MARK = "gitml-exp: "
@@ -56,15 +58,30 @@ class Trial:
 
     @classmethod
     def from_body(cls, body: str, commit: str) -> Trial | None:
-        for line in body.splitlines():
-            if line.startswith(SUMMARY_MARK):
-                try:
-                    d = json.loads(line[len(SUMMARY_MARK):])
-                    d.pop("format", None)
-                    return cls(**d, commit=commit)
-                except (ValueError, TypeError):
-                    return None
-        return None
+        return cls.from_summary(summary_of(body), commit)
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any] | None, commit: str) -> Trial | None:
+        if summary is None:
+            return None
+        d = dict(summary)
+        d.pop("format", None)
+        try:
+            return cls(**d, commit=commit)
+        except TypeError:  # not a summary this version understands
+            return None
+
+
+def summary_of(body: str) -> dict[str, Any] | None:
+    """The JSON summary line of a trial commit's message body, parsed (None: not a trial)."""
+    for line in body.splitlines():
+        if line.startswith(SUMMARY_MARK):
+            try:
+                d = json.loads(line[len(SUMMARY_MARK):])
+            except ValueError:
+                return None
+            return d if isinstance(d, dict) else None
+    return None
 
 
 def check_name(name: str) -> str:
@@ -88,6 +105,10 @@ class TrialSpec:
 
 
 def snapshot(repo: MLRepo) -> str:
+    return _snapshot(repo).commit
+
+
+def _snapshot(repo: MLRepo) -> gx.Snapshot:
     return gx.snapshot_worktree(repo.git, "gitml exp: work tree snapshot\n")
 
 
@@ -96,15 +117,21 @@ def run_trial(repo: MLRepo, spec: TrialSpec, *, base: str | None = None,
               on_start: Callable[[Path], None] | None = None) -> Trial:
     """Run one trial and commit it; the user's branch, index and work tree are untouched."""
     from gitml.artifacts import worktree
+    from gitml.runs import overrides as ov
+    from gitml.runs.records import load_run_record
+    from gitml.runs.runner import options_from_record, run_stage
 
     t0 = time.monotonic()
     if spec.name is not None:
         check_name(spec.name)
-    head = repo.git.head()
-    base = base or snapshot(repo)
+    if base is None:
+        snap = _snapshot(repo)
+        base, head = snap.commit, snap.head
+    else:
+        head = repo.git.head()
     wt = gx.add_worktree(repo.git, base)
     try:
-        wrepo = MLRepo.discover(wt)
+        wrepo = MLRepo(gx.worktree_git(repo.git, wt))
         rec = load_run_record(wt, spec.stage)
         if rec is None:
             raise GitMLError(f"no run record for stage '{spec.stage}' in the work tree",
@@ -117,7 +144,8 @@ def run_trial(repo: MLRepo, spec: TrialSpec, *, base: str | None = None,
             on_start(wt)
         t_run = time.monotonic()
         outcome = run_stage(wrepo, options_from_record(
-            rec, cmd=applied.cmd, env=applied.env, monitor=monitor, stdout_to_stderr=True),
+            rec, cmd=applied.cmd, env=applied.env, monitor=monitor, stdout_to_stderr=True,
+            git_add=False),
             quiet=quiet)
         run_s = time.monotonic() - t_run
         missing = ov.unused(applied, outcome.record.params)
@@ -126,7 +154,8 @@ def run_trial(repo: MLRepo, spec: TrialSpec, *, base: str | None = None,
                 f"stage '{spec.stage}' does not read param(s) {', '.join(missing)}",
                 "name a key of its params files, a --flag of its command, or a gitml.log_param call")
         trial = _summary(spec, outcome, base, head, run_s)
-        name = spec.name or f"{spec.stage}-{secrets.token_hex(3)}"
+        # os.urandom, as secrets.token_hex uses (importing secrets costs ~5 ms per command)
+        name = spec.name or f"{spec.stage}-{os.urandom(3).hex()}"
         trial.name = name
         message = f"gitml exp {name} ({spec.stage}, {trial.state})\n\n{SUMMARY_MARK}{{}}\n"
         trial.overhead_s = round(max(0.0, time.monotonic() - t0 - outcome.record.duration_s), 3)
@@ -167,15 +196,55 @@ def _summary(spec: TrialSpec, outcome: RunOutcome, base: str, head: str | None,
 
 
 def list_trials(repo: MLRepo) -> list[Trial]:
-    """Every trial in this repository, oldest first."""
+    """Every trial in this repository, oldest first.
+
+    Git lists the refs (no object read); the summaries come from a cache keyed by commit
+    id (a commit never changes, so an entry is never stale), and only the commits it lacks
+    are read, in one call. 1,000 trials cost one small listing instead of 1,000 object
+    reads streamed through a pipe, which under load made the wall time ~10x the CPU time."""
+    refs = gx.ref_commits(repo.git, gx.EXPS_PREFIX)
+    path = repo.ml_dir / EXP_SUMMARIES
+    cache = _load_summaries(path)
+    missing = sorted({c for c in refs.values() if c not in cache})
+    for commit, body in gx.commit_bodies(repo.git, missing).items():
+        cache[commit] = summary_of(body)
+    live = {c: cache[c] for c in set(refs.values()) if c in cache}
+    if missing or len(live) != len(cache):
+        _save_summaries(path, live)
     out = []
-    for e in gx.list_refs(repo.git, gx.EXPS_PREFIX):
-        t = Trial.from_body(e.body, e.commit)
+    for ref, commit in refs.items():
+        t = Trial.from_summary(live.get(commit), commit)
         if t is not None:
-            t.name = e.ref[len(gx.EXPS_PREFIX):]
+            t.name = ref[len(gx.EXPS_PREFIX):]
             out.append(t)
     out.sort(key=lambda t: (t.created, t.name))
     return out
+
+
+_CACHE_FORMAT = 1
+
+
+def _load_summaries(path: Path) -> dict[str, dict[str, Any] | None]:
+    """commit -> summary (None: a commit under the prefix that is not a trial); an
+    unreadable or foreign cache is treated as empty."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != _CACHE_FORMAT:
+        return {}
+    summaries = data.get("summaries")
+    if not isinstance(summaries, dict):
+        return {}
+    return {c: d for c, d in summaries.items() if d is None or isinstance(d, dict)}
+
+
+def _save_summaries(path: Path, summaries: dict[str, dict[str, Any] | None]) -> None:
+    from gitml.store.fsutil import atomic_write_text
+
+    with contextlib.suppress(OSError):  # a cache: the next listing reads the commits again
+        atomic_write_text(path, json.dumps({"format": _CACHE_FORMAT, "summaries": summaries},
+                                           sort_keys=True))
 
 
 def get_trial(repo: MLRepo, name: str) -> Trial:
