@@ -9,7 +9,9 @@ per measurement: the defaults) runs ``--runs`` times. With ``--compare DIR`` (a 
 holding another `git-ml`, e.g. an older checkout's), the two alternate run by run, so load
 that drifts on a shared machine favours neither. Per run: wall seconds, CPU seconds of
 the command and everything it started (servers, probe, load generator), the profile's own
-``phases_s`` and the load average. Only the load runs have a fixed length; the rest is CPU
+``phases_s`` and the load average. Each run starts without the bundle `git ml serve` and
+`git ml profile` share (`.git/ml/serve/`), as a first profile of a version does; ``--warm``
+keeps it between runs. Only the load runs have a fixed length; the rest is CPU
 work that a loaded machine stretches, so CPU seconds are the figure that carries over
 between machines. Results: stdout and `benchmarks/results/profile-<date>.json`.
 """
@@ -39,7 +41,9 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def one_run(repo: Path, env: dict[str, str], label: str) -> dict[str, Any]:
+def one_run(repo: Path, env: dict[str, str], label: str, warm: bool) -> dict[str, Any]:
+    if not warm:
+        shutil.rmtree(repo / ".git" / "ml" / "serve", ignore_errors=True)
     before = loadavg()
     cpu0 = children_cpu()
     t0 = time.monotonic()
@@ -53,7 +57,7 @@ def one_run(repo: Path, env: dict[str, str], label: str) -> dict[str, Any]:
            "phases_s": prof.get("phases_s"), "load_before": before, "load_after": loadavg(),
            "server": [{k: s[k] for k in ("workers", "rows", "rps", "p99_ms", "rss_bytes")}
                       for s in prof["server"]]}
-    print(f"  {label:8s} {wall:6.1f} s wall, {out['cpu_s']:5.1f} CPU-s, load "
+    print(f"  {label:8s} {wall:6.1f} s wall, {out['cpu_s']:5.1f} CPU-s (load runs included), load "
           f"{before[0]:.2f} -> {out['load_after'][0]:.2f}, phases {out['phases_s']}", flush=True)
     return out
 
@@ -62,6 +66,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--compare", type=Path, help="a folder with another `git-ml` to alternate with")
+    ap.add_argument("--warm", action="store_true", help="keep the built bundle between runs")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -78,7 +83,7 @@ def main() -> int:
         repo, _ = make_repo(work, env)
         for i in range(a.runs):
             for label, e in (variants if i % 2 == 0 else variants[::-1]):
-                runs.append(one_run(repo, e, label))
+                runs.append(one_run(repo, e, label, a.warm))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for label, _ in variants:

@@ -220,7 +220,7 @@ def profile(repo: MLRepo, ref: ModelRef, *, rows: list[int], workers: list[int],
             duration_s: float = 3.0, onnx: bool = False, commit: bool = True,
             tool: str = "auto") -> tuple[dict[str, Any], str]:
     from gitml.deploy.envrecord import capture, record_environment
-    from gitml.models.bundle import build_bundle
+    from gitml.serve.local import Target, bundle_for
     from gitml.store.fsutil import atomic_write_text
 
     if not rows or any(r < 1 for r in rows) or not workers or any(w < 1 for w in workers):
@@ -228,11 +228,8 @@ def profile(repo: MLRepo, ref: ModelRef, *, rows: list[int], workers: list[int],
     t0 = time.perf_counter()
     phases: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="gitml-profile-") as tmp:
-        bundle = build_bundle(repo, ref.name, ref.commit, Path(tmp) / "bundle", version=ref.version)
-        if onnx:
-            from gitml.deploy.package import swap_to_onnx
-
-            bundle = swap_to_onnx(repo, bundle)
+        # the bundle `git ml serve` serves (built once per version and flavor)
+        bundle = bundle_for(repo, Target(ref.name, ref.commit, ref.label, ref.text), onnx=onnx)
         phases["bundle"] = round(time.perf_counter() - t0, 2)
         t1 = time.perf_counter()
         probe = Probe(bundle.path, rows, 1.0, Path(tmp) / "probe.log")

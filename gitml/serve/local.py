@@ -75,16 +75,16 @@ def _cached(repo: MLRepo, target: Target, folder: Path, onnx: bool) -> Bundle | 
     return bundle
 
 
-def prepare(repo: MLRepo, target: Target, *, allow_pickle: bool = False,
-            onnx: bool = False) -> tuple[Path, Bundle]:
-    """Build (or reuse) the target's bundle and write the deploy state that serves it. With
-    ``onnx`` the bundle holds the model `git ml compile --onnx` made from the target's
-    model, checked against the scikit-learn model's answers on the smoke rows."""
+def bundle_for(repo: MLRepo, target: Target, *, allow_pickle: bool = False,
+               onnx: bool = False) -> Bundle:
+    """The target's bundle, built once per version, commit and flavor under
+    :func:`serve_dir` (`git ml serve` and `git ml profile` share it). With ``onnx`` it holds
+    the model `git ml compile --onnx` made from the target's model, checked against the
+    scikit-learn model's answers on the smoke rows."""
     from gitml.models.bundle import build_bundle
-    from gitml.serve.control import write_state
 
-    base = serve_dir(repo, target.name)
-    folder = base / "bundles" / f"{target.version}-{target.commit[:12]}{'-onnx' if onnx else ''}"
+    folder = (serve_dir(repo, target.name) / "bundles"
+              / f"{target.version}-{target.commit[:12]}{'-onnx' if onnx else ''}")
     bundle = _cached(repo, target, folder, onnx)
     if bundle is None:
         bundle = build_bundle(repo, target.name, target.commit, folder,
@@ -93,7 +93,16 @@ def prepare(repo: MLRepo, target: Target, *, allow_pickle: bool = False,
             from gitml.deploy.package import swap_to_onnx
 
             bundle = swap_to_onnx(repo, bundle)
-    state = base / "state.json"
+    return bundle
+
+
+def prepare(repo: MLRepo, target: Target, *, allow_pickle: bool = False,
+            onnx: bool = False) -> tuple[Path, Bundle]:
+    """Build (or reuse) the target's bundle and write the deploy state that serves it."""
+    from gitml.serve.control import write_state
+
+    bundle = bundle_for(repo, target, allow_pickle=allow_pickle, onnx=onnx)
+    state = serve_dir(repo, target.name) / "state.json"
     write_state(state, {"model": target.name, "active": target.version,
-                        "versions": {target.version: str(folder)}})
+                        "versions": {target.version: str(bundle.path)}})
     return state, bundle
