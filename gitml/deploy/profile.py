@@ -13,7 +13,8 @@ server's start-up, the load runs. Only the load runs have a fixed length; the re
 CPU work that a loaded machine stretches. So the servers are forked by the probe's
 interpreter once it has measured (``probe --serve``): its imports, done once, serve every
 worker count, where a fresh ``python -m gitml.serve.supervisor`` per worker count paid them
-again.
+again; and the bundle is the one `git ml serve` builds and keeps
+(:func:`gitml.serve.local.bundle_for`), so a version is bundled once.
 """
 
 from __future__ import annotations
