@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_serve.py                 # both servers, c=1,16,64, 10 s each
     .venv/bin/python benchmarks/bench_serve.py --duration 5 --concurrency 16
     .venv/bin/python benchmarks/bench_serve.py --onnx --concurrency 16   # + the compiled model
+    .venv/bin/python benchmarks/bench_serve.py --startup 5    # only `git ml serve`'s cold start
 
 One scikit-learn pipeline (one-hot on the 4 categorical columns of the arrests data,
 scaling on its 3 numeric ones, logistic regression) is trained once, committed to a
@@ -163,6 +164,44 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], t0: float, timeout: fl
     raise SystemExit(f"{url} not healthy within {timeout}s")
 
 
+def startup_runs(repo: Path, env: dict[str, str], body: bytes, n: int, workers: int,
+                 extra: list[str]) -> list[dict[str, Any]]:
+    """``n`` cold starts of `git ml serve`: ready (first 200 on /v2/health/ready), first
+    /invocations answer, CPU seconds of the server's process group until then."""
+    out = []
+    for _ in range(n):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        before = loadavg()
+        t0 = time.monotonic()
+        proc = subprocess.Popen(["git", "ml", "serve", "arrests@v1.0.0", "--port", str(port),
+                                 "--workers", str(workers), "--no-log", *extra], cwd=repo, env=env,
+                                start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            ready = None
+            while ready is None and time.monotonic() - t0 < 300:
+                if proc.poll() is not None:
+                    raise SystemExit(f"git ml serve exited ({proc.returncode}) before answering")
+                try:
+                    with urllib.request.urlopen(url + "/v2/health/ready", timeout=2) as r:
+                        ready = time.monotonic() - t0 if r.status == 200 else None
+                except (urllib.error.URLError, OSError):
+                    time.sleep(0.01)
+            if ready is None:
+                raise SystemExit(f"{url} not ready within 300 s")
+            check_answer(url, body)
+            first = time.monotonic() - t0
+            cpu = tree_cpu(proc.pid)
+        finally:
+            stop(proc)
+        out.append({"ready_s": round(ready, 3), "first_answer_s": round(first, 3),
+                    "cpu_s": round(cpu, 2), "load": before})
+        print(f"  ready {ready:.2f} s, first /invocations answer {first:.2f} s, {cpu:.2f} CPU-s, "
+              f"load {before[0]:.2f}", flush=True)
+    return out
+
+
 def check_answer(url: str, body: bytes) -> list[Any]:
     req = urllib.request.Request(url + "/invocations", data=body,
                                  headers={"Content-Type": "application/json"})
@@ -285,8 +324,16 @@ def main() -> int:
     ap.add_argument("--onnx", action="store_true",
                     help="also serve the model compiled by `git ml compile --onnx` (server "
                          "gitml-onnx: `git ml package --onnx`, run with its Dockerfile's command)")
+    ap.add_argument("--startup", type=int, default=0, metavar="N",
+                    help="only measure N cold starts of `git ml serve` (no load runs, no MLflow)")
+    ap.add_argument("--serve-onnx", action="store_true",
+                    help="with --startup: `git ml serve --onnx` (compiles the model first)")
+    ap.add_argument("--gitml-bin", type=Path,
+                    help="a folder with another `git-ml` executable to measure (before/after)")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
+    if a.startup:
+        return startup_main(a)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     conc = [int(x) for x in a.concurrency.split(",")]
@@ -424,6 +471,40 @@ def main() -> int:
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nresults: {dest}")
+    return 0
+
+
+def startup_main(a: argparse.Namespace) -> int:
+    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    home = work / "home"
+    home.mkdir()
+    env = git_env(home)
+    if a.gitml_bin:
+        env["PATH"] = str(a.gitml_bin.absolute()) + os.pathsep + env["PATH"]
+    try:
+        repo, test = make_repo(work, env)
+        extra = []
+        if a.serve_onnx:
+            run(["git", "ml", "compile", "arrests@v1.0.0", "--onnx"], repo, env)
+            run(["git", "commit", "-q", "--no-verify", "-m", "compiled"], repo, env)
+            extra = ["--onnx"]
+        body = bodies(test)[1]
+        print("first start (builds the bundle):", flush=True)
+        first = startup_runs(repo, env, body, 1, a.workers, extra)
+        print(f"{a.startup} starts with the bundle cached:", flush=True)
+        runs = startup_runs(repo, env, body, a.startup, a.workers, extra)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ready = sorted(r["ready_s"] for r in runs)
+    cpu = sorted(r["cpu_s"] for r in runs)
+    print(f"median: ready {ready[len(ready) // 2]:.2f} s, {cpu[len(cpu) // 2]:.2f} CPU-s "
+          f"({a.workers} workers{', onnx' if a.serve_onnx else ''})")
+    results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(),
+               "workers": a.workers, "onnx": a.serve_onnx, "first": first, "cached": runs}
+    dest = a.json or ROOT / "benchmarks" / "results" / f"serve-startup-{time.strftime('%Y-%m-%d-%H%M')}.json"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results: {dest}")
     return 0
 
 

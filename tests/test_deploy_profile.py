@@ -49,7 +49,11 @@ def test_profile_is_measured_and_committed_with_its_environment(repo: Path) -> N
     (srv,) = prof["server"]
     assert srv["workers"] == 1 and srv["rows"] == 1 and srv["concurrency"] == 16
     assert srv["errors"] == 0 and srv["requests"] > 0 and srv["rps"] > 0
-    assert srv["rss_bytes"] >= ld["rss_python_bytes"]
+    # the supervisor holds what the probe held after loading (its file-backed pages too,
+    # though it was forked from the probe), and a worker comes on top
+    assert srv["rss_bytes"] >= ld["rss_bytes"] > ld["rss_python_bytes"]
+    phases = prof["phases_s"]
+    assert phases["bundle"] > 0 and phases["probe"] > 0 and len(phases["server_start"]) == 1
 
 
 def test_recommend_and_k8s_use_the_recorded_profile(repo: Path, tmp_path: Path) -> None:
@@ -98,6 +102,25 @@ def test_diff_shows_profile_changes_and_flags_other_machines(repo: Path) -> None
     out = gitml(repo, "diff", "HEAD~1", "HEAD").stdout
     assert "not comparable" in out and "Other CPU" in out
     assert "server.w1.r1.rps" in out
+
+
+def test_a_probe_that_cannot_load_the_model_is_a_one_line_error(repo: Path, tmp_path: Path) -> None:
+    from gitml.deploy.profile import Probe
+    from gitml.errors import GitMLError
+    from gitml.models.bundle import build_bundle
+    from gitml.repo import MLRepo
+
+    bundle = build_bundle(MLRepo.discover(repo), "arrests", "arrests@v1.0.0", tmp_path / "b")
+    model = bundle.path / bundle.model_file
+    model.write_bytes(model.read_bytes()[:-1] + b"x")
+    probe = Probe(bundle.path, [1], 0.1, tmp_path / "probe.log")
+    try:
+        with pytest.raises(GitMLError, match=r"measuring the model in-process failed: .*hash") as e:
+            probe.measurements()
+        assert "\n" not in str(e.value) and "Traceback" not in str(e.value)
+    finally:
+        probe.close()
+    assert probe.proc.returncode not in (None, 0)
 
 
 def test_profile_time_budget_is_reported(repo: Path) -> None:

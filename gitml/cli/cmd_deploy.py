@@ -12,6 +12,8 @@ def register(p: argparse.ArgumentParser) -> None:
                    "kept (default deploy.grace_seconds)")
     p.add_argument("--no-wait", action="store_true",
                    help="return at the switch; a background process watches the grace window")
+    p.add_argument("--onnx", action="store_true",
+                   help="serve the ONNX model `git ml compile --onnx` made from the version")
     p.add_argument("--stop", action="store_true", help="stop the server of this model on the target")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -27,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"stopped the server of {name}" if stopped else f"no server of {name} runs", quiet=args.quiet)
         return 0
     res = deploy(repo, args.ref, args.target, grace=args.grace, detach_watch=args.no_wait,
+                 onnx=args.onnx,
                  log=None if args.quiet or args.json else (lambda m: say(m, quiet=False)))
     if args.json:
         print_json({k: v for k, v in vars(res).items()})

@@ -1,4 +1,4 @@
-"""`git ml serve NAME[@vX.Y.Z|#stage] [--rev REV] [--port] [--workers N] [--host] [--token] [--no-log]`:
+"""`git ml serve NAME[@vX.Y.Z|#stage] [--rev REV] [--port] [--workers N] [--host] [--token] [--no-log] [--onnx]`:
 serve a declared model over HTTP (MLflow's /invocations and KServe V2 on one port)."""
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-log", action="store_true", help="do not write the traffic log")
     p.add_argument("--sample", type=float, default=1.0,
                    help="fraction of requests written to the traffic log (default 1)")
+    p.add_argument("--onnx", action="store_true",
+                   help="serve the ONNX model `git ml compile --onnx` made from it (onnxruntime)")
     p.add_argument("--allow-pickle", action="store_true",
                    help="load a pickle/joblib model (it can run arbitrary code: only if you trust it)")
 
@@ -41,11 +43,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--port must be between 0 and 65535")
     repo = MLRepo.discover()
     target = resolve(repo, args.ref, args.rev)
-    state, bundle = prepare(repo, target, allow_pickle=args.allow_pickle)
+    state, bundle = prepare(repo, target, allow_pickle=args.allow_pickle, onnx=args.onnx)
     traffic = None if args.no_log else default_traffic_dir(repo, target.name)
     token = args.token or os.environ.get(TOKEN_ENV) or None
-    say(f"serving {target.name} {target.version} (commit {target.commit[:12]}, model id "
-        f"{bundle.model_id[:12]}) on {args.host}:{args.port}"
+    say(f"serving {target.name} {target.version} (commit {target.commit[:12]}, "
+        f"{'ONNX ' if bundle.flavor == 'onnx' else ''}model id {bundle.model_id[:12]}) "
+        f"on {args.host}:{args.port}"
         + (f"; traffic log in {traffic}" if traffic else "; no traffic log")
         + ("; bearer token required" if token else ""), quiet=args.quiet)
     return Supervisor(state, host=args.host, port=args.port, workers=args.workers, token=token,

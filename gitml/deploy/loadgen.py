@@ -38,6 +38,49 @@ def run(url: str, body: bytes, *, concurrency: int = 16, duration_s: float = 4.0
     return _threads(url, body, concurrency, duration_s, content_type)
 
 
+def warm(url: str, body: bytes, *, requests: int = 200, concurrency: int = 4,
+         content_type: str = "application/json") -> int:
+    """Send ``requests`` requests over ``concurrency`` keep-alive connections before a
+    measurement (a new server's first answers take lazy paths and cold caches); returns
+    how many failed. Bounded by count, not time: a loaded machine takes longer, not less."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
+    left = [requests]
+    failed = [0]
+    lock = threading.Lock()
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        try:
+            while True:
+                with lock:
+                    if left[0] <= 0:
+                        return
+                    left[0] -= 1
+                try:
+                    conn.request("POST", parts.path or "/", body=body, headers=headers)
+                    resp = conn.getresponse()
+                    resp.read()
+                    ok = resp.status < 400
+                except (OSError, http.client.HTTPException):
+                    ok = False
+                    conn.close()
+                    conn = http.client.HTTPConnection(host, port, timeout=10)
+                if not ok:
+                    with lock:
+                        failed[0] += 1
+        finally:
+            conn.close()
+
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, concurrency))]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(120)
+    return failed[0]
+
+
 def _lua_string(b: bytes) -> str:
     return '"' + "".join(f"\\{c:03d}" for c in b) + '"'
 

@@ -87,22 +87,54 @@ class PackageResult:
 
 
 # ------------------------------------------------------------------------------- onnx
-def compiled_artifact(repo: MLRepo, name: str, model_id: str) -> tuple[str, str]:
-    """(path, id) of the ONNX artifact compiled from the model with id ``model_id``, from
-    the compile run records in the work tree."""
+@dataclass(frozen=True)
+class Compiled:
+    """The ONNX artifact `git ml compile` made from one model, and the parity it passed."""
+
+    path: str
+    oid: str
+    tolerance: float
+    min_agreement: float
+
+
+def compiled_artifact(repo: MLRepo, name: str, model_id: str) -> Compiled:
+    """The ONNX artifact compiled from the model with id ``model_id``, from the compile run
+    records in the work tree (the plain compile before a quantized one)."""
+    from gitml.deploy.compile import MIN_AGREEMENT, TOLERANCE
     from gitml.runs.records import load_run_records
 
     for stage, rec in sorted(load_run_records(repo.workdir).items()):
         if not stage.startswith(f"compile-{name}"):
             continue
         if any(i.oid == model_id for i in rec.inputs) and rec.outputs and rec.outputs[0].oid:
-            return rec.outputs[0].path, str(rec.outputs[0].oid)
+            return Compiled(rec.outputs[0].path, str(rec.outputs[0].oid),
+                            float(rec.params.get("tolerance", TOLERANCE)),
+                            float(rec.params.get("min_agreement", MIN_AGREEMENT)))
     raise GitMLError(f"{name}: no ONNX model compiled from model id {model_id[:12]}",
                      f"compile it first: git ml compile {name}@vX.Y.Z --onnx, and commit")
 
 
+def _smoke_parity(bundle: Bundle, labels: list[str], values: list[float | None],
+                  compiled: Compiled) -> Any:
+    """The compiled model's answers on the bundle's smoke rows against the scikit-learn
+    model's recorded ones, judged as `git ml compile` judged them."""
+    from gitml.deploy.compile import Parity
+
+    _, preds, recorded = bundle.smoke()
+    pairs = [(a, b) for a, b in zip(values, recorded, strict=True) if a is not None and b is not None]
+    if bundle.task == "regression":
+        scaled = [abs(a - b) / max(1.0, abs(b)) for a, b in pairs]
+        agree = sum(d <= compiled.tolerance for d in scaled) / max(1, len(scaled))
+        return Parity(len(scaled), agree, max(scaled, default=0.0), compiled.tolerance,
+                      compiled.min_agreement)
+    agree = sum(a == b for a, b in zip(labels, preds, strict=True)) / max(1, len(preds))
+    diff = max((abs(a - b) for a, b in pairs), default=0.0)
+    return Parity(len(preds), agree, diff, compiled.tolerance, compiled.min_agreement)
+
+
 def swap_to_onnx(repo: MLRepo, bundle: Bundle) -> Bundle:
-    """Put the compiled model in the bundle in place of the scikit-learn one."""
+    """Put the compiled model in the bundle in place of the scikit-learn one, refused unless
+    it answers the bundle's smoke rows as the scikit-learn model did (compile's parity)."""
     import numpy as np
     import pandas as pd
 
@@ -111,7 +143,8 @@ def swap_to_onnx(repo: MLRepo, bundle: Bundle) -> Bundle:
     from gitml.models.onnx import load_onnx_bytes
     from gitml.store.fsutil import atomic_write_bytes, atomic_write_text
 
-    path, oid = compiled_artifact(repo, bundle.name, bundle.model_id)
+    compiled = compiled_artifact(repo, bundle.name, bundle.model_id)
+    path, oid = compiled.path, compiled.oid
     src = locate(repo, path, None, True)
     if src.oid != oid:
         raise GitMLError(f"{path} in the index has id {src.oid[:12]}, the compile record says "
@@ -129,16 +162,22 @@ def swap_to_onnx(repo: MLRepo, bundle: Bundle) -> Bundle:
     elif proba is not None and bundle.classes:
         pos = bundle.positive if bundle.positive in bundle.classes else bundle.classes[-1]
         values = [float(v) for v in proba[:, bundle.classes.index(pos)]]
+    preds = [str(p.item() if isinstance(p, np.generic) else p) for p in labels]
+    parity = _smoke_parity(bundle, preds, values, compiled)
+    if not parity.passed:
+        from gitml.deploy.compile import ParityError
+
+        raise ParityError(f"{path} does not answer as {bundle.name}'s scikit-learn model on the "
+                          f"bundle's smoke rows: {parity.describe()}",
+                          f"re-run git ml compile {bundle.name} --onnx")
     smoke = rows.copy()
-    smoke[SMOKE_PRED] = [str(p.item() if isinstance(p, np.generic) else p) for p in labels]
+    smoke[SMOKE_PRED] = preds
     smoke[SMOKE_VALUE] = pd.Series(values, dtype="float64")
     old = bundle.path / bundle.model_file
     bundle.model_file = Path(path).name
     bundle.model_id = oid
     bundle.flavor = "onnx"
     atomic_write_bytes(bundle.path / bundle.model_file, data)
-    if old.name != bundle.model_file:
-        old.unlink(missing_ok=True)
     import io
 
     buf = io.BytesIO()
@@ -146,6 +185,8 @@ def swap_to_onnx(repo: MLRepo, bundle: Bundle) -> Bundle:
     atomic_write_bytes(bundle.path / SMOKE, buf.getvalue())
     atomic_write_text(bundle.path / MANIFEST,
                       json.dumps(bundle.to_manifest(), indent=2, default=str) + "\n")
+    if old.name != bundle.model_file:  # after the manifest: it never names a missing file
+        old.unlink(missing_ok=True)
     from gitml.models.bundle import Bundle as _B
 
     return _B.open(bundle.path)

@@ -3,10 +3,18 @@
 What is measured: the load time and memory of one server worker (in a fresh interpreter,
 :mod:`gitml.deploy.probe`), the model's size, in-process latency p50/p99 for 1 and 100
 rows on the server's own predictor, and the real server's throughput per worker count
-(gitml's server started by :func:`gitml.serve.control.start`, driven by
-:mod:`gitml.deploy.loadgen` at a fixed concurrency with MLflow-style requests), with the
+(gitml's supervisor and workers, driven by :mod:`gitml.deploy.loadgen` at a fixed
+concurrency with MLflow-style requests after a warm-up of a few hundred requests), with the
 server's total RSS under that load. The result goes to ``.gitml/profiles/<model>/<version>.json``
 with the environment id and CPU model, and is committed (or only staged, ``commit=False``).
+
+Where the time goes (``phases_s`` in the profile): building the bundle, the probe, each
+server's start-up, the load runs. Only the load runs have a fixed length; the rest is
+CPU work that a loaded machine stretches. So the servers are forked by the probe's
+interpreter once it has measured (``probe --serve``): its imports, done once, serve every
+worker count, where a fresh ``python -m gitml.serve.supervisor`` per worker count paid them
+again; and the bundle is the one `git ml serve` builds and keeps
+(:func:`gitml.serve.local.bundle_for`), so a version is bundled once.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ if TYPE_CHECKING:
     from gitml.repo import MLRepo
 
 CONCURRENCY = 16
+WARMUP_REQUESTS = 200
 
 
 def _children(pid: int) -> list[int]:
@@ -61,16 +70,27 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+def server_rss(pid: int, file_floor: int = 0) -> int:
+    """RSS of a supervisor and its workers. A supervisor forked by the probe has not touched
+    the shared libraries' pages the probe's interpreter read while importing (fork copies no
+    page-table entries of file mappings), so its file-backed RSS is counted as at least
+    ``file_floor``, the probe's: what a supervisor started as a fresh interpreter holds."""
+    from gitml.deploy.probe import rss_bytes
+
+    return tree_rss(pid) + max(0, file_floor - rss_bytes(pid, "RssFile"))
+
+
 class _RssSampler:
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, file_floor: int = 0) -> None:
         self.pid = pid
+        self.file_floor = file_floor
         self.peak = 0
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(0.25):
-            self.peak = max(self.peak, tree_rss(self.pid))
+            self.peak = max(self.peak, server_rss(self.pid, self.file_floor))
 
     def __enter__(self) -> _RssSampler:
         self._t.start()
@@ -92,40 +112,108 @@ def request_body(bundle: Any, rows: int) -> bytes:
     return json.dumps({"dataframe_split": {"columns": list(part.columns), "data": data}}).encode()
 
 
-def run_probe(bundle_dir: Path, rows: list[int], budget_s: float) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "gitml.deploy.probe", str(bundle_dir),
-                           "--rows", ",".join(map(str, rows)), "--budget", str(budget_s)],
-                          capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        raise GitMLError(f"measuring the model in-process failed: {proc.stderr.strip()[-400:]}")
-    data: dict[str, Any] = json.loads(proc.stdout)
-    return data
+class Probe:
+    """``python -m gitml.deploy.probe BUNDLE --serve``: the in-process measurements, then the
+    servers of each worker count, forked from that interpreter."""
+
+    def __init__(self, bundle_dir: Path, rows: list[int], budget_s: float, log: Path) -> None:
+        import queue
+
+        self.log = log
+        with open(log, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gitml.deploy.probe", str(bundle_dir), "--rows",
+                 ",".join(map(str, rows)), "--budget", str(budget_s), "--serve"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put("")  # closed: the probe exited
+
+    def _answer(self, what: str, timeout: float = 300.0) -> dict[str, Any]:
+        import queue
+
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            line = ""
+        if not line:  # the probe died: the last line of its error output says why
+            lines = self.log.read_text(errors="replace").strip().splitlines() if self.log.exists() else []
+            raise GitMLError(f"{what} failed: {lines[-1][-400:] if lines else 'no answer from the probe'}")
+        data: dict[str, Any] = json.loads(line)
+        if "error" in data:
+            raise GitMLError(f"{what} failed: {data['error']}")
+        return data
+
+    def measurements(self) -> dict[str, Any]:
+        return self._answer("measuring the model in-process")
+
+    def _send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # the answer says why
+
+    def serve(self, state: Path, workers: int) -> tuple[int, str]:
+        """(supervisor pid, url) of a server of ``workers`` workers on ``state``."""
+        self._send(f"serve {state} {workers}")
+        data = self._answer(f"starting a server with {workers} worker(s)")
+        return int(data["pid"]), str(data["url"])
+
+    def stop_server(self) -> None:
+        self._send("stop")
+        self._answer("stopping the server")
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
-def measure_server(bundle: Any, state_dir: Path, label: str, workers: list[int], rows: list[int],
-                   duration_s: float, tool: str = "auto") -> list[dict[str, Any]]:
+def measure_server(bundle: Any, probe: Probe, state_dir: Path, label: str, workers: list[int],
+                   rows: list[int], duration_s: float, tool: str = "auto",
+                   phases: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     from gitml.deploy import loadgen
     from gitml.serve import control
 
-    state = state_dir / "state.json"
-    control.write_state(state, {"model": bundle.name, "active": label,
-                                "versions": {label: str(bundle.path)}})
+    phases = {} if phases is None else phases
     out = []
     for w in workers:
-        srv = control.start(state, host="127.0.0.1", port=0, workers=w, traffic_dir=None)
+        state = state_dir / f"state-w{w}.json"
+        control.write_state(state, {"model": bundle.name, "active": label,
+                                    "versions": {label: str(bundle.path)}})
+        t0 = time.perf_counter()
+        pid, url = probe.serve(state, w)
         try:
-            control.wait_ready(srv.url, label, timeout=120, model=bundle.name)
+            from gitml.deploy.probe import rss_bytes
+
+            file_floor = rss_bytes(probe.proc.pid, "RssFile")
+            control.wait_ready(url, label, timeout=120, model=bundle.name)
+            phases.setdefault("server_start", []).append(round(time.perf_counter() - t0, 2))
             for r in rows:
                 body = request_body(bundle, r)
-                loadgen.run(f"{srv.url}/invocations", body, concurrency=4, duration_s=1, tool=tool)
-                with _RssSampler(srv.pid) as s:
-                    res = loadgen.run(f"{srv.url}/invocations", body, concurrency=CONCURRENCY,
+                t1 = time.perf_counter()
+                loadgen.warm(f"{url}/invocations", body, requests=WARMUP_REQUESTS,
+                             concurrency=min(4, CONCURRENCY))
+                phases.setdefault("warm_up", []).append(round(time.perf_counter() - t1, 2))
+                with _RssSampler(pid, file_floor) as s:
+                    res = loadgen.run(f"{url}/invocations", body, concurrency=CONCURRENCY,
                                       duration_s=duration_s, tool=tool)
                 out.append({"workers": w, "rows": r, "concurrency": CONCURRENCY, "rps": res.rps,
                             "p50_ms": res.p50_ms, "p99_ms": res.p99_ms, "errors": res.errors,
                             "requests": res.requests, "rss_bytes": s.peak, "tool": res.tool})
         finally:
-            control.stop(srv.pid)
+            probe.stop_server()
     return out
 
 
@@ -133,20 +221,26 @@ def profile(repo: MLRepo, ref: ModelRef, *, rows: list[int], workers: list[int],
             duration_s: float = 3.0, onnx: bool = False, commit: bool = True,
             tool: str = "auto") -> tuple[dict[str, Any], str]:
     from gitml.deploy.envrecord import capture, record_environment
-    from gitml.models.bundle import build_bundle
+    from gitml.serve.local import Target, bundle_for
     from gitml.store.fsutil import atomic_write_text
 
     if not rows or any(r < 1 for r in rows) or not workers or any(w < 1 for w in workers):
         raise GitMLError("--rows and --workers take positive integers, e.g. --rows 1,100 --workers 1,2")
     t0 = time.perf_counter()
+    phases: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="gitml-profile-") as tmp:
-        bundle = build_bundle(repo, ref.name, ref.commit, Path(tmp) / "bundle", version=ref.version)
-        if onnx:
-            from gitml.deploy.package import swap_to_onnx
-
-            bundle = swap_to_onnx(repo, bundle)
-        inproc = run_probe(bundle.path, rows, budget_s=1.0)
-        server = measure_server(bundle, Path(tmp), ref.label, workers, rows, duration_s, tool)
+        # the bundle `git ml serve` serves (built once per version and flavor)
+        bundle = bundle_for(repo, Target(ref.name, ref.commit, ref.label, ref.text), onnx=onnx)
+        phases["bundle"] = round(time.perf_counter() - t0, 2)
+        t1 = time.perf_counter()
+        probe = Probe(bundle.path, rows, 1.0, Path(tmp) / "probe.log")
+        try:
+            inproc = probe.measurements()
+            phases["probe"] = round(time.perf_counter() - t1, 2)
+            server = measure_server(bundle, probe, Path(tmp), ref.label, workers, rows,
+                                    duration_s, tool, phases)
+        finally:
+            probe.close()
     env = capture()
     env_id, env_rel = record_environment(repo, env)
     prof: dict[str, Any] = {
@@ -157,7 +251,7 @@ def profile(repo: MLRepo, ref: ModelRef, *, rows: list[int], workers: list[int],
         "profiled_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "load": inproc["load"], "path": inproc.get("path"), "latency": inproc["latency"],
-        "server": server,
+        "server": server, "phases_s": phases,
     }
     prof["duration_s"] = round(time.perf_counter() - t0, 1)
     rel = profile_path(ref.name, ref.label, onnx)

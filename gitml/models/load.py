@@ -10,13 +10,25 @@ against the id before anything is parsed, so a model never loads unless it is ex
 the recorded one.
 
 Models load only from skops files (``skops.io.load``) whose every type is trusted:
-scikit-learn, NumPy and SciPy types, plus what the model's ``trusted = [...]`` lists.
-Pickle/joblib files are refused: unpickling runs arbitrary code.
+scikit-learn, NumPy and SciPy types, the few built-in types skops itself trusts, plus what
+the model's ``trusted = [...]`` lists. Pickle/joblib files are refused: unpickling runs
+arbitrary code.
+
+Audited types, not skops' defaults: skops computes its default trust lists when
+``skops.io`` is imported, by importing every scikit-learn estimator module and scanning
+NumPy and SciPy for ufuncs (~0.45 CPU-s, a fifth of a server's start-up). gitml never
+relies on those lists: :func:`skops_io` imports skops with them empty, so
+``get_untrusted_types`` reports *every* type a file names, gitml checks each against the
+policy above, and ``load`` gets exactly that audited list. Loading then imports only the
+modules the model uses, and skops trusts nothing gitml did not audit.
 """
 
 from __future__ import annotations
 
-import io
+import importlib
+import sys
+import threading
+import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +42,11 @@ if TYPE_CHECKING:
     from gitml.repo import MLRepo
 
 TRUSTED_MODULE_ROOTS = ("sklearn", "numpy", "scipy")
+# The only names outside those roots in skops' default trust lists (its primitive and
+# container types): trusted as before, now by gitml's policy rather than skops' lists.
+SKOPS_BUILTINS = frozenset({"builtins.bool", "builtins.float", "builtins.int", "builtins.str",
+                            "builtins.list", "builtins.set", "builtins.map", "builtins.tuple"})
+SKOPS_DEFAULTS_MODULE = "skops.io._trusted_types"
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".dill", ".cloudpickle")
 
 
@@ -77,12 +94,43 @@ def read_source(repo: MLRepo, src: Located) -> bytes:
 
 # models --------------------------------------------------------------------------------
 
+class _NoDefaultTrust(types.ModuleType):
+    """Stands in for ``skops.io._trusted_types`` while skops is imported: every default
+    trust list is empty (anything else it would export is missing, which makes the import
+    fail and :func:`skops_io` import skops as shipped)."""
+
+    def __getattr__(self, name: str) -> list[Any]:
+        if name.endswith(("_NAMES", "_TYPES")):
+            return []
+        raise AttributeError(name)
+
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def skops_io() -> types.ModuleType:
+    """``skops.io``, imported without its default trust lists when this process has not
+    imported it yet (see the module docstring). Emptier defaults only make skops trust
+    less; gitml passes the audited list to every load either way."""
+    with _IMPORT_LOCK:
+        mod = sys.modules.get("skops.io")
+        if mod is not None:
+            return mod
+        sys.modules.setdefault(SKOPS_DEFAULTS_MODULE, _NoDefaultTrust(SKOPS_DEFAULTS_MODULE))
+        try:
+            return importlib.import_module("skops.io")
+        except Exception:  # a skops release that needs more from that module: as shipped
+            for name in [n for n in sys.modules if n == "skops.io" or n.startswith("skops.io.")]:
+                del sys.modules[name]
+            return importlib.import_module("skops.io")
+
+
 def _trusted(type_name: str, extra: list[str]) -> bool:
-    return type_name.split(".", 1)[0] in TRUSTED_MODULE_ROOTS or type_name in extra
+    return (type_name.split(".", 1)[0] in TRUSTED_MODULE_ROOTS or type_name in SKOPS_BUILTINS
+            or type_name in extra)
 
 
-def load_model_bytes(data: bytes, path: str, key: str, extra_trusted: list[str] | None = None) -> Any:
-    """Load a skops model from bytes, refusing pickle and any untrusted type."""
+def _check_format(data: bytes, path: str, key: str) -> None:
     suffix = Path(path).suffix.lower()
     if not data:
         raise ConfigError(f"{key}: {path} is empty (0 bytes)",
@@ -94,23 +142,37 @@ def load_model_bytes(data: bytes, path: str, key: str, extra_trusted: list[str] 
     if suffix != ".skops" and data[:2] != b"PK":
         raise ConfigError(f"{key}: {path}: unsupported model format {suffix or '(none)'}",
                           "save the model with skops.io.dump as a .skops file")
-    import skops.io as sio
 
+
+def audit_types(data: bytes, path: str, key: str, extra_trusted: list[str] | None = None) -> list[str]:
+    """The types the skops file ``data`` names (every one, when :func:`skops_io` imported
+    skops; else those outside skops' defaults), sorted; a :class:`ConfigError` naming them
+    when any is not trusted."""
+    _check_format(data, path, key)
+    sio = skops_io()
     extra = list(extra_trusted or [])
     try:
-        untrusted = sio.get_untrusted_types(data=data)
+        found = sorted(sio.get_untrusted_types(data=data))
     # skops parses a zip + JSON schema of arbitrary content: bad bytes raise any type
     except Exception as e:
         raise ConfigError(f"{key}: {path} is not a readable skops file: {type(e).__name__}: {e}",
                           "re-save the model with skops.io.dump") from e
-    refused = [t for t in untrusted if not _trusted(t, extra)]
+    refused = [t for t in found if not _trusted(t, extra)]
     if refused:
         raise ConfigError(
             f"{key}: {path} contains untrusted type(s): {', '.join(refused[:5])}"
             + (" ..." if len(refused) > 5 else ""),
             "if you trust them, list them in trusted = [...] under the model in .gitml/config.toml")
+    return found
+
+
+def load_model_bytes(data: bytes, path: str, key: str, extra_trusted: list[str] | None = None) -> Any:
+    """Load a skops model from bytes, refusing pickle and any untrusted type: skops gets the
+    audited type list and trusts nothing else."""
+    audited = audit_types(data, path, key, extra_trusted)
+    sio = skops_io()
     try:
-        return sio.load(io.BytesIO(data), trusted=list(untrusted))
+        return sio.loads(data, trusted=audited)
     # constructing the trusted objects runs scikit-learn code of another version: anything
     except Exception as e:
         raise ConfigError(f"{key}: {path} cannot be loaded: {type(e).__name__}: {str(e)[:200]}",

@@ -148,8 +148,9 @@ def check_signatures(repo: MLRepo, settings: DeploySettings, rel: Release) -> tu
     return True, v.signer
 
 
-def build(repo: MLRepo, rel: Release, folder: Path) -> Any:
-    """The verified bundle of the release (rebuilt into a fresh folder)."""
+def build(repo: MLRepo, rel: Release, folder: Path, *, onnx: bool = False) -> Any:
+    """The verified bundle of the release (rebuilt into a fresh folder); with ``onnx``, its
+    model compiled by `git ml compile --onnx` (:func:`gitml.deploy.package.swap_to_onnx`)."""
     from gitml.models.bundle import Bundle, build_bundle
     from gitml.models.load import locate
 
@@ -166,6 +167,10 @@ def build(repo: MLRepo, rel: Release, folder: Path) -> Any:
     bundle = Bundle.open(tmp)          # re-reads and re-verifies the bytes
     if bundle.model_id != expected:
         raise DeployRefused(f"bundle model id {bundle.model_id} is not the committed {expected}")
+    if onnx:
+        from gitml.deploy.package import swap_to_onnx
+
+        swap_to_onnx(repo, bundle)
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
     return Bundle.open(folder)
@@ -175,7 +180,7 @@ def build(repo: MLRepo, rel: Release, folder: Path) -> Any:
 
 def deploy(repo: MLRepo, ref: str, target_name: str | None = None, *,
            grace: float | None = None, detach_watch: bool = False,
-           log: Any = None) -> DeployResult:
+           log: Any = None, onnx: bool = False) -> DeployResult:
     settings = load_settings(repo)
     target = settings.target(target_name)
     say = log or (lambda msg: None)
@@ -197,8 +202,8 @@ def deploy(repo: MLRepo, ref: str, target_name: str | None = None, *,
             signed, signer = check_signatures(repo, settings, rel)
             common.update(signed=signed, signer=signer)
             say(f"building the bundle of {rel.name} {rel.version.version} ({rel.version.commit[:12]})")
-            bundle_dir = folder / "bundles" / f"{rel.v}-{rel.version.commit[:12]}"
-            bundle = build(repo, rel, bundle_dir)
+            bundle_dir = folder / "bundles" / f"{rel.v}-{rel.version.commit[:12]}{'-onnx' if onnx else ''}"
+            bundle = build(repo, rel, bundle_dir, onnx=onnx)
             url = _stage_beside(repo, target, rel, state_path, state, bundle_dir, token)
             say(f"{rel.version.version} loaded beside {old or 'nothing'} on {url}; smoke test at "
                 f"/v2/models/{rel.name}/versions/{rel.v}/infer")

@@ -46,23 +46,63 @@ def resolve(repo: MLRepo, ref: str, rev: str | None = None) -> Target:
                   label=ref if rev is None else f"{found.name} at {rev}")
 
 
-def prepare(repo: MLRepo, target: Target, *, allow_pickle: bool = False) -> tuple[Path, Bundle]:
-    """Build (or reuse) the target's bundle and write the deploy state that serves it."""
-    from gitml.models.bundle import Bundle, build_bundle
-    from gitml.serve.control import write_state
+def _source_id(repo: MLRepo, target: Target) -> str:
+    """The id of the model file ``target`` declares at its commit (no bytes read)."""
+    from gitml.models.load import locate
+    from gitml.models.spec import spec_at
 
-    base = serve_dir(repo, target.name)
-    folder = base / "bundles" / f"{target.version}-{target.commit[:12]}"
-    bundle: Bundle | None = None
-    if folder.is_dir():
-        try:
-            bundle = Bundle.open(folder)
-        except (GitMLError, OSError, ValueError):  # damaged or stale: built again below
-            bundle = None
-    if bundle is None or bundle.commit != target.commit:
+    spec = spec_at(repo, target.name, target.commit)
+    return locate(repo, spec.path, target.commit, key=spec.key("path")).oid
+
+
+def _cached(repo: MLRepo, target: Target, folder: Path, onnx: bool) -> Bundle | None:
+    """The bundle already built in ``folder`` when it still is what ``target`` serves."""
+    from gitml.models.bundle import Bundle
+
+    if not folder.is_dir():
+        return None
+    try:
+        bundle = Bundle.open(folder)
+    except (GitMLError, OSError, ValueError):  # damaged or stale: built again
+        return None
+    if bundle.commit != target.commit or (bundle.flavor == "onnx") != onnx:
+        return None
+    if onnx:  # compiled again since (a new compile record): swap the new one in
+        from gitml.deploy.package import compiled_artifact
+
+        if compiled_artifact(repo, target.name, _source_id(repo, target)).oid != bundle.model_id:
+            return None
+    return bundle
+
+
+def bundle_for(repo: MLRepo, target: Target, *, allow_pickle: bool = False,
+               onnx: bool = False) -> Bundle:
+    """The target's bundle, built once per version, commit and flavor under
+    :func:`serve_dir` (`git ml serve` and `git ml profile` share it). With ``onnx`` it holds
+    the model `git ml compile --onnx` made from the target's model, checked against the
+    scikit-learn model's answers on the smoke rows."""
+    from gitml.models.bundle import build_bundle
+
+    folder = (serve_dir(repo, target.name) / "bundles"
+              / f"{target.version}-{target.commit[:12]}{'-onnx' if onnx else ''}")
+    bundle = _cached(repo, target, folder, onnx)
+    if bundle is None:
         bundle = build_bundle(repo, target.name, target.commit, folder,
                               version=target.version, allow_pickle=allow_pickle)
-    state = base / "state.json"
+        if onnx:
+            from gitml.deploy.package import swap_to_onnx
+
+            bundle = swap_to_onnx(repo, bundle)
+    return bundle
+
+
+def prepare(repo: MLRepo, target: Target, *, allow_pickle: bool = False,
+            onnx: bool = False) -> tuple[Path, Bundle]:
+    """Build (or reuse) the target's bundle and write the deploy state that serves it."""
+    from gitml.serve.control import write_state
+
+    bundle = bundle_for(repo, target, allow_pickle=allow_pickle, onnx=onnx)
+    state = serve_dir(repo, target.name) / "state.json"
     write_state(state, {"model": target.name, "active": target.version,
-                        "versions": {target.version: str(folder)}})
+                        "versions": {target.version: str(bundle.path)}})
     return state, bundle

@@ -34,7 +34,7 @@ def _die_with_parent() -> None:
 
 
 PRELOAD = ("numpy", "pandas", "pyarrow.parquet", "sklearn.pipeline", "sklearn.compose",
-           "sklearn.preprocessing", "sklearn.linear_model", "skops.io", "uvicorn", "uvloop",
+           "sklearn.preprocessing", "sklearn.linear_model", "uvicorn", "uvloop",
            "httptools", "orjson", "gitml.serve.app", "uvicorn.protocols.http.httptools_impl",
            "uvicorn.loops.uvloop")
 
@@ -48,6 +48,9 @@ def preload() -> None:
     for mod in PRELOAD:
         with contextlib.suppress(ImportError):
             importlib.import_module(mod)
+    from gitml.models.load import skops_io
+
+    skops_io()  # without skops' default trust lists (the loader passes its audited list)
 
 
 def serve(fd: int, state: Path, run_dir: Path, *, traffic_dir: Path | None, sample: float,
