@@ -10,6 +10,16 @@ batch as one whole Parquet file (temp + rename, so a reader never sees part of o
 holds ``max_rows`` rows or is ``max_age`` seconds old (rotation by size and time). A kill -9
 loses at most the batch not yet written; nothing half-written is ever named ``*.parquet``.
 Rows the buffer cannot take (``max_buffer``) are counted as dropped, never silently lost.
+
+Failed requests are logged too (one row per request, or one per row when the inputs were
+read before the failure): ``status`` is the HTTP status, ``pred`` / ``pred_value`` / ``score``
+are null, ``error_class`` and ``error_message`` (at most ``MAX_ERROR_CHARS``) say why.
+
+Schema versions (Parquet key-value metadata ``gitml.traffic.schema``): 1 had no error
+columns and logged answered requests only; 2 adds ``error_class`` and ``error_message`` at the
+end and logs failed requests. Every column of version 1 keeps its name, type and place, so a
+version-1 reader reads version-2 files (it sees more rows, with ``status`` >= 400), and
+:func:`read_traffic` reads both (the error columns are null for version-1 files).
 """
 
 from __future__ import annotations
@@ -36,6 +46,9 @@ TRAFFIC_PREFIX = "traffic-"
 FEEDBACK_DIR = "feedback"
 FEEDBACK_PREFIX = "feedback-"
 _ARROW_TYPES = {"float64": "float64", "int64": "int64", "bool": "bool_", "string": "string"}
+SCHEMA_VERSION = 2
+SCHEMA_KEY = b"gitml.traffic.schema"
+MAX_ERROR_CHARS = 240
 
 
 @dataclass
@@ -51,9 +64,23 @@ class Record:
     inputs: list[InputSpec]
     cols: dict[str, np.ndarray]
     n: int
-    pred: np.ndarray
+    pred: np.ndarray | None  # None: the request failed
     pred_value: np.ndarray | None
     score: np.ndarray | None
+    error_class: str | None = None
+    error_message: str | None = None
+
+
+def error_record(request_id: str, ts_us: int, model: str, version: str, latency_ms: float,
+                 status: int, error_class: str, message: str, inputs: list[InputSpec] | None = None,
+                 cols: dict[str, np.ndarray] | None = None, n: int = 0) -> Record:
+    """A failed request: its inputs when they were read (``n`` rows), else one row of nulls."""
+    if not cols or n <= 0:
+        cols, n = {}, 1
+    return Record(request_id=request_id, ts_us=ts_us, model=model, version=version,
+                  latency_ms=latency_ms, status=status, inputs=inputs or [], cols=cols, n=n,
+                  pred=None, pred_value=None, score=None, error_class=error_class[:80],
+                  error_message=message[:MAX_ERROR_CHARS])
 
 
 def _arrow_type(dtype: str) -> pa.DataType:
@@ -89,7 +116,9 @@ def records_table(records: list[Record]) -> pa.Table:
     status = np.empty(n_total, dtype=np.int16)
     model = np.empty(n_total, dtype=object)
     version = np.empty(n_total, dtype=object)
-    pred = np.empty(n_total, dtype=object)
+    pred = np.full(n_total, None, dtype=object)
+    err_class = np.full(n_total, None, dtype=object)
+    err_message = np.full(n_total, None, dtype=object)
     value = np.full(n_total, np.nan)
     score = np.full(n_total, np.nan)
     specs: dict[str, str] = {}
@@ -107,7 +136,11 @@ def records_table(records: list[Record]) -> pa.Table:
         status[s] = r.status
         model[s] = r.model
         version[s] = r.version
-        pred[s] = [str(x) for x in r.pred.tolist()]
+        if r.pred is not None:
+            pred[s] = [str(x) for x in r.pred.tolist()]
+        if r.error_class is not None:
+            err_class[s] = r.error_class
+            err_message[s] = r.error_message
         if r.pred_value is not None:
             value[s] = r.pred_value
         if r.score is not None:
@@ -135,7 +168,10 @@ def records_table(records: list[Record]) -> pa.Table:
     arrays["pred"] = pa.array(pred.tolist(), type=pa.string())
     arrays["pred_value"] = pa.array(value, type=pa.float64(), mask=np.isnan(value))
     arrays["score"] = pa.array(score, type=pa.float64(), mask=np.isnan(score))
-    return pa.table(arrays)
+    arrays["error_class"] = pa.array(err_class.tolist(), type=pa.string())
+    arrays["error_message"] = pa.array(err_message.tolist(), type=pa.string())
+    table = pa.table(arrays)
+    return table.replace_schema_metadata({SCHEMA_KEY: str(SCHEMA_VERSION).encode()})
 
 
 def feedback_table(items: list[tuple[str, int, str, int]]) -> pa.Table:
@@ -354,7 +390,9 @@ def _read(files: list[Path]) -> list[pa.Table]:
 
 
 def read_traffic(folder: Path | str, since: Any = None, until: Any = None) -> pd.DataFrame:
-    """Every logged row with ``since <= ts <= until`` (datetimes or strings; None: open)."""
+    """Every logged row with ``since <= ts <= until`` (datetimes or strings; None: open),
+    failed requests included (``status`` >= 400, null ``pred``), from files of any schema
+    version."""
     import pyarrow as pa
 
     since_us, until_us = _to_us(since), _to_us(until)
@@ -362,6 +400,9 @@ def read_traffic(folder: Path | str, since: Any = None, until: Any = None) -> pd
     if not tables:
         return records_table([]).to_pandas()  # type: ignore[no-any-return]
     table = pa.concat_tables(tables, promote_options="default")
+    for name in ("error_class", "error_message"):  # absent from schema-1 files
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, type=pa.string()))
     df = table.to_pandas()
     if since_us is not None or until_us is not None:
         import pandas as pd
