@@ -55,7 +55,8 @@ def test_sampling_and_a_full_buffer_are_counted(tmp_path: Path) -> None:
     hits = sum(half.sampled() for _ in range(4000))
     assert 1700 < hits < 2300
     dropped: list[int] = []
-    small = TrafficLog(tmp_path / "c", max_buffer=10, max_age=30, on_dropped=lambda r: dropped.append(r.n))
+    small = TrafficLog(tmp_path / "c", max_buffer=10, max_age=30,
+                       on_dropped=lambda counts: dropped.extend(counts.values()))
     for i in range(4):
         small.log(_record(i, 4))
     small.close()

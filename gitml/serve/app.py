@@ -174,14 +174,15 @@ class App:
                   "state_mtime_ns": served.mtime_ns}
         atomic_write_text(self.run_dir / "workers" / f"{self.pid}.json", json.dumps(status))
 
-    def _logged(self, records: list[Record]) -> None:
+    def _logged(self, counts: dict[tuple[str, str], int]) -> None:
         m = self.metrics
-        for r in records:
-            m.child(m.traffic, r.model, r.version, "written").inc(r.n)
+        for (model, version), n in counts.items():
+            m.child(m.traffic, model, version, "written").inc(n)
 
-    def _dropped(self, r: Record) -> None:
+    def _dropped(self, counts: dict[tuple[str, str], int]) -> None:
         m = self.metrics
-        m.child(m.traffic, r.model, r.version, "dropped").inc(r.n)
+        for (model, version), n in counts.items():
+            m.child(m.traffic, model, version, "dropped").inc(n)
 
     def request_id(self) -> str:
         self._rid += 1
