@@ -210,6 +210,71 @@ def test_broken_version_rolls_back_by_itself(dep: Path) -> None:
     assert _mlflow(url, odd.head(1))[0] == 200
 
 
+def test_an_automatic_rollback_takes_the_version_out_of_its_stage(dep: Path) -> None:
+    import sys
+
+    repo = dep
+    _local_config(repo, grace=8, stages='"canary"')  # tags do not deploy; we call deploy
+    gitml(repo, "register", "credit", "HEAD~1", "--version", "1.2.0")
+    gitml(repo, "promote", "credit", "1.2.0", "prod")
+    gitml(repo, "deploy", "credit#prod")
+    url = _deployments(repo)[0]["url"]
+    commit_model(repo, _strict_model(), "strict encoder")
+    gitml(repo, "register", "credit", "--version", "1.3.0")
+    gitml(repo, "promote", "credit", "1.3.0", "prod")
+    rows = _rows(20)
+    odd = rows.copy()
+    odd["employed"] = "Unknown"  # one request in four: a category 1.3.0 refuses
+    stop = threading.Event()
+
+    def traffic() -> None:
+        i = 0
+        while not stop.is_set():
+            _mlflow(url, odd.head(1) if i % 4 == 0 else rows.iloc[[i % 20]])
+            i += 1
+            time.sleep(0.02)
+
+    t = threading.Thread(target=traffic, daemon=True)
+    t.start()
+    try:
+        proc = gitml(repo, "deploy", "credit#prod", check=False)
+    finally:
+        stop.set()
+        t.join(timeout=30)
+    assert proc.returncode == 1 and "rolled back to 1.2.0" in proc.stdout, proc.stdout + proc.stderr
+    # the rollback record says what it did to the registry: 1.3.0 left stage prod (GTO's tag)
+    [d] = _deployments(repo)
+    assert d["action"] == "rollback" and d["from"] == "1.3.0" and d["automatic"] is True
+    assert d["unassigned"] == "prod" and d["unassign_tag"].startswith("credit#prod!#"), d
+    message = git(repo, "tag", "-l", "--format=%(contents)", d["unassign_tag"]).stdout
+    assert "automatic rollback on local: model failure rate" in message, message
+    assert git(repo, "rev-parse", d["unassign_tag"] + "^{commit}").stdout == \
+        git(repo, "rev-parse", "credit@v1.3.0^{commit}").stdout
+    # so the stage names what serves, in gitml and in gto alike
+    [m] = json.loads(gitml(repo, "models", "--json").stdout)
+    assert m["stage"]["prod"] == "v1.2.0" and m["serving"]["local"]["version"] == "v1.2.0"
+    assert m["serving"]["local"]["from"] == "v1.3.0" and m["serving"]["local"]["automatic"] is True
+    [rb] = m["rolled_back"]
+    assert rb["version"] == "v1.3.0" and rb["stage"] == "prod" and rb["target"] == "local"
+    gto = subprocess.run([str(Path(sys.executable).parent / "gto"), "show", "--json"], cwd=repo,
+                         capture_output=True, text=True, check=True)
+    assert json.loads(gto.stdout)["credit"]["stage"] == m["stage"] == {"prod": "v1.2.0"}
+    wide = {"COLUMNS": "200"}
+    table = gitml(repo, "models", env=wide).stdout
+    assert "v1.2.0 (v1.3.0 rolled back)" in table, table
+    assert "local: v1.2.0 (rolled back from v1.3.0, automatic)" in table, table
+    text = gitml(repo, "deployments", env=wide).stdout
+    assert "v1.3.0 was rolled back automatically and taken out of stage prod" in text, text
+    # replaying the stage (a hook, a script) cannot put 1.3.0 back by accident
+    out = gitml(repo, "deploy", "credit#prod").stdout
+    assert "1.2.0 already serves" in out and _deployments(repo)[0]["version"] == "1.2.0"
+    # a deliberate new promotion puts it back in the stage; the table says it does not serve
+    gitml(repo, "promote", "credit", "1.3.0", "prod")
+    table = gitml(repo, "models", env=wide).stdout
+    assert "v1.3.0 (rolled back on local)" in table, table
+    assert json.loads(gitml(repo, "deployments", "--json").stdout)[0]["stages"] == {}  # canary only
+
+
 def test_tampered_model_bytes_are_refused(dep: Path) -> None:
     repo = dep
     _local_config(repo, stages='"canary"')

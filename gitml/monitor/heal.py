@@ -93,8 +93,11 @@ def heal(repo: MLRepo, result: MonitorResult, *, target: str | None = None,
                            message=f"could not roll back {name} {active}: {e.message}")
         done["events"].append(ev)
         return done
-    ev = events.record(repo, name, "rollback", version=active, to=res.version,
-                       reason=reason, message=f"rolled {name} back from {active} to {res.version}: {reason}")
+    out = res.record.get("unassigned")
+    taken = f"; {active} taken out of stage {out} ({res.record.get('unassign_tag')})" if out else ""
+    ev = events.record(repo, name, "rollback", version=active, to=res.version, reason=reason,
+                       unassigned=out, message=f"rolled {name} back from {active} to "
+                                               f"{res.version}: {reason}{taken}")
     done["events"].append(ev)
     n = failures(repo, name, active, settings_target.name)
     if n >= max_failures:

@@ -442,11 +442,42 @@ def rollback(repo: MLRepo, name: str, target_name: str | None = None, *, to: str
         # the record that first put `to` in service vouches for what serves again
         prev: dict[str, Any] = next((r for r in reversed(history) if r.get("version") == to
                      and r.get("action") == "deploy"), {})
+        retired = retire_stage(repo, name, current, history, target.name, why) if automatic else {}
         rec = records.record(repo.git, target.name, "rollback", name, to, reason=why,
                              automatic=automatic, url=url, commit=prev.get("commit"),
                              tag=prev.get("tag"), signed=bool(prev.get("signed")),
-                             signer=prev.get("signer"), **{"from": current})
+                             signer=prev.get("signer"), **{"from": current}, **retired)
     return DeployResult("rollback", name, to, target.name, url, current, why, rec)
+
+
+def retire_stage(repo: MLRepo, name: str, version: str, history: list[dict[str, Any]],
+                 target: str, reason: str) -> dict[str, Any]:
+    """After an automatic rollback of ``version``: take it out of the stage whose tag
+    deployed it, with GTO's unassignment tag (``name#stage!#N``, the reason in its message).
+    The stage then names the version assigned to it before (or none), so replaying the
+    stage (a hook, `git ml deploy name#stage`) cannot put the failed version back by
+    accident; serving it again takes a new promotion. Returns the fields for the rollback
+    record: ``unassigned`` and ``unassign_tag``, or ``unassign_error`` (the rollback stands
+    either way)."""
+    from gitml.git.tags import Action
+    from gitml.registry import ops
+
+    dep = next((r for r in reversed(history) if r.get("version") == version
+                and r.get("action") == "deploy"), None)
+    parsed = parse(str(dep.get("trigger") or "")) if dep else None
+    if parsed is None or parsed.action is not Action.ASSIGN or not parsed.stage:
+        return {}  # deployed as a version, not through a stage
+    stage = parsed.stage
+    try:
+        current = load(repo.git, name).artifact(name).stages().get(stage)
+        if current is None or current[0].version.removeprefix("v") != version:
+            return {}  # the stage has moved on since
+        res = ops.unassign(repo, name, stage, message=(
+            f"Unassigning stage '{stage}' to artifact '{name}' version 'v{version}'\n\n"
+            f"automatic rollback on {target}: {reason}"))
+    except GitMLError as e:
+        return {"unassign_error": f"{stage}: {e.message}"}
+    return {"unassigned": stage, "unassign_tag": res.tag}
 
 
 def stop(repo: MLRepo, name: str, target_name: str | None = None) -> bool:
