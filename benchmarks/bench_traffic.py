@@ -40,6 +40,7 @@ from benchmarks.bench_serve import (  # noqa: E402
     loadavg,
     make_repo,
     stop,
+    tree_cpu,
     wait_healthy,
 )
 
@@ -119,6 +120,7 @@ def main() -> int:
             scripts[name] = work / f"{every}.lua"
             scripts[name].write_text(LUA.format(good=json.dumps(good), every=every))
         urls = {}
+        pgids = {}
         for label, extra in (("log", []), ("no log", ["--no-log"])):
             port = free_port()
             proc = subprocess.Popen(["git", "ml", "serve", "arrests@v1.0.0", "--port", str(port),
@@ -126,6 +128,7 @@ def main() -> int:
                                     start_new_session=True, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
             procs.append(proc)
+            pgids[label] = proc.pid
             urls[label] = f"http://127.0.0.1:{port}"
             wait_healthy(urls[label], proc, time.monotonic())
         folder = repo / ".git" / "ml" / "traffic" / "arrests"
@@ -137,13 +140,16 @@ def main() -> int:
         for r in range(a.rounds):
             for mix in mixes:
                 for label in order:
+                    cpu0 = tree_cpu(pgids[label])
                     res = wrk(urls[label], scripts[mix], a.concurrency, a.duration)
+                    # the server's CPU per request: what logging costs, whatever else runs here
+                    res["cpu_us_per_request"] = (tree_cpu(pgids[label]) - cpu0) / max(1, res["requests"]) * 1e6
                     res.update({"server": label, "mix": mix, "round": r})
                     results["runs"].append(res)
                     if label == "log":
                         counted += res["requests"]
                     print(f"  round {r} {mix:14s} {label:7s} {res['rps']:8.1f} req/s  p50 {res['p50_ms']:6.2f} ms  "
-                          f"p99 {res['p99_ms']:6.2f} ms  non-2xx {res['non_2xx']:6d}  socket errors "
+                          f"p99 {res['p99_ms']:6.2f} ms  CPU {res['cpu_us_per_request']:5.1f} us/req  non-2xx {res['non_2xx']:6d}  socket errors "
                           f"{res['socket_errors']}  load {res['load'][0][0]:.2f}->{res['load'][1][0]:.2f}",
                           flush=True)
                 order.reverse()
@@ -159,19 +165,22 @@ def main() -> int:
         row: dict[str, Any] = {"mix": mix}
         for label in ("log", "no log"):
             runs = [x for x in results["runs"] if x["mix"] == mix and x["server"] == label]
-            row[label] = {k: statistics.median(x[k] for x in runs) for k in ("rps", "p50_ms", "p99_ms")}
+            row[label] = {k: statistics.median(x[k] for x in runs)
+                          for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")}
         row["p99_overhead_ms"] = row["log"]["p99_ms"] - row["no log"]["p99_ms"]
         row["p50_overhead_ms"] = row["log"]["p50_ms"] - row["no log"]["p50_ms"]
         summary.append(row)
     results["summary"] = summary
     print(f"\nmedian of {a.rounds} rounds, wrk -c{a.concurrency}, {a.duration:g} s each, "
           f"{a.workers} workers per server, {os.cpu_count()} cores shared with wrk")
-    print("| mix | log req/s | no-log req/s | log p50 | no-log p50 | log p99 | no-log p99 | p99 overhead |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| mix | log req/s | no-log req/s | log p50 | no-log p50 | log p99 | no-log p99 | p99 overhead "
+          "| server CPU/request log / no log |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in summary:
         g, n = row["log"], row["no log"]
         print(f"| {row['mix']} | {g['rps']:.0f} | {n['rps']:.0f} | {g['p50_ms']:.2f} ms | {n['p50_ms']:.2f} ms | "
-              f"{g['p99_ms']:.2f} ms | {n['p99_ms']:.2f} ms | {row['p99_overhead_ms']:+.2f} ms |")
+              f"{g['p99_ms']:.2f} ms | {n['p99_ms']:.2f} ms | {row['p99_overhead_ms']:+.2f} ms | "
+              f"{g['cpu_us_per_request']:.0f} / {n['cpu_us_per_request']:.0f} µs |")
     lc = results["log_check"]
     lost = max(0, lc["counted_by_wrk"] - lc["logged"])
     print(f"traffic log: {lc['logged']} requests logged, {lc['counted_by_wrk']} counted by wrk "
