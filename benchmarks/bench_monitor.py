@@ -7,12 +7,16 @@ server's p99 with and without the traffic log.
 * fa: clean traffic (the arrests training split through a real logistic-regression
   pipeline; the reference is the evaluation split) at ``--rate`` requests a minute, one
   check a minute for ``--days`` simulated days, with labels: alarms per day per figure
-  and in total (target ≤ 1 a day).
+  and in total (target ≤ 1 a day); once with no failed request, once with a steady
+  background of ``--bg-errors`` (server errors, client errors: the share of requests that
+  fail on a healthy day, which the error figures must learn rather than flag).
 * delay: ``--reps`` runs of 30 clean minutes, then a shift until the alarm: age's mean
-  moved by 0.5 σ; colour=Black's share doubled; labels flipped for colour=Black.
+  moved by 0.5 σ; colour=Black's share doubled; labels flipped for colour=Black; server
+  errors from 0.2% to 2% of requests; refused requests (4xx) from 1% to 3%.
   Requests from the start of the shift to the end of the alarming window.
 * speed: rows/s through the per-window statistics at window sizes 100 … 10,000 rows.
-* server (needs gitml.serve): p99 of 1-row requests with and without the traffic log.
+* server (needs gitml.serve): p99 of 1-row requests with and without the traffic log (one
+  run each; benchmarks/bench_traffic.py interleaves rounds and measures CPU per request).
 
 Every figure is printed with the load average, since this machine is shared.
 """
@@ -37,7 +41,9 @@ def load() -> str:
 
 
 def simulate(n_clean: int, n_shift: int, shift: str, seed: int, rate: int, labels: bool,
-             stop_on_alarm: str | None = None) -> tuple[list[Any], dict[str, Any]]:
+             stop_on_alarm: str | None = None,
+             errors: tuple[float, float] = (0.0, 0.0),
+             shift_errors: tuple[float, float] | None = None) -> tuple[list[Any], dict[str, Any]]:
     import numpy as np
 
     from gitml.monitor.config import MonitorConfig
@@ -53,7 +59,9 @@ def simulate(n_clean: int, n_shift: int, shift: str, seed: int, rate: int, label
     series: dict[str, Any] = {}
     for i in range(n_clean + n_shift):
         s = shift if i >= n_clean else "none"
-        tr, fb = traffic_frame(rng, rate, T0_US + i * MIN, MIN, shift=s)
+        e = shift_errors if shift_errors is not None and i >= n_clean else errors
+        tr, fb = traffic_frame(rng, rate, T0_US + i * MIN, MIN, shift=s, error_rate=e[0],
+                               client_error_rate=e[1])
         w = window_stats(ref, tr, T0_US + i * MIN, T0_US + (i + 1) * MIN, cfg)
         if labels:
             tr["label"] = fb["label"]
@@ -68,14 +76,15 @@ def simulate(n_clean: int, n_shift: int, shift: str, seed: int, rate: int, label
     return windows, series
 
 
-def part_fa(days: float, rate: int, seed: int) -> dict[str, Any]:
+def part_fa(days: float, rate: int, seed: int, errors: tuple[float, float] = (0.0, 0.0)) -> dict[str, Any]:
     n = int(days * 1440)
     t0 = time.perf_counter()
-    _, series = simulate(n, 0, "none", seed, rate, labels=True)
+    _, series = simulate(n, 0, "none", seed, rate, labels=True, errors=errors)
     secs = time.perf_counter() - t0
     per_fig = {f: len(s.alarms) for f, s in series.items()}
     total = sum(per_fig.values())
     return {"windows": n, "days": days, "rate_per_min": rate, "alarms": per_fig,
+            "background_errors": {"server": errors[0], "client": errors[1]},
             "alarms_total": total, "false_alarms_per_day": total / days,
             "seconds": round(secs, 1), "load": load()}
 
@@ -84,12 +93,18 @@ def part_delay(reps: int, rate: int) -> dict[str, Any]:
     import statistics
 
     out: dict[str, Any] = {}
-    for shift, figure, labels in (("age+0.5sd", "drift", False), ("Black x2", "drift", False),
-                                  ("flip Black", "metric", True)):
+    bg = (0.002, 0.01)  # a healthy day's failures: 0.2% server errors, 1% refused requests
+    for shift, figure, labels, errs in (
+            ("age+0.5sd", "drift", False, None), ("Black x2", "drift", False, None),
+            ("flip Black", "metric", True, None),
+            ("5xx 0.2% -> 2%", "errors", False, (0.02, 0.01)),
+            ("4xx 1% -> 3%", "client_errors", False, (0.002, 0.03))):
         delays: list[int] = []
         missed = 0
         for r in range(reps):
-            _, series = simulate(30, 60, shift, 1000 + r, rate, labels, stop_on_alarm=figure)
+            _, series = simulate(30, 60, "none" if errs else shift, 1000 + r, rate, labels,
+                                 stop_on_alarm=figure, errors=bg if errs else (0.0, 0.0),
+                                 shift_errors=errs)
             hits = [a for a in series[figure].alarms if a >= 30]
             if hits:
                 delays.append((hits[0] - 30 + 1) * rate)
@@ -229,6 +244,8 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=100, help="requests a minute")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--bg-errors", default="0.002,0.01", metavar="SERVER,CLIENT",
+                    help="shares of requests failing with a 5xx and a 4xx on a healthy day (fa part)")
     ap.add_argument("--parts", default="fa,delay,speed,check,server")
     ap.add_argument("--duration", type=int, default=10, help="seconds of wrk per server run")
     ap.add_argument("--json", type=Path)
@@ -242,6 +259,11 @@ def main() -> int:
     if "fa" in parts:
         res["false_alarms"] = part_fa(args.days, args.rate, args.seed)
         print(f"  false alarms: {res['false_alarms']}", flush=True)
+        bg = tuple(float(x) for x in args.bg_errors.split(","))
+        if any(bg):
+            res["false_alarms_with_errors"] = part_fa(args.days, args.rate, args.seed + 1,
+                                                      (bg[0], bg[1]))
+            print(f"  false alarms with background errors: {res['false_alarms_with_errors']}", flush=True)
     if "check" in parts:
         res["check"] = part_check()
         print(f"  check: {res['check']}", flush=True)

@@ -210,6 +210,71 @@ def test_broken_version_rolls_back_by_itself(dep: Path) -> None:
     assert _mlflow(url, odd.head(1))[0] == 200
 
 
+def test_an_automatic_rollback_takes_the_version_out_of_its_stage(dep: Path) -> None:
+    import sys
+
+    repo = dep
+    _local_config(repo, grace=8, stages='"canary"')  # tags do not deploy; we call deploy
+    gitml(repo, "register", "credit", "HEAD~1", "--version", "1.2.0")
+    gitml(repo, "promote", "credit", "1.2.0", "prod")
+    gitml(repo, "deploy", "credit#prod")
+    url = _deployments(repo)[0]["url"]
+    commit_model(repo, _strict_model(), "strict encoder")
+    gitml(repo, "register", "credit", "--version", "1.3.0")
+    gitml(repo, "promote", "credit", "1.3.0", "prod")
+    rows = _rows(20)
+    odd = rows.copy()
+    odd["employed"] = "Unknown"  # one request in four: a category 1.3.0 refuses
+    stop = threading.Event()
+
+    def traffic() -> None:
+        i = 0
+        while not stop.is_set():
+            _mlflow(url, odd.head(1) if i % 4 == 0 else rows.iloc[[i % 20]])
+            i += 1
+            time.sleep(0.02)
+
+    t = threading.Thread(target=traffic, daemon=True)
+    t.start()
+    try:
+        proc = gitml(repo, "deploy", "credit#prod", check=False)
+    finally:
+        stop.set()
+        t.join(timeout=30)
+    assert proc.returncode == 1 and "rolled back to 1.2.0" in proc.stdout, proc.stdout + proc.stderr
+    # the rollback record says what it did to the registry: 1.3.0 left stage prod (GTO's tag)
+    [d] = _deployments(repo)
+    assert d["action"] == "rollback" and d["from"] == "1.3.0" and d["automatic"] is True
+    assert d["unassigned"] == "prod" and d["unassign_tag"].startswith("credit#prod!#"), d
+    message = git(repo, "tag", "-l", "--format=%(contents)", d["unassign_tag"]).stdout
+    assert "automatic rollback on local: model failure rate" in message, message
+    assert git(repo, "rev-parse", d["unassign_tag"] + "^{commit}").stdout == \
+        git(repo, "rev-parse", "credit@v1.3.0^{commit}").stdout
+    # so the stage names what serves, in gitml and in gto alike
+    [m] = json.loads(gitml(repo, "models", "--json").stdout)
+    assert m["stage"]["prod"] == "v1.2.0" and m["serving"]["local"]["version"] == "v1.2.0"
+    assert m["serving"]["local"]["from"] == "v1.3.0" and m["serving"]["local"]["automatic"] is True
+    [rb] = m["rolled_back"]
+    assert rb["version"] == "v1.3.0" and rb["stage"] == "prod" and rb["target"] == "local"
+    gto = subprocess.run([str(Path(sys.executable).parent / "gto"), "show", "--json"], cwd=repo,
+                         capture_output=True, text=True, check=True)
+    assert json.loads(gto.stdout)["credit"]["stage"] == m["stage"] == {"prod": "v1.2.0"}
+    wide = {"COLUMNS": "200"}
+    table = gitml(repo, "models", env=wide).stdout
+    assert "v1.2.0 (v1.3.0 rolled back)" in table, table
+    assert "local: v1.2.0 (rolled back from v1.3.0, automatic)" in table, table
+    text = gitml(repo, "deployments", env=wide).stdout
+    assert "v1.3.0 was rolled back automatically and taken out of stage prod" in text, text
+    # replaying the stage (a hook, a script) cannot put 1.3.0 back by accident
+    out = gitml(repo, "deploy", "credit#prod").stdout
+    assert "1.2.0 already serves" in out and _deployments(repo)[0]["version"] == "1.2.0"
+    # a deliberate new promotion puts it back in the stage; the table says it does not serve
+    gitml(repo, "promote", "credit", "1.3.0", "prod")
+    table = gitml(repo, "models", env=wide).stdout
+    assert "v1.3.0 (rolled back on local)" in table, table
+    assert json.loads(gitml(repo, "deployments", "--json").stdout)[0]["stages"] == {}  # canary only
+
+
 def test_tampered_model_bytes_are_refused(dep: Path) -> None:
     repo = dep
     _local_config(repo, stages='"canary"')
@@ -280,6 +345,109 @@ def test_signed_tags_required(dep: Path, tmp_path: Path) -> None:
     hist = json.loads(gitml(repo, "history", "credit", "--json").stdout)
     assert next(h for h in hist if h.get("tag") == tag)["signed"] is True
     assert next(h for h in hist if h.get("tag") == "credit@v1.2.0")["signed"] is False
+
+
+def test_gpg_signed_tags_deploy_only_with_a_listed_primary_fingerprint(
+        dep: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+    import shutil
+    import tempfile
+
+    from tests.support.deploy import gpg_key, stop_gpg_agent
+
+    repo = dep
+    # keyrings in short paths (gpg-agent's socket path has a length limit)
+    host = Path(tempfile.mkdtemp(prefix="gpg-host-"))  # the deploying user's keyring
+    elsewhere = Path(tempfile.mkdtemp(prefix="gpg-other-"))  # a key the host never saw
+    monkeypatch.setenv("GNUPGHOME", str(host))
+    try:
+        primary, subkey = gpg_key(host, "Deployer <deploy@example.com>", signing_subkey=True)
+        assert primary != subkey
+        stranger, _ = gpg_key(host, "Stranger <stranger@example.com>")
+        unknown, _ = gpg_key(elsewhere, "Unknown <unknown@example.com>")
+        _local_config(repo, stages='"canary"')
+        cfg = repo / ".git" / "ml" / "config.local.toml"
+        base = cfg.read_text()
+
+        def allow(*fingerprints: str) -> None:
+            cfg.write_text(base.replace("[deploy]\n", "[deploy]\nrequire_signed = true\n"
+                                        f"allowed_gpg_fingerprints = {json.dumps(list(fingerprints))}\n"))
+
+        def refused(env: dict[str, str] | None = None) -> str:
+            proc = gitml(repo, "deploy", "credit#prod", check=False, env=env)
+            assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+            [line] = proc.stderr.strip().splitlines()  # one line: why
+            assert not _server_running(repo)
+            return line
+
+        def promote(key: str, env: dict[str, str] | None = None) -> str:
+            git(repo, "config", "user.signingkey", key)
+            out = gitml(repo, "promote", "credit", "1.2.0", "prod", "--sign", "--force", env=env).stdout
+            return out.split()[-1]
+
+        allow(subkey)  # the signing subkey's fingerprint is not the primary key's
+        gitml(repo, "register", "credit", "HEAD~1", "--version", "1.2.0")
+        gitml(repo, "promote", "credit", "1.2.0", "prod")
+        assert "is not trusted: the tag is not signed" in refused()
+        tag = promote(primary)  # gpg signs with the newest signing subkey
+        raw = git(repo, "verify-tag", "--raw", tag).stderr
+        assert re.search(rf"^\[GNUPG:\] VALIDSIG {subkey} .* {primary}$", raw, re.M), raw
+        assert f"signed by GPG key {primary}, which is not in deploy.allowed_gpg_fingerprints" in refused()
+        # a good signature by a key in the keyring that nobody listed
+        allow(primary)
+        promote(stranger)
+        assert f"signed by GPG key {stranger}, which is not in" in refused()
+        # a key the deploying user's keyring does not hold (even if listed)
+        allow(primary, unknown)
+        promote(unknown, env={"GNUPGHOME": str(elsewhere)})
+        assert "which is not in the deploying user's keyring" in refused()
+        # the listed primary key (as gpg prints it: spaced groups, any case) deploys
+        allow(" ".join(primary[i:i + 4] for i in range(0, 40, 4)).lower())
+        tag = promote(primary)
+        gitml(repo, "deploy", "credit#prod")
+        [d] = _deployments(repo)
+        assert d["version"] == "1.2.0" and d["tag"] == tag and d["signed"] is True
+        assert d["signer"] == primary
+        # a signed tag whose message was altered afterwards: bad signature, refused
+        gitml(repo, "deploy", "credit", "--stop")
+        body = git(repo, "cat-file", "tag", tag).stdout.replace("Assigning", "Assignin'")
+        forged = git(repo, "mktag", input=body).stdout.strip()
+        git(repo, "update-ref", f"refs/tags/{tag}", forged)
+        (repo / ".git" / "ml" / "deploy" / "local" / "credit" / "state.json").unlink()
+        assert "bad GPG signature" in refused()
+        # a fingerprint list that holds a key id, not a fingerprint, is a config error
+        allow(primary[-16:])
+        proc = gitml(repo, "deploy", "credit#prod", check=False)
+        assert proc.returncode == 1 and "not a full key fingerprint" in proc.stderr, proc.stderr
+    finally:
+        stop_gpg_agent(host)
+        stop_gpg_agent(elsewhere)
+        shutil.rmtree(host, ignore_errors=True)
+        shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_a_commit_cannot_add_a_trusted_key_to_a_host_that_requires_signatures(dep: Path) -> None:
+    from gitml.registry.settings import load_settings
+    from gitml.repo import MLRepo
+
+    repo = dep
+    fpr = "0123456789ABCDEF0123456789ABCDEF01234567"
+    committed = repo / ".gitml" / "config.toml"
+    committed.write_text(committed.read_text() + f'\n[deploy]\nallowed_gpg_fingerprints = ["{fpr}"]\n'
+                         'allowed_signers = "signers"\n')
+    local = repo / ".git" / "ml" / "config.local.toml"
+    local.write_text("[deploy]\nrequire_signed = true\n")
+    s = load_settings(MLRepo.discover(repo))
+    assert s.require_signed and s.allowed_gpg_fingerprints == [] and s.allowed_signers is None
+    local.write_text(f'[deploy]\nrequire_signed = true\nallowed_gpg_fingerprints = ["{fpr.lower()}"]\n')
+    assert load_settings(MLRepo.discover(repo)).allowed_gpg_fingerprints == [fpr]
+    # required by the committed file itself: its own trust roots count (it could as well
+    # turn signing off)
+    local.unlink()
+    committed.write_text(committed.read_text().replace("[deploy]\n", "[deploy]\nrequire_signed = true\n"))
+    s = load_settings(MLRepo.discover(repo))
+    assert s.require_signed and s.allowed_gpg_fingerprints == [fpr]
+    assert s.allowed_signers == str(repo / "signers")
 
 
 def test_gitops_receiver_deploys_pushed_tags(dep: Path, tmp_path: Path) -> None:

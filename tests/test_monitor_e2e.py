@@ -83,3 +83,29 @@ def test_failing_version_rolls_back_by_itself(served) -> None:
     assert [e["kind"] for e in d["healing"]["events"]] == ["rollback", "mark"], d["healing"]
     assert git(repo, "tag", "-l", "arrests@v1.1.0!").stdout.strip() == "arrests@v1.1.0!"
     assert server.active() == "1.0.0"
+
+
+def test_a_burst_of_bad_requests_breaks_the_client_error_rate(served) -> None:
+    repo, server = served
+    send_windows(server, 12, 50, seed=21)
+    code, d = _monitor(repo, "--since", "1m")
+    assert not [a for a in d["alarms"] if a["figure"] != "latency"] and d["windows"] >= 8, d["alarms"]
+    assert code == (1 if d["alarms"] else 0)  # (latency on a shared machine is its own story)
+    assert d["latest"]["client_errors"]["value"] == 0 and d["snapshot"]["errors"]["failed"] == 0
+    # clients start sending broken requests beside the good ones
+    send_windows(server, 3, 50, seed=22, bad_per_window=24)
+    time.sleep(1.5)
+    r = gitml(repo, "monitor", "arrests", "--since", "10s", check=False)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "client error rate (4xx)" in r.stdout and "ACTION NEEDED" in r.stdout, r.stdout
+    assert "malformed JSON" in r.stdout  # the most frequent reasons are listed
+    code, d = _monitor(repo, "--since", "10s", "--heal")
+    assert code == 1 and "inspect-errors" in d["actions"], d
+    alarms = [a for a in d["alarms"] if a["figure"] == "client_errors"]
+    assert alarms and alarms[0]["version"] == "1.0.0" and alarms[0]["value"] > 0.5, d["alarms"]
+    assert not [a for a in d["alarms"] if a["figure"] == "errors"]  # no server error among them
+    errs = d["snapshot"]["errors"]
+    assert errs["client_errors"] == errs["failed"] >= 60 and errs["server_errors"] == 0
+    assert set(errs["by_status"]) == {"400", "415"}
+    # the refusals did not begin with a new version: the clients changed, nothing rolls back
+    assert d["healing"]["events"] == [] and server.active() == "1.0.0"

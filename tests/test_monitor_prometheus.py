@@ -55,12 +55,13 @@ def test_exposition_and_rules_pass_promtool(tmp_path: Path) -> None:
     text = exposition([res])
     assert 'gitml_monitor_alarm{model="arrests",version="1.0.0",figure="drift"} 1.0' in text
     assert 'gitml_monitor_alarm{model="arrests",version="1.0.0",figure="errors"} 0.0' in text
+    assert 'gitml_monitor_alarm{model="arrests",version="1.0.0",figure="client_errors"} 0.0' in text
     lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     rules = tmp_path / "rules.yml"
     rules.write_text(alert_rules(60))
     check = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True, text=True)
-    assert check.returncode == 0 and "SUCCESS: 5 rules found" in check.stdout, check.stdout + check.stderr
+    assert check.returncode == 0 and "SUCCESS: 6 rules found" in check.stdout, check.stdout + check.stderr
 
 
 @needs_prometheus

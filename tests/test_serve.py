@@ -411,6 +411,133 @@ def test_traffic_log_under_load_loses_no_record(world: dict[str, Any]) -> None:
     assert not [p for p in folder.iterdir() if p.suffix == ".parquet" and p.name.startswith(".")]
 
 
+def _v2_inputs(n: int = 1, start: int = 0) -> list[dict[str, Any]]:
+    cat = ("colour", "sex", "employed", "citizen")
+    return [{"name": c, "datatype": "BYTES" if c in cat else "INT64", "shape": [n],
+             "data": rows(n, start)[c].tolist()} for c in FEATURES]
+
+
+def _logged(folder: Path, since: float, rids: set[str]) -> Any:
+    from gitml.serve.traffic import read_traffic
+
+    deadline = time.monotonic() + 20
+    while True:
+        df = read_traffic(folder, since=since)
+        df = df[df["request_id"].isin(rids)]
+        if set(df["request_id"]) == rids or time.monotonic() > deadline:
+            return df
+        time.sleep(0.2)
+
+
+def test_failed_requests_are_logged_with_their_reason(world: dict[str, Any]) -> None:
+    t0 = time.time()
+    unknown = json.dumps({"dataframe_records": [{**rows(1).iloc[0].to_dict(), "bogus": 1}]},
+                         default=int).encode()
+    v2 = f"/v2/models/{MODEL}"
+    cases = [  # path, body, content type, status, words, logged version
+        ("/invocations", b'{"dataframe_split": ', "application/json", 400, "malformed JSON", "1.0.0"),
+        ("/invocations", b"{}", "application/xml", 415, "content type", "1.0.0"),
+        ("/invocations", unknown, "application/json", 400, "unknown column(s): bogus", "1.0.0"),
+        (v2 + "/infer", json.dumps({"inputs": _v2_inputs()[:-1]}).encode(), "application/json",
+         400, "checks", "1.0.0"),
+        (v2 + "/versions/9.9.9/infer", json.dumps({"inputs": _v2_inputs()}).encode(),
+         "application/json", 404, "unknown version", ""),
+    ]
+    sent: dict[str, tuple[int, str, str]] = {}
+    for path, body, ctype, status, words, version in cases:
+        code, out, h = post(world, path, body, ctype)
+        assert code == status, out
+        sent[h["x-request-id"]] = (status, words, version)
+    # a V2 request's own id names it in the log, also when it fails
+    mine = {"id": "client-chosen-7", "inputs": _v2_inputs()}
+    mine["inputs"][1]["datatype"] = "FP64"  # sex holds strings
+    code, out, h = post(world, v2 + "/infer", json.dumps(mine).encode())
+    assert code == 400 and h["x-request-id"] == "client-chosen-7"
+    sent["client-chosen-7"] = (400, "BYTES", "1.0.0")
+    # an id that cannot go into a header (schemathesis sends control characters) is replaced
+    code, out, h = post(world, v2 + "/infer", json.dumps({"id": "bad\u001fid", "inputs": []}).encode())
+    assert code == 400 and h["x-request-id"] != "bad\x1fid" and h["x-request-id"].isprintable()
+    sent[h["x-request-id"]] = (400, "non-empty 'inputs'", "1.0.0")
+    # another model's route is not this model's traffic, and no token means no route at all
+    code, _, h = post(world, "/v2/models/nosuch/infer", json.dumps({"inputs": _v2_inputs()}).encode())
+    assert code == 404 and "x-request-id" not in h
+    assert request(world["url"] + "/invocations", split_body(1))[0] == 401
+    df = _logged(world["traffic"], t0, set(sent))
+    assert set(df["request_id"]) == set(sent) and len(df) == len(sent)  # one row each: no inputs read
+    for _, r in df.iterrows():
+        status, words, version = sent[r["request_id"]]
+        assert int(r["status"]) == status and words in r["error_message"], r.to_dict()
+        assert r["error_class"] == "RequestError" and r["version"] == version and r["model"] == MODEL
+        assert r["latency_ms"] > 0 and r[["pred", "score", "in.colour", "in.age"]].isna().all()
+
+
+def test_a_model_that_raises_gets_a_logged_500_that_tells_the_client_no_secrets(
+        world: dict[str, Any], tmp_path: Path) -> None:
+    """A real server on 127.0.0.1 (uvicorn in this process) whose model raises for one input."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from gitml.serve import control
+    from gitml.serve.app import App
+
+    state = tmp_path / "state.json"
+    control.write_state(state, {"model": MODEL, "active": "1.0.0",
+                                "versions": {"1.0.0": str(world["b1"].path)}})
+    app = App(state, traffic_dir=tmp_path / "traffic", flush_seconds=0.2)
+    app.start()
+    version = app.watcher.served.get(None)
+    assert version is not None
+    real = version.predictor.predict
+
+    def flaky(cols: dict[str, Any], n: int) -> Any:
+        if (np.asarray(cols["age"], dtype=float) == 99).any():
+            raise RuntimeError("secret path /srv/model is on fire")
+        return real(cols, n)
+
+    version.predictor.predict = flaky  # type: ignore[method-assign]
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        old = rows(2, 30)
+        old.loc[1, "age"] = 99
+        body = json.dumps({"dataframe_split": {"columns": list(old.columns),
+                                               "data": old.astype(object).values.tolist()}}).encode()
+        code, out, h = request(url + "/invocations", body)
+        answer = json.loads(out)
+        assert code == 500 and answer["error_code"] == "INTERNAL_ERROR", answer
+        assert "on fire" not in answer["message"] and h["x-request-id"] in answer["message"]
+        rid_500 = h["x-request-id"]
+        inputs = _v2_inputs(1, 31)
+        inputs[FEATURES.index("age")]["data"] = [99]
+        code, out, h = request(url + f"/v2/models/{MODEL}/infer", json.dumps({"inputs": inputs}).encode())
+        assert code == 500 and "on fire" not in out.decode()
+        rid_v2 = h["x-request-id"]
+        code, _, h = request(url + "/invocations", split_body(1, 32))
+        assert code == 200
+        rid_ok = h["x-request-id"]
+        df = _logged(tmp_path / "traffic", 0, {rid_500, rid_v2, rid_ok})
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        app.close()
+    failed = df[df["request_id"] == rid_500].sort_values("row")
+    assert failed["status"].tolist() == [500, 500] and failed["in.age"].tolist()[1] == 99
+    assert (failed["error_class"] == "RuntimeError").all() and failed["pred"].isna().all()
+    assert "on fire" in failed["error_message"].iloc[0]  # the operator's log has the reason
+    assert df[df["request_id"] == rid_v2]["status"].tolist() == [500]
+    ok = df[df["request_id"] == rid_ok]
+    assert ok["status"].tolist() == [200] and ok["error_class"].isna().all() and ok["pred"].notna().all()
+
+
 def test_wrk_smoke(world: dict[str, Any], tmp_path: Path) -> None:
     wrk = shutil.which("wrk")
     if wrk is None:

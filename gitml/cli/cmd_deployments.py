@@ -31,4 +31,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r['model']}  {r['target']}  v{r['version']}  since {since} UTC  {how}  by {who}"
               f"  ({'signed' if r['signed'] else 'unsigned'} tag {r.get('tag') or '-'})")
         print(f"    {r.get('url') or ''}  {r.get('reason') or ''}".rstrip())
+        if r["action"] == "rollback" and r.get("from"):
+            auto = "automatically " if r.get("automatic") else ""
+            if r.get("unassigned"):
+                print(f"    v{r['from']} was rolled back {auto}and taken out of stage "
+                      f"{r['unassigned']} ({r.get('unassign_tag')}): a new promotion deploys it again")
+            elif r.get("unassign_error"):
+                print(f"    v{r['from']} was rolled back {auto}but is still in stage "
+                      f"{r['unassign_error']}")
+        for stage, version in (r.get("stages") or {}).items():
+            print(f"    note: stage {stage} names {version}, which does not serve here "
+                  f"(v{r['version']} does)")
     return 0

@@ -20,13 +20,33 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.quiet:
         return 0
-    stages = sorted({s for r in rows for s in r["stage"]})
+    from gitml.registry.views import stage_notes
+
+    # (a stage an automatic rollback emptied stays a column, to say so)
+    stages = sorted({s for r in rows for s in r["stage"]} |
+                    {rb["stage"] for r in rows for rb in r.get("rolled_back", []) if rb["stage"]})
     table = []
     for r in rows:
-        serving = ", ".join(
-            f"{t}: {s['version']}" + (" (rolled back)" if s["action"] == "rollback" else "")
-            for t, s in r["serving"].items()) or "-"
+        serving = ", ".join(f"{t}: {s['version']}{_how(s)}" for t, s in r["serving"].items()) or "-"
+        cells = []
+        for s in stages:
+            notes = stage_notes(r, s)
+            cells.append((r["stage"].get(s) or "-") + (f" ({'; '.join(notes)})" if notes else ""))
         table.append([r["name"] + ("" if r["active"] else " (deprecated)"), r["version"] or "-",
-                      *[r["stage"].get(s) or "-" for s in stages], serving])
+                      *cells, serving])
     print_table("models", ["model", "latest", *[f"#{s}" for s in stages], "serving"], table)
+    for r in rows:
+        for rb in r.get("rolled_back", []):
+            if rb.get("unassign_error"):
+                print(f"warning: {r['name']} {rb['version']} was rolled back on {rb['target']} but is "
+                      f"still in stage {rb['unassign_error']} (unassign it: git ml unassign "
+                      f"{r['name']} STAGE)")
     return 0
+
+
+def _how(s: dict[str, object]) -> str:
+    if s["action"] != "rollback":
+        return ""
+    if s.get("from"):
+        return f" (rolled back from {s['from']}{', automatic' if s.get('automatic') else ''})"
+    return " (rolled back)"

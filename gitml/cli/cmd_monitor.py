@@ -120,6 +120,8 @@ def _watch(repo: Any, args: argparse.Namespace, since: float) -> int:
 
 
 def _show(result: Any, args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from gitml.cli.output import console, print_json, print_table
 
     healing = getattr(result, "healing", None)
@@ -144,7 +146,7 @@ def _show(result: Any, args: argparse.Namespace) -> int:
         if p is None:
             continue
         limit = p.upper if p.upper is not None else p.lower
-        rows.append([figure, _f(p.value), _f(p.level), _f(limit),
+        rows.append([NAMES.get(figure, figure), _f(p.value), _f(p.level), _f(limit),
                      f"{p.cusum:.2f} / {result.config.get('h', 0):g}",
                      f"[red]{n_alarms} ALARM{'S' if n_alarms > 1 else ''}[/red]" if n_alarms else "[green]ok[/green]"])
     print_table(f"latest window vs limits learned from history (alarms in the last {span})",
@@ -157,6 +159,14 @@ def _show(result: Any, args: argparse.Namespace) -> int:
                     ["column", "test", "p adj.", "effect", "drift"],
                     [[k, v.get("test", ""), _p(v.get("p")), _f(v.get("effect")),
                       "[red]yes[/red]" if v.get("drifted") else "no"] for k, v in frows])
+    errs = result.snapshot.get("errors") or {}
+    if errs.get("failed"):
+        print_table(f"failed requests in the last {span}: {errs['failed']} of {errs['requests']} "
+                    f"({errs['server_errors']} server errors, {errs['client_errors']} refused with a 4xx)",
+                    ["status", "class", "message", "requests"],
+                    [[str(e["status"]), escape(e["error_class"]), escape(e["error_message"][:100]),
+                      str(e["count"])]
+                     for e in errs.get("top", [])])
     if result.alarms:
         print_table("alarms", ["figure", "window", "version", "value", "level", "limit", "detail"],
                     [[a.figure, a.window, a.version, _f(a.value), _f(a.level), _f(a.limit), a.detail]
@@ -165,11 +175,20 @@ def _show(result: Any, args: argparse.Namespace) -> int:
         for h in healing.get("events", []):
             c.print(f"[yellow]self-healing:[/yellow] {h.get('message', '')}")
     if result.action_needed:
-        c.print(f"[red]ACTION NEEDED[/red]: {', '.join(result.actions)} "
-                f"(git ml {'retrain' if 'retrain' in result.actions else 'rollback'} {result.model})")
+        figures = sorted({NAMES.get(a.figure, a.figure) for a in result.open_alarms})
+        c.print(f"[red]ACTION NEEDED[/red]: {', '.join(result.actions)} ({'; '.join(figures)} "
+                f"beyond the learned limit; "
+                f"{'; '.join(NEXT[a].format(name=result.model) for a in result.actions)})")
     else:
         c.print("[green]all figures within their learned limits[/green]")
     return 1 if result.action_needed else 0
+
+
+NAMES = {"drift": "drift", "errors": "error rate (5xx)", "client_errors": "client error rate (4xx)",
+         "latency": "latency", "metric": "live metric"}
+NEXT = {"retrain": "git ml retrain {name}", "rollback": "git ml rollback {name}",
+        "inspect-errors": "see the failed requests above; git ml rollback {name} if they began "
+                          "with this version"}
 
 
 def _dur(s: float) -> str:

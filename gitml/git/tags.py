@@ -264,26 +264,79 @@ def create_tag(git: GitRepo, tag: str, commit: str, message: str, *, sign: bool 
 
 @dataclass(frozen=True)
 class Verification:
-    ok: bool
-    signer: str | None
-    reason: str
+    ok: bool  # Git says the signature is good (for SSH: by a key in the allowed-signers file)
+    signer: str | None  # SSH: the principal; GPG: the primary key's fingerprint
+    reason: str  # one line
+    kind: str | None = None  # "ssh" | "gpg" | "x509" | None (unsigned)
+    fingerprint: str | None = None  # GPG: the key that signed (a subkey, maybe)
+    primary: str | None = None  # GPG: its primary key's fingerprint (VALIDSIG's last field)
+
+
+_KINDS = (("-----BEGIN SSH SIGNATURE-----", "ssh"), ("-----BEGIN PGP SIGNATURE-----", "gpg"),
+          ("-----BEGIN SIGNED MESSAGE-----", "x509"))
+_GPG_FAILURES = (  # status keyword -> why, in the order gpg's own severity suggests
+    ("BADSIG", "bad GPG signature (the tag or its signature was altered)"),
+    ("REVKEYSIG", "signed by a revoked GPG key {key}"),
+    ("EXPKEYSIG", "signed by an expired GPG key {key}"),
+    ("EXPSIG", "the GPG signature has expired"),
+    ("NO_PUBKEY", "signed by GPG key {key}, which is not in the deploying user's keyring"),
+    ("ERRSIG", "the GPG signature cannot be checked (key {key})"),
+)
+
+
+def signature_kind(git: GitRepo, tag: str) -> str | None:
+    """How an annotated tag is signed (``ssh``, ``gpg``, ``x509``), or None."""
+    proc = subprocess.run(["git", "cat-file", "tag", "--", tag], cwd=git.workdir,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None
+    return next((kind for marker, kind in _KINDS if marker in proc.stdout), None)
+
+
+def _gpg_status(text: str) -> dict[str, list[str]]:
+    """``[GNUPG:] KEYWORD args`` lines of ``gpg --status-fd`` (the first of each keyword)."""
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.startswith("[GNUPG:] "):
+            parts = line.split()[1:]
+            if parts:
+                out.setdefault(parts[0], parts[1:])
+    return out
 
 
 def verify_tag(git: GitRepo, tag: str, allowed_signers: str | None) -> Verification:
-    """``git verify-tag`` with the given SSH allowed-signers file (GPG signatures use the
-    user's keyring). A tag without a signature, with a bad one, or signed by a key not in
-    the file fails with Git's reason."""
+    """``git verify-tag --raw`` with the given SSH allowed-signers file (GPG signatures use
+    the deploying user's keyring). A tag without a signature, with a bad one, or signed by a
+    key not in the file (SSH) or not in the keyring (GPG) fails with the reason. For GPG,
+    which keys to trust is the caller's policy: ``primary`` is the fingerprint to check."""
+    kind = signature_kind(git, tag)
     args = ["git"]
     if allowed_signers:
         args += ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers}"]
     args += ["verify-tag", "--raw", "--", tag]
     proc = subprocess.run(args, cwd=git.workdir, capture_output=True, text=True)
     text = (proc.stderr + proc.stdout).strip()
+    if kind == "gpg":
+        return _gpg_verdict(proc.returncode, text)
     if proc.returncode == 0:
-        m = re.search(r'Good "git" signature for (\S+)', text) or \
-            re.search(r"VALIDSIG (\S+)", text) or re.search(r"GOODSIG \S+ (.+)", text)
-        return Verification(True, m.group(1) if m else None, "good signature")
-    if "no signature found" in text.lower():
+        m = re.search(r'Good "git" signature for (\S+)', text) or re.search(r"GOODSIG \S+ (.+)", text)
+        return Verification(True, m.group(1) if m else None, "good signature", kind)
+    if kind is None or "no signature found" in text.lower():
         return Verification(False, None, "the tag is not signed")
     lines = [ln for ln in text.splitlines() if ln.strip()]
-    return Verification(False, None, lines[-1] if lines else f"git verify-tag exit {proc.returncode}")
+    return Verification(False, None, lines[-1] if lines else f"git verify-tag exit {proc.returncode}", kind)
+
+
+def _gpg_verdict(returncode: int, text: str) -> Verification:
+    st = _gpg_status(text)
+    valid = st.get("VALIDSIG")
+    if returncode == 0 and "GOODSIG" in st and valid:
+        # VALIDSIG <fpr> <date> <ts> <expire> <version> <reserved> <algo> <hash> <class> <primary>
+        primary = (valid[9] if len(valid) > 9 else valid[0]).upper()
+        return Verification(True, primary, "good GPG signature", "gpg", valid[0].upper(), primary)
+    for keyword, why in _GPG_FAILURES:
+        if keyword in st:
+            key = (st[keyword] or ["?"])[0]
+            return Verification(False, None, why.format(key=key), "gpg")
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("[GNUPG:]")]
+    return Verification(False, None, lines[-1] if lines else f"git verify-tag exit {returncode}", "gpg")

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 from gitml.errors import GitMLError, UsageError
 from gitml.monitor.config import MonitorConfig, monitor_config
 from gitml.monitor.sequential import FIGURES, Series, detect
-from gitml.monitor.stats import Reference, WindowStats, label_stats, window_stats
+from gitml.monitor.stats import (
+    Reference,
+    WindowStats,
+    answered_rows,
+    error_summary,
+    label_stats,
+    window_stats,
+    window_version,
+)
 from gitml.monitor.windows import split, ts_micros
 
 if TYPE_CHECKING:
@@ -29,7 +37,8 @@ if TYPE_CHECKING:
     from gitml.repo import MLRepo
 
 MAX_CACHED = 20_000  # windows kept (two weeks at one a minute)
-ACTIONS = {"drift": "retrain", "metric": "retrain", "errors": "rollback", "latency": "rollback"}
+ACTIONS = {"drift": "retrain", "metric": "retrain", "errors": "rollback", "latency": "rollback",
+           "client_errors": "inspect-errors"}
 
 
 @dataclass
@@ -262,8 +271,10 @@ class Monitor:
         out = []
         for w in split(ts, self.cfg.interval, self.cfg.min_rows, now_us, after_us):
             rows = traffic.iloc[w.lo:w.hi]
-            version = str(rows["version"].astype(str).mode().iloc[0]) if "version" in rows else ""
-            ws = window_stats(self.reference(version), rows, w.start_us, w.end_us, self.cfg)
+            version = window_version(rows)
+            # a window of failed requests only has nothing to judge drift on
+            ref = self.reference(version) if version and len(answered_rows(rows)) else None
+            ws = window_stats(ref, rows, w.start_us, w.end_us, self.cfg)
             out.append(ws)
         return out
 
@@ -277,18 +288,23 @@ class Monitor:
         for w in windows:
             lo = int(np.searchsorted(ts, round(w.start * 1e6), side="left"))
             hi = int(np.searchsorted(ts, round(w.end * 1e6), side="left"))
-            if hi > lo:
+            if hi > lo and w.version:
                 ref = self.reference(w.version)
                 label_stats(w, traffic.iloc[lo:hi], ref.sensitive, ref.task)
 
     def series(self, windows: list[WindowStats]) -> dict[str, Series]:
-        version = windows[-1].version if windows else None
+        version = serving_version(windows)
         groups: dict[str, tuple[int, int]] = {}
         task = "classification"
-        if version is not None:
+        if version:
             ref = self.reference(version)
             groups, task = ref.accuracy(groups=True), ref.task
         return detect(windows, self.cfg, groups, task)
+
+
+def serving_version(windows: list[WindowStats]) -> str:
+    """The version of the newest window that names one ("" when none does)."""
+    return next((w.version for w in reversed(windows) if w.version), "")
 
 
 def alarms_since(windows: list[WindowStats], series: dict[str, Series], since_ts: float) -> list[Alarm]:
@@ -362,10 +378,10 @@ def run_check(repo: MLRepo, name: str, *, since: float = 3600.0, labels_file: Pa
         _save_cache(cache, windows)
     since_ts = now - since
     span = traffic[ts_micros(traffic["ts"]) >= int(since_ts * 1e6)] if not traffic.empty else traffic
-    version = windows[-1].version
-    ref = mon.reference(version)
+    version = serving_version(windows)
+    ref = mon.reference(version) if version else None
     snapshot = _snapshot(ref, span, cfg)
-    result = MonitorResult(spec.name, now, since, version, ref.commit, len(span),
+    result = MonitorResult(spec.name, now, since, version or None, ref.commit if ref else None, len(span),
                            len(windows), windows, series, snapshot,
                            alarms_since(windows, series, since_ts), rows_processed,
                            config=dict(cfg.__dict__))
@@ -373,13 +389,17 @@ def run_check(repo: MLRepo, name: str, *, since: float = 3600.0, labels_file: Pa
     return result
 
 
-def _snapshot(ref: Reference, span: pd.DataFrame, cfg: MonitorConfig) -> dict[str, Any]:
-    """Drift of every row in the --since span against the reference (the drift gate's
-    test, one look: a picture of now, not the alarm decision)."""
+def _snapshot(ref: Reference | None, span: pd.DataFrame, cfg: MonitorConfig) -> dict[str, Any]:
+    """Drift of every answered row in the --since span against the reference (the drift
+    gate's test, one look: a picture of now, not the alarm decision), and what the failed
+    requests of the span were."""
     from gitml.monitor.stats import as_inputs, drift_of
 
     if span.empty:
-        return {"rows": 0, "features": {}}
-    ok = span[span["status"] < 400] if "status" in span.columns else span
+        return {"rows": 0, "features": {}, "errors": error_summary(span, cfg)}
+    ok = answered_rows(span)
+    if ref is None:
+        return {"rows": len(ok), "features": {}, "errors": error_summary(span, cfg)}
     p, drifted, per = drift_of(ref, as_inputs(ok, list(ref.frame.columns)), cfg)
-    return {"rows": len(ok), "p_min": p, "drifted": drifted, "features": per}
+    return {"rows": len(ok), "p_min": p, "drifted": drifted, "features": per,
+            "errors": error_summary(span, cfg)}

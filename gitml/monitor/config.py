@@ -8,7 +8,7 @@ min_rows = 50          # a window with fewer rows is merged into the next
 k = 1.0                # CUSUM allowance, in σ of the window statistic
 h = 4.5                # CUSUM decision interval
 baseline_windows = 120 # windows the learned levels are estimated from
-heal_on = ["errors", "latency", "metric"]  # what `monitor --heal` rolls back for
+heal_on = ["errors", "client_errors", "latency", "metric"]  # what `monitor --heal` rolls back for
 [monitor.credit]
 min_rows = 200
 ```
@@ -37,11 +37,12 @@ class MonitorConfig:
     min_labels: int = 20  # labelled rows in a window before its metric is judged
     alpha: float = 0.05  # the drift tests' level and correction, as the drift gate's
     correction: str = "holm"
-    error_status: int = 500  # status codes >= this are errors
+    error_status: int = 500  # status codes >= this are errors; 400 up to it: client errors
     max_drift_rows: int = 5000  # a window's rows tested for drift (seeded subsample above)
     seed: int = 0
     # figures whose alarm rolls a new version back with --heal (drift never does)
-    heal_on: list[str] = field(default_factory=lambda: ["errors", "latency", "metric"])
+    # (client_errors only when the refusals began with the version: gitml.monitor.heal)
+    heal_on: list[str] = field(default_factory=lambda: ["errors", "client_errors", "latency", "metric"])
     max_failures: int = 2  # rollbacks by the monitor before a version is deregistered
 
     @classmethod
@@ -76,10 +77,13 @@ class MonitorConfig:
                               "use 'holm', 'bh' or 'none'")
         if self.baseline_windows < 3 or self.min_baseline < 3:
             raise ConfigError(f"{where}: baseline_windows and min_baseline must be >= 3")
-        bad = [f for f in self.heal_on if f not in ("errors", "latency", "metric")]
+        bad = [f for f in self.heal_on if f not in ("errors", "client_errors", "latency", "metric")]
         if bad:
             raise ConfigError(f"{where}.heal_on: {bad[0]!r} cannot trigger a rollback",
-                              'use any of "errors", "latency", "metric"')
+                              'use any of "errors", "client_errors", "latency", "metric"')
+        if not 400 <= self.error_status <= 599:
+            raise ConfigError(f"{where}.error_status = {self.error_status} is not an HTTP error status",
+                              "500 (the default) counts server errors; 400 counts every failed request")
         if self.max_failures < 1:
             raise ConfigError(f"{where}.max_failures must be >= 1")
 

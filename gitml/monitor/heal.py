@@ -3,7 +3,10 @@ learned from the traffic before it, and retire a version that keeps failing.
 
 Only figures that speak about the *model version* trigger a rollback (errors, latency,
 the live metric); drift says the world moved, which a rollback cannot fix (that is the
-retraining's job). The rollback goes through the registry (:func:`gitml.registry.deploy.
+retraining's job). Requests refused with a 4xx (client_errors) are the version's fault only
+when the refusals began with it (a new version that no longer takes what clients send):
+they roll back only when the alarm's excursion started in the version's first window or the
+one after, with an earlier version's windows before it; otherwise the clients changed. The rollback goes through the registry (:func:`gitml.registry.deploy.
 rollback`), so it is recorded in Git with its reason like any other; the monitor's own
 event log keeps the figures that triggered it for the report. A version rolled back by
 the monitor ``max_failures`` times (default 2) is deregistered with GTO's ``name@vX.Y.Z!``
@@ -20,7 +23,7 @@ if TYPE_CHECKING:
     from gitml.monitor.check import Alarm, MonitorResult
     from gitml.repo import MLRepo
 
-HEALING_FIGURES = ("errors", "latency", "metric")
+HEALING_FIGURES = ("errors", "client_errors", "latency", "metric")
 REASON_PREFIX = "monitor:"
 
 
@@ -43,6 +46,26 @@ def failures(repo: MLRepo, name: str, version: str, target: str | None = None) -
                and str(r.get("reason", "")).startswith(REASON_PREFIX))
 
 
+def began_with_version(result: MonitorResult, alarm: Alarm) -> bool:
+    """Did the excursion that raised ``alarm`` start when its version began serving (in the
+    version's first window or the one after, with another version's windows before)?"""
+    windows = result.windows
+    points = result.series[alarm.figure].points
+    i = next((j for j in range(len(windows) - 1, -1, -1)
+              if windows[j].end == alarm.end and points[j].alarm), None)
+    if i is None:
+        return False
+    first = i
+    while first > 0 and windows[first - 1].version == alarm.version:
+        first -= 1
+    if first == 0:
+        return False  # no earlier version in the log to compare the clients with
+    start = i
+    while start > 0 and points[start - 1].cusum > 0 and not points[start - 1].alarm:
+        start -= 1
+    return first <= start <= first + 1
+
+
 def heal(repo: MLRepo, result: MonitorResult, *, target: str | None = None,
          max_failures: int | None = None) -> dict[str, Any]:
     """Act on the open alarms of ``result``; returns what was done (``events``)."""
@@ -57,7 +80,8 @@ def heal(repo: MLRepo, result: MonitorResult, *, target: str | None = None,
     active = str(state.get("active")) if state and state.get("active") else None
     cfg = monitor_config(repo, name)
     max_failures = cfg.max_failures if max_failures is None else max_failures
-    bad = [a for a in result.open_alarms if a.figure in HEALING_FIGURES and a.figure in cfg.heal_on]
+    bad = [a for a in result.open_alarms if a.figure in HEALING_FIGURES and a.figure in cfg.heal_on
+           and (a.figure != "client_errors" or began_with_version(result, a))]
     done: dict[str, Any] = {"active": active, "events": []}
     if not bad or active is None or active != result.version:
         return done  # nothing to heal, or the served version changed since the check
@@ -69,8 +93,11 @@ def heal(repo: MLRepo, result: MonitorResult, *, target: str | None = None,
                            message=f"could not roll back {name} {active}: {e.message}")
         done["events"].append(ev)
         return done
-    ev = events.record(repo, name, "rollback", version=active, to=res.version,
-                       reason=reason, message=f"rolled {name} back from {active} to {res.version}: {reason}")
+    out = res.record.get("unassigned")
+    taken = f"; {active} taken out of stage {out} ({res.record.get('unassign_tag')})" if out else ""
+    ev = events.record(repo, name, "rollback", version=active, to=res.version, reason=reason,
+                       unassigned=out, message=f"rolled {name} back from {active} to "
+                                               f"{res.version}: {reason}{taken}")
     done["events"].append(ev)
     n = failures(repo, name, active, settings_target.name)
     if n >= max_failures:

@@ -21,9 +21,12 @@ if TYPE_CHECKING:
     from gitml.repo import MLRepo
 
 MAX_POINTS = 240  # windows drawn (the last four hours at one a minute)
-SHORT = {"drift": "drift z", "errors": "error rate", "latency": "latency ms", "metric": "live metric"}
+SHORT = {"drift": "drift z", "errors": "error rate", "client_errors": "4xx rate",
+         "latency": "latency ms", "metric": "live metric"}
 TITLES = {"drift": "drift score (z of the smallest Holm-adjusted p-value)",
-          "errors": "error rate", "latency": "latency (geometric mean, ms)",
+          "errors": "error rate (server errors, 5xx)",
+          "client_errors": "client error rate (requests refused with a 4xx)",
+          "latency": "latency (geometric mean, ms)",
           "metric": "live metric (labels joined from feedback)"}
 
 
@@ -93,7 +96,7 @@ def render_section(data: Mapping[str, Any]) -> str:
                  "raises the alarm, which keeps false alarms over many windows rare. The orange line is "
                  "the value that would alarm in that window.</p>")
     n = len(windows)
-    for figure in ("drift", "errors", "latency", "metric"):
+    for figure in ("drift", "errors", "client_errors", "latency", "metric"):
         pts = [dict(p) for p in (series.get(figure) or {}).get("points", [])][-n:] if n else []
         if not any(isinstance(p.get("value"), int | float) for p in pts):
             continue
@@ -124,6 +127,13 @@ def render_section(data: Mapping[str, Any]) -> str:
         parts.append("<h3>Drift over the checked span (effect size per column)</h3>"
                      f"<figure>{plots.bar_chart(items, 'drift effect', highlight=[k for k, v in feats.items() if v.get('drifted')])}"
                      f"<figcaption>{int(snap.get('rows') or 0)} rows; red: drifted (Holm-adjusted p &lt; {alpha:g})</figcaption></figure>")
+    errs = snap.get("errors") or {}
+    if errs.get("top"):
+        parts.append(f"<h3>Failed requests over the checked span</h3><p class=note>{int(errs['failed'])} "
+                     f"of {int(errs['requests'])} requests failed; the most frequent reasons:</p>")
+        parts.append(_table(["status", "class", "message", "requests"],
+                            [[_n(e["status"]), escape(e["error_class"]), escape(e["error_message"][:160]),
+                              _n(e["count"])] for e in errs["top"]]))
     alarms = data.get("alarms") or []
     parts.append("<h3>Alarms</h3>")
     parts.append(_table(["figure", "window", "version", "value", "level", "limit", "detail"],

@@ -65,7 +65,8 @@ def exposition(results: Iterable[MonitorResult]) -> str:
         ("alarm", "1 when the figure alarmed in the checked span.", "gauge"),
         ("alarms", "Alarms of the figure in the checked span.", "gauge"),
         ("value", "The figure in the latest window (drift: z of the smallest adjusted p-value; "
-                  "errors: share; latency: geometric mean ms; metric: accuracy or MAE).", "gauge"),
+                  "errors, client_errors: share of requests; latency: geometric mean ms; "
+                  "metric: accuracy or MAE).", "gauge"),
         ("level", "The learned in-control level of the figure.", "gauge"),
         ("limit", "The value of the figure that would raise an alarm in the next window.", "gauge"),
         ("cusum", "The CUSUM statistic of the figure.", "gauge"),
@@ -124,6 +125,13 @@ def alert_rules(interval: float = 60.0) -> str:
          "expr": f'max by (model, version) ({PREFIX}alarm{{figure="errors"}}) == 1',
          "labels": {"severity": "critical", "action": "rollback"},
          "annotations": {"summary": "{{ $labels.model }} {{ $labels.version }}: error rate above its learned limit"}},
+        {"alert": "GitmlModelClientErrors",
+         "expr": f'max by (model, version) ({PREFIX}alarm{{figure="client_errors"}}) == 1',
+         "labels": {"severity": "warning", "action": "inspect-errors"},
+         "annotations": {"summary": "{{ $labels.model }} {{ $labels.version }}: share of requests "
+                                    "refused with a 4xx above its learned limit",
+                         "description": "`git ml monitor {{ $labels.model }}` lists the most frequent "
+                                        "reasons; roll back if they began with this version."}},
         {"alert": "GitmlModelLatency",
          "expr": f'max by (model, version) ({PREFIX}alarm{{figure="latency"}}) == 1',
          "labels": {"severity": "warning", "action": "rollback"},

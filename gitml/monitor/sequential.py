@@ -8,8 +8,8 @@ accumulates the evidence:
     S_t = max(0, S_{t−1} + z_t − k),   alarm when S_t > h,   then S restarts at 0.
 
 With z in control at most standard normal, k = 1 and h = 4.5 give an in-control average
-run length of ≈ 40,000 windows per figure (Siegmund's approximation), so four figures
-checked once a minute raise ≈ 0.15 false alarms a day; a sustained move of 2σ in the
+run length of ≈ 40,000 windows per figure (Siegmund's approximation), so five figures
+checked once a minute raise ≈ 0.18 false alarms a day; a sustained move of 2σ in the
 window statistic alarms in ≈ 5 windows. benchmarks/bench_monitor.py measures both on
 simulated clean and shifted traffic.
 
@@ -17,9 +17,14 @@ The figures and how their z-score is learned:
 
 * **drift**: z of the window's smallest Holm-adjusted p-value (see :mod:`stats`); its
   in-control law is known (p-values are uniform under no drift), nothing to learn;
-* **errors**: binomial z of the window's error count against the pooled error rate of
-  earlier in-control windows (with a weak prior of 1% over 100 requests, so a brand-new
-  deployment that fails at once is still caught);
+* **errors** (server errors, status >= ``error_status``, default 500) and
+  **client_errors** (the requests refused with a 4xx: malformed, wrong columns or types,
+  rows the model refuses): the window's count of failed requests against the pooled rate
+  of earlier in-control windows (with a weak prior of 1% over 100 requests, so a brand-new
+  deployment that fails at once is still caught), as the z of its exact binomial upper-tail
+  (mid-)p-value: failures are rare, and the normal approximation's z has so heavy a right
+  tail that a steady 1% of failed requests raised ~5 false alarms a day at 100 requests a
+  minute (benchmarks/bench_monitor.py, ``--bg-errors``), none with the exact tail;
 * **latency**: the window's mean log latency against the level and spread of earlier
   windows, learned robustly by the anomaly gate's estimator
   (:func:`gitml.checks.anomaly.robust_level_spread`); one window's z is capped at
@@ -38,7 +43,7 @@ of later baselines, so a bad period is not learned as normal.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -46,7 +51,7 @@ from gitml.checks.anomaly import AnomalyConfig, robust_level_spread
 from gitml.monitor.config import MonitorConfig
 from gitml.monitor.stats import WindowStats, p_from_z, z_from_p
 
-FIGURES = ("drift", "errors", "latency", "metric")
+FIGURES = ("drift", "errors", "client_errors", "latency", "metric")
 
 
 @dataclass
@@ -141,19 +146,11 @@ def detect(windows: Sequence[WindowStats], cfg: MonitorConfig,
         s, alarm = c.update(t, w.drift_z)
         out["drift"].points.append(Point(label, w.drift_z, w.drift_z, 0.0 if w.drift_z is not None else None,
                                          zl if w.drift_z is not None else None, None, s, alarm, w.version))
-        # errors: binomial vs pooled earlier windows (+ weak prior)
-        c = sums["errors"]
-        base = c.baseline(t, cfg.baseline_windows)
-        e0 = sum(windows[i].n_errors for i in base) + 1.0
-        n0 = sum(windows[i].n_requests for i in base) + 100.0
-        p0 = e0 / n0
-        n = max(1, w.n_requests)
-        sd = math.sqrt(p0 * (1 - p0) / n)
-        z = (w.n_errors / n - p0) / sd
-        zl = c.zlimit()
-        s, alarm = c.update(t, z)
-        out["errors"].points.append(Point(label, w.n_errors / n, z, p0, p0 + zl * sd, None, s,
-                                          alarm, w.version))
+        # errors, client errors: binomial vs pooled earlier windows (+ weak prior)
+        out["errors"].points.append(_rate_point(t, windows, sums["errors"], cfg, label,
+                                                lambda x: x.n_errors))
+        out["client_errors"].points.append(_rate_point(t, windows, sums["client_errors"], cfg,
+                                                       label, lambda x: x.n_client_errors))
         # latency: learned level and spread of the log mean
         c = sums["latency"]
         base = c.baseline(t, cfg.baseline_windows)
@@ -177,6 +174,41 @@ def detect(windows: Sequence[WindowStats], cfg: MonitorConfig,
         out["metric"].points.append(_metric_point(t, w, windows, sums["metric"], cfg, ref, task,
                                                   label, acfg))
     return out
+
+
+def _rate_point(t: int, windows: Sequence[WindowStats], c: _Cusum, cfg: MonitorConfig,
+                label: str, count: Callable[[WindowStats], int]) -> Point:
+    """The share of failed requests in window ``t`` against the pooled share of the
+    in-control windows before it (a prior of 1 in 100 requests)."""
+    w = windows[t]
+    base = c.baseline(t, cfg.baseline_windows)
+    e0 = sum(count(windows[i]) for i in base) + 1.0
+    n0 = sum(windows[i].n_requests for i in base) + 100.0
+    p0 = e0 / n0
+    n = max(1, w.n_requests)
+    x = count(w)
+    z = _count_z(x, n, p0)
+    zl = c.zlimit()
+    s, alarm = c.update(t, z)
+    return Point(label, x / n, z, p0, _count_limit(zl, n, p0) / n, None, s, alarm, w.version)
+
+
+def _count_z(x: int, n: int, p0: float) -> float:
+    """z of ``x`` failures in ``n`` requests at a failure rate ``p0``: the upper tail of
+    Binomial(n, p0) (mid-p) as a standard-normal quantile. Failures are rare, and the normal
+    approximation's z of a rare count has a far heavier right tail than a standard normal
+    (one window with 6 failures where 1 is usual would be z = 5): calibrated as drift's z is,
+    a steady background of failures keeps to the CUSUM's false-alarm rate."""
+    from scipy.stats import binom
+
+    return z_from_p(float(binom.sf(x, n, p0) + 0.5 * binom.pmf(x, n, p0)))
+
+
+def _count_limit(z: float, n: int, p0: float) -> float:
+    """The smallest count whose z reaches ``z`` (what would alarm in the next window)."""
+    from scipy.stats import binom
+
+    return float(binom.isf(p_from_z(z), n, p0))
 
 
 def _metric_point(t: int, w: WindowStats, windows: Sequence[WindowStats], c: _Cusum,

@@ -77,8 +77,9 @@ class WindowStats:
     end: float
     n_rows: int
     n_requests: int
-    n_errors: int
+    n_errors: int  # requests answered with status >= error_status (server errors)
     version: str
+    n_client_errors: int = 0  # requests refused with a 4xx (below error_status)
     latency_log_mean: float | None = None  # mean of ln(ms) over requests
     latency_p50: float | None = None
     latency_p99: float | None = None
@@ -135,31 +136,79 @@ def drift_of(reference: Reference, rows: pd.DataFrame, cfg: MonitorConfig) -> tu
     return p_min, [f.column for f in tested if f.drifted], per
 
 
-def window_stats(reference: Reference, traffic: pd.DataFrame, start_us: int, end_us: int,
+def window_stats(reference: Reference | None, traffic: pd.DataFrame, start_us: int, end_us: int,
                  cfg: MonitorConfig) -> WindowStats:
-    """Everything but labels for one window's rows (``traffic`` holds only those rows)."""
+    """Everything but labels for one window's rows (``traffic`` holds only those rows).
+
+    Failed requests (``status`` >= 400) count in the error figures only: latency, drift and
+    the version the window belongs to come from the answered ones. ``reference`` None: no
+    version answered in the window (nothing to judge drift against)."""
     import numpy as np
 
-    status = traffic["status"].to_numpy() if "status" in traffic.columns else np.zeros(len(traffic))
     per_request = traffic.drop_duplicates("request_id") if "request_id" in traffic.columns else traffic
     req_status = per_request["status"].to_numpy() if "status" in per_request.columns else np.zeros(len(per_request))
     n_err = int((req_status >= cfg.error_status).sum())
+    n_client = int(((req_status >= 400) & (req_status < cfg.error_status)).sum())
     ws = WindowStats(start_us / 1e6, end_us / 1e6, len(traffic), len(per_request), n_err,
-                     _mode(traffic["version"]) if "version" in traffic.columns else "")
-    if "latency_ms" in per_request.columns:
-        lat = per_request["latency_ms"].to_numpy(dtype=float)
+                     window_version(traffic), n_client)
+    answered = per_request[req_status < 400]
+    if "latency_ms" in answered.columns:
+        lat = answered["latency_ms"].to_numpy(dtype=float)
         lat = lat[np.isfinite(lat) & (lat > 0)]
         if lat.size:
             ws.latency_log_mean = float(np.log(lat).mean())
             ws.latency_p50 = float(np.percentile(lat, 50))
             ws.latency_p99 = float(np.percentile(lat, 99))
-    ok = traffic[status < 400]
-    if "pred" in ok.columns:
-        ok = ok[ok["pred"].notna()]
+    if reference is None:
+        return ws
+    ok = answered_rows(traffic)
     p, drifted, per = drift_of(reference, as_inputs(ok, list(reference.frame.columns)), cfg)
     if p is not None:
         ws.drift_p, ws.drift_z, ws.drifted, ws.features = p, z_from_p(p), drifted, per
     return ws
+
+
+def answered_rows(traffic: pd.DataFrame) -> pd.DataFrame:
+    """The rows of answered requests (a prediction logged, status < 400)."""
+    ok = traffic[traffic["status"] < 400] if "status" in traffic.columns else traffic
+    if "pred" in ok.columns:
+        ok = ok[ok["pred"].notna()]
+    return ok
+
+
+def error_summary(traffic: pd.DataFrame, cfg: MonitorConfig, top: int = 5) -> dict[str, Any]:
+    """Requests, failed requests by status, and the most frequent failures (status, class,
+    message) of a span of the log."""
+    if traffic.empty or "status" not in traffic.columns:
+        return {"requests": 0, "failed": 0, "server_errors": 0, "client_errors": 0,
+                "by_status": {}, "top": []}
+    req = traffic.drop_duplicates("request_id") if "request_id" in traffic.columns else traffic
+    failed = req[req["status"] >= 400]
+    out: dict[str, Any] = {
+        "requests": len(req), "failed": len(failed),
+        "server_errors": int((failed["status"] >= cfg.error_status).sum()),
+        "client_errors": int((failed["status"] < cfg.error_status).sum()),
+        "by_status": {str(k): int(v) for k, v in failed["status"].value_counts().sort_index().items()},
+        "top": [],
+    }
+    if len(failed) and "error_message" in failed.columns:
+        keys = ["status", "error_class", "error_message"]
+        counts = failed[keys].fillna("").astype(str).value_counts().head(top)
+        out["top"] = [{"status": int(key[0]), "error_class": key[1], "error_message": key[2],
+                       "count": int(n)} for key, n in zip(counts.index.tolist(), counts.tolist(), strict=True)]
+    return out
+
+
+def window_version(traffic: pd.DataFrame) -> str:
+    """The version that answered most of the rows; when none answered, the one most failed
+    requests name ("" when they name none: an unknown version, or none loaded yet)."""
+    if "version" not in traffic.columns:
+        return ""
+    ok = answered_rows(traffic)
+    if len(ok):
+        return _mode(ok["version"])
+    named = traffic["version"].astype(str)
+    return _mode(named[named != ""])
 
 
 def _mode(s: pd.Series) -> str:
@@ -173,6 +222,7 @@ def label_stats(ws: WindowStats, rows: pd.DataFrame, sensitive: list[str], task:
 
     if "label" not in rows.columns:
         return
+    rows = answered_rows(rows)  # a label sent for a failed request has no prediction to judge
     lab = rows[rows["label"].notna()]
     ws.n_labelled = len(lab)
     if lab.empty:

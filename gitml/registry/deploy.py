@@ -33,7 +33,7 @@ from typing import Any
 
 from gitml.errors import GitMLError
 from gitml.git.registry import Artifact, Version, load
-from gitml.git.tags import Action, parse, verify_tag
+from gitml.git.tags import Action, Verification, parse, verify_tag
 from gitml.models.spec import spec_at
 from gitml.registry import gates, records
 from gitml.registry.settings import DeploySettings, Target, load_settings
@@ -129,23 +129,51 @@ def _reg_tags(ver: Version) -> list[str]:
 # -- checks before anything runs ---------------------------------------------------------------
 
 def check_signatures(repo: MLRepo, settings: DeploySettings, rel: Release) -> tuple[bool, str | None]:
-    """(signed, signer). Raises DeployRefused when signatures are required and missing."""
+    """(signed, signer). Raises DeployRefused when signatures are required and the tag that
+    names what deploys is not signed by a trusted key: SSH, a key in the allowed-signers
+    file; GPG, a good signature (``git verify-tag --raw`` reports VALIDSIG) whose primary
+    key's fingerprint is in ``deploy.allowed_gpg_fingerprints``. Anything else is refused."""
     if not settings.require_signed:
         return False, None
-    if not settings.allowed_signers or not Path(settings.allowed_signers).is_file():
-        raise DeployRefused("deploy.require_signed is set but no allowed-signers file exists "
-                            f"({settings.allowed_signers or 'deploy.allowed_signers unset'})",
-                            "set deploy.allowed_signers to an SSH allowed-signers file")
+    signers = settings.allowed_signers
+    if signers and not Path(signers).is_file():
+        signers = None
+    fprs = settings.allowed_gpg_fingerprints
+    if signers is None and not fprs:
+        raise DeployRefused("deploy.require_signed is set but no key is trusted (allowed-signers file: "
+                            f"{settings.allowed_signers or 'deploy.allowed_signers unset'}; "
+                            "deploy.allowed_gpg_fingerprints: none)",
+                            "set deploy.allowed_signers (SSH) or deploy.allowed_gpg_fingerprints "
+                            "(GPG) in the serving host's .git/ml/config.local.toml")
     if not rel.tags:
         raise DeployRefused(f"{rel.trigger}: no tag names this version")
     # the tag that names what deploys (the stage assignment, or the registration) points at
     # the exact commit that will serve: its signature is the one that must be trusted
     tag = rel.tags[-1]
-    v = verify_tag(repo.git, tag, settings.allowed_signers)
-    if not v.ok:
-        raise DeployRefused(f"tag {tag} is not trusted: {v.reason}",
-                            "sign it with a key in the allowed-signers file (`git tag -s`)")
+    v = verify_tag(repo.git, tag, signers)
+    why = _untrusted(v, signers, fprs)
+    if why is not None:
+        raise DeployRefused(f"tag {tag} is not trusted: {why}",
+                            "sign it with a trusted key (`git tag -s`; SSH: a key in the "
+                            "allowed-signers file, GPG: a key in deploy.allowed_gpg_fingerprints)")
     return True, v.signer
+
+
+def _untrusted(v: Verification, signers: str | None, fprs: list[str]) -> str | None:
+    """Why a verified tag may not deploy (None: it may)."""
+    if v.kind == "gpg":
+        if not v.ok:
+            return str(v.reason)
+        if not fprs:
+            return f"signed with GPG (key {v.primary}) but deploy.allowed_gpg_fingerprints is empty"
+        if v.primary not in fprs:
+            return f"signed by GPG key {v.primary}, which is not in deploy.allowed_gpg_fingerprints"
+        return None
+    if v.kind == "ssh" and signers is None:
+        return "signed with SSH but no allowed-signers file is set (deploy.allowed_signers)"
+    if v.kind == "x509":
+        return "X.509 (gpgsm) signatures are not accepted; sign with SSH or GPG"
+    return None if v.ok else str(v.reason)
 
 
 def build(repo: MLRepo, rel: Release, folder: Path, *, onnx: bool = False) -> Any:
@@ -447,11 +475,41 @@ def rollback(repo: MLRepo, name: str, target_name: str | None = None, *, to: str
         # the record that first put `to` in service vouches for what serves again
         prev: dict[str, Any] = next((r for r in reversed(history) if r.get("version") == to
                      and r.get("action") == "deploy"), {})
+        retired = retire_stage(repo, name, current, history, target.name, why) if automatic else {}
         rec = records.record(repo.git, target.name, "rollback", name, to, reason=why,
                              automatic=automatic, url=url, commit=prev.get("commit"),
                              tag=prev.get("tag"), signed=bool(prev.get("signed")),
-                             signer=prev.get("signer"), **{"from": current})
+                             signer=prev.get("signer"), **{"from": current}, **retired)
     return DeployResult("rollback", name, to, target.name, url, current, why, rec)
+
+
+def retire_stage(repo: MLRepo, name: str, version: str, history: list[dict[str, Any]],
+                 target: str, reason: str) -> dict[str, Any]:
+    """After an automatic rollback of ``version``: take it out of the stage whose tag
+    deployed it, with GTO's unassignment tag (``name#stage!#N``, the reason in its message).
+    The stage then names the version assigned to it before (or none), so replaying the
+    stage (a hook, `git ml deploy name#stage`) cannot put the failed version back by
+    accident; serving it again takes a new promotion. Returns the fields for the rollback
+    record: ``unassigned`` and ``unassign_tag``, or ``unassign_error`` (the rollback stands
+    either way)."""
+    from gitml.registry import ops
+
+    dep = next((r for r in reversed(history) if r.get("version") == version
+                and r.get("action") == "deploy"), None)
+    parsed = parse(str(dep.get("trigger") or "")) if dep else None
+    if parsed is None or parsed.action is not Action.ASSIGN or not parsed.stage:
+        return {}  # deployed as a version, not through a stage
+    stage = parsed.stage
+    try:
+        current = load(repo.git, name).artifact(name).stages().get(stage)
+        if current is None or current[0].version.removeprefix("v") != version:
+            return {}  # the stage has moved on since
+        res = ops.unassign(repo, name, stage, message=(
+            f"Unassigning stage '{stage}' to artifact '{name}' version 'v{version}'\n\n"
+            f"automatic rollback on {target}: {reason}"))
+    except GitMLError as e:
+        return {"unassign_error": f"{stage}: {e.message}"}
+    return {"unassigned": stage, "unassign_tag": res.tag}
 
 
 def stop(repo: MLRepo, name: str, target_name: str | None = None) -> bool:

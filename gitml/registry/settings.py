@@ -5,6 +5,7 @@
 [deploy]
 require_signed = true                  # only signed tags deploy (a local `true` cannot be
 allowed_signers = "/etc/gitml/signers" #  turned off by a commit); SSH allowed-signers file
+allowed_gpg_fingerprints = ["0123...CDEF"]  # GPG: primary-key fingerprints allowed to sign
 grace_seconds = 20                     # watch the new version this long after the switch
 max_error_rate = 0.05                  # roll back above this error rate (and above the old one's)
 [deploy.targets.local]                 # the default target; tag hooks deploy only to
@@ -16,10 +17,17 @@ stages = ["prod"]                      # stage tags that deploy here
 versions = false                       # true: every registered version deploys here too
 token_env = "GITML_SERVE_TOKEN"        # bearer token for the server, from this variable
 ```
+
+Trust roots (``allowed_signers``, ``allowed_gpg_fingerprints``): when ``require_signed`` is
+set on the serving host (the local overlay or ``git config gitml.deploy.requireSigned``),
+only the local overlay and Git's own config name them; a committed file, which anyone who
+can push writes, cannot add a key. GPG signatures are checked against the keyring of the
+deploying user (``GNUPGHOME``): the fingerprint list says which of its keys are trusted.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +57,7 @@ class Target:
 class DeploySettings:
     require_signed: bool = False
     allowed_signers: str | None = None
+    allowed_gpg_fingerprints: list[str] = field(default_factory=list)  # upper-case hex
     grace_seconds: float = 20.0
     max_error_rate: float = 0.05
     targets: dict[str, Target] = field(default_factory=dict)
@@ -74,20 +83,44 @@ def _num(section: dict[str, Any], key: str, default: float, where: str) -> float
     return float(v)
 
 
+FINGERPRINT_RE = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
+
+
+def _fingerprints(value: Any) -> list[str]:
+    """``deploy.allowed_gpg_fingerprints``: full fingerprints (v4: 40 hex digits, v5: 64),
+    spaces allowed as gpg prints them; key ids and e-mail addresses are refused."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise ConfigError("deploy.allowed_gpg_fingerprints: expected a list of fingerprints",
+                          'e.g. ["3AA5C34371567BD2..."] (gpg --fingerprint KEY)')
+    out = []
+    for raw in value:
+        fpr = raw.replace(" ", "").upper().removeprefix("0X")
+        if not FINGERPRINT_RE.match(fpr):
+            raise ConfigError(f"deploy.allowed_gpg_fingerprints: {raw!r} is not a full key fingerprint",
+                              "give the 40 hex digits `gpg --fingerprint KEY` prints, not a key id")
+        out.append(fpr)
+    return out
+
+
 def load_settings(repo: MLRepo) -> DeploySettings:
     sec = repo.config.section("deploy")
     local = repo.config.local.get("deploy", {}) if isinstance(repo.config.local, dict) else {}
     committed = repo.config.committed.get("deploy", {})
     required = bool(local.get("require_signed")) or (
         "require_signed" not in local and bool(committed.get("require_signed")))
+    required_here = bool(local.get("require_signed"))
     if repo.git.get_config("gitml.deploy.requireSigned") == "true":
-        required = True
-    signers = sec.get("allowed_signers") or repo.git.get_config("gpg.ssh.allowedSignersFile")
+        required = required_here = True
+    trust = local if required_here else sec  # who may name trusted keys
+    signers = trust.get("allowed_signers") or repo.git.get_config("gpg.ssh.allowedSignersFile")
     if signers is not None and not isinstance(signers, str):
         raise ConfigError("deploy.allowed_signers: expected a file path")
     if signers and not signers.startswith("/"):
         signers = str(repo.workdir / signers)
     s = DeploySettings(require_signed=required, allowed_signers=signers or None,
+                       allowed_gpg_fingerprints=_fingerprints(trust.get("allowed_gpg_fingerprints")),
                        grace_seconds=_num(sec, "grace_seconds", 20.0, "deploy"),
                        max_error_rate=_num(sec, "max_error_rate", 0.05, "deploy"))
     raw_targets = sec.get("targets", {})

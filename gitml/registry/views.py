@@ -25,16 +25,41 @@ def models(repo: MLRepo, *, deprecated: bool = False) -> list[dict[str, Any]]:
         latest = art.latest()
         current = art.stages()
         serving: dict[str, Any] = {}
+        rollbacks = []
         for target in sorted({str(r.get("target")) for r in recs if r.get("model") == name}):
             r = records.serving_at(recs, name, target)
-            if r is not None:
-                serving[target] = {"version": f"v{r['version']}", "since": r.get("time"),
-                                   "action": r.get("action"), "reason": r.get("reason")}
+            if r is None:
+                continue
+            serving[target] = {"version": f"v{r['version']}", "since": r.get("time"),
+                               "action": r.get("action"), "reason": r.get("reason")}
+            if r.get("action") == "rollback" and r.get("from"):
+                serving[target].update({"from": f"v{r['from']}", "automatic": bool(r.get("automatic"))})
+                rollbacks.append(_rollback(target, r))
         out.append({"name": name, "version": latest.version if latest else None,
                     "stage": {s: (current[s][0].version if s in current else None) for s in stages},
                     "registered": any(v.registered for v in art.versions.values()),
-                    "active": art.active, "serving": serving})
+                    "active": art.active, "serving": serving, "rolled_back": rollbacks})
     return out
+
+
+def _rollback(target: str, r: dict[str, Any]) -> dict[str, Any]:
+    """What a rollback record says about the version it took out of service."""
+    return {"target": target, "version": f"v{r['from']}", "serving": f"v{r['version']}",
+            "automatic": bool(r.get("automatic")), "reason": r.get("reason"), "time": r.get("time"),
+            "stage": r.get("unassigned"), "unassign_tag": r.get("unassign_tag"),
+            "unassign_error": r.get("unassign_error")}
+
+
+def stage_notes(row: dict[str, Any], stage: str) -> list[str]:
+    """Why the stage's version and what serves differ after a rollback (for the table)."""
+    notes = []
+    named = row["stage"].get(stage)
+    for rb in row.get("rolled_back", []):
+        if named == rb["version"]:
+            notes.append(f"rolled back on {rb['target']}")  # the stage still names it
+        elif rb["stage"] == stage:
+            notes.append(f"{rb['version']} rolled back")  # taken out of the stage
+    return notes
 
 
 def _metrics_at(repo: MLRepo, name: str, commit: str, cache: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -87,6 +112,15 @@ def deployments(repo: MLRepo, *, at: float | None = None) -> list[dict[str, Any]
     """What serves (or served at ``at``) per model and target, since when and why."""
     recs = records.read_records(repo.git)
     pairs = sorted({(str(r.get("model")), str(r.get("target"))) for r in recs})
+    stages: dict[str, dict[str, str]] = {}
+    watched: dict[str, list[str]] = {}
+    if at is None and pairs:  # the registry as it is now (the stages of a past time: `history`)
+        from gitml.registry.settings import load_settings
+
+        reg = load(repo.git)
+        stages = {n: {s: v.version for s, (v, _) in a.stages().items()}
+                  for n, a in reg.artifacts.items()}
+        watched = {t.name: t.stages for t in load_settings(repo).targets.values()}
     out = []
     for model, target in pairs:
         r = records.serving_at(recs, model, target, at)
@@ -96,8 +130,20 @@ def deployments(repo: MLRepo, *, at: float | None = None) -> list[dict[str, Any]
                     "since": r.get("time"), "action": r.get("action"), "from": r.get("from"),
                     "reason": r.get("reason"), "by": r.get("by"), "url": r.get("url"),
                     "commit": r.get("commit"), "tag": r.get("tag"),
-                    "signed": bool(r.get("signed")), "signer": r.get("signer")})
+                    "signed": bool(r.get("signed")), "signer": r.get("signer"),
+                    "automatic": bool(r.get("automatic")), "unassigned": r.get("unassigned"),
+                    "unassign_tag": r.get("unassign_tag"), "unassign_error": r.get("unassign_error"),
+                    "stages": _stages_naming_other(stages.get(model, {}), watched.get(target),
+                                                   str(r.get("version")))})
     return out
+
+
+def _stages_naming_other(stages: dict[str, str], watched: list[str] | None,
+                         serving: str) -> dict[str, str]:
+    """The target's stages (all, for a target the config does not declare) whose version
+    is not the one serving: stage -> version."""
+    return {s: v for s, v in stages.items()
+            if (watched is None or s in watched) and v.removeprefix("v") != serving}
 
 
 def parse_when(text: str) -> float:

@@ -15,6 +15,7 @@ import json
 import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from gitml.serve.loaded import Served, Version, Watcher
 from gitml.serve.metrics import Metrics, render
 from gitml.serve.predictor import BadInput, Prediction
 from gitml.serve.schema import Columns, RequestError, bad
-from gitml.serve.traffic import Record, TrafficLog
+from gitml.serve.traffic import Record, TrafficLog, error_record
 
 try:
     import orjson
@@ -173,14 +174,15 @@ class App:
                   "state_mtime_ns": served.mtime_ns}
         atomic_write_text(self.run_dir / "workers" / f"{self.pid}.json", json.dumps(status))
 
-    def _logged(self, records: list[Record]) -> None:
+    def _logged(self, counts: dict[tuple[str, str], int]) -> None:
         m = self.metrics
-        for r in records:
-            m.child(m.traffic, r.model, r.version, "written").inc(r.n)
+        for (model, version), n in counts.items():
+            m.child(m.traffic, model, version, "written").inc(n)
 
-    def _dropped(self, r: Record) -> None:
+    def _dropped(self, counts: dict[tuple[str, str], int]) -> None:
         m = self.metrics
-        m.child(m.traffic, r.model, r.version, "dropped").inc(r.n)
+        for (model, version), n in counts.items():
+            m.child(m.traffic, model, version, "dropped").inc(n)
 
     def request_id(self) -> str:
         self._rid += 1
@@ -311,11 +313,29 @@ class App:
                        status=200, inputs=v.bundle.inputs, cols=cols, n=n, pred=pred.labels,
                        pred_value=pred.values, score=score))
 
+    def _failed(self, f: Failure, protocol: str, status: int, e: BaseException) -> None:
+        """Count and log a request a model route answered with an error (any status)."""
+        seconds = time.perf_counter() - f.t0
+        self.metrics.error(f.model, f.version, protocol, status, seconds)
+        log = self.traffic
+        if log is None or not log.sampled():
+            return
+        inputs = f.v.bundle.inputs if f.v is not None else None
+        log.log(error_record(f.rid, int(time.time() * 1e6), f.model, f.version, seconds * 1000.0,
+                             status, _error_class(e), str(e), inputs, f.cols, f.n))
+
+    def _internal(self, f: Failure, protocol: str, e: Exception) -> str:
+        """A 500: the details go to the server's log and the traffic log, not to the client."""
+        self._failed(f, protocol, 500, e)
+        print(f"gitml serve: request {f.rid} ({f.model} {f.version or '-'}) failed: "
+              f"{type(e).__name__}: {e}", flush=True)
+        return f"internal error while predicting (request id {f.rid}; see the server's log)"
+
     async def _invocations(self, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
         served = self.watcher.served
         v = served.get(None)
-        model = served.model
-        version = v.version if v is not None else ""
+        f = Failure(served.model, v.version if v is not None else "", v, self.request_id(), t0)
+        rid_header = [(b"x-request-id", f.rid.encode())]
         try:
             if scope["method"] != "POST":
                 raise bad("use POST", 405)
@@ -334,17 +354,23 @@ class App:
             else:
                 raise bad(f"unsupported content type {ct.decode('latin-1') or '(none)'}: send "
                           "application/json or text/csv", 415)
+            f.cols, f.n = cols, n
             pred = await self._predict(v, cols, n)
-            rid = self.request_id()
             out = dumps({"predictions": _jsonable(pred.labels)})
-            await _send(send, 200, out, extra=[(b"x-request-id", rid.encode())])
         except RequestError as e:
-            self.metrics.error(model, version, "mlflow", e.status, time.perf_counter() - t0)
+            self._failed(f, "mlflow", e.status, e)
             await _send(send, e.status, dumps({"error_code": _mlflow_code(e.status),
-                                               "message": e.message}))
+                                               "message": e.message}), extra=rid_header)
             return
-        self.metrics.observe(model, version, "mlflow", time.perf_counter() - t0, n)
-        self._log(v, rid, t0, cols, n, pred)
+        except Exception as e:  # the model (or a bug) raised: a counted, logged 500
+            msg = self._internal(f, "mlflow", e)
+            await _send(send, 500, dumps({"error_code": "INTERNAL_ERROR", "message": msg}),
+                        extra=rid_header)
+            return
+        await _send(send, 200, out, extra=rid_header)
+        assert v is not None
+        self.metrics.observe(f.model, v.version, "mlflow", time.perf_counter() - t0, n)
+        self._log(v, f.rid, t0, cols, n, pred)
 
     async def _feedback(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
@@ -406,13 +432,10 @@ class App:
             rest = rest[2:]
         if name != served.model:
             raise bad(f"unknown model {name!r} (this server serves {served.model!r})", 404)
-        v = served.get(version)
-        if v is None:
-            if version is None:
-                raise bad("no model version is loaded yet", 503)
-            if version in served.errors:
-                raise bad(f"version {version} failed to load: {served.errors[version]}", 404)
-            raise bad(f"unknown version {version!r} (loaded: {', '.join(sorted(served.versions)) or 'none'})", 404)
+        if rest == ["infer"]:  # the model's prediction route: every answer is logged
+            await self._infer(scope, receive, send, served, version, t0)
+            return
+        v = _resolve(served, version)
         if not rest:
             _want(method, "GET")
             await _send(send, 200, dumps(self._metadata(served, v)))
@@ -423,8 +446,6 @@ class App:
             await _send(send, 200 if ok else 503, dumps({
                 "name": name, "version": v.version, "ready": ok, "active": served.active,
                 "active_on_all_workers": active_all}))
-        elif rest == ["infer"]:
-            await self._infer(scope, receive, send, v, t0)
         else:
             raise bad(f"no route {path}", 404)
 
@@ -443,51 +464,54 @@ class App:
             outs.append("predict_proba")
         return outs
 
-    async def _infer(self, scope: Scope, receive: Receive, send: Send, v: Version, t0: float) -> None:
+    async def _infer(self, scope: Scope, receive: Receive, send: Send, served: Served,
+                     version: str | None, t0: float) -> None:
+        v = served.get(version)
+        # the version a failure is logged under: the one that answered, or the one asked for
+        # when it failed to load; "" when no served version is named (unknown, none loaded)
+        logged = v.version if v is not None else (version if version in served.errors else "")
+        f = Failure(served.model, logged or "", v, "", t0)
         try:
+            v = _resolve(served, version)
             _want(scope["method"], "POST")
             ct = (self._header(scope, b"content-type") or b"application/json").split(b";")[0].strip().lower()
             if ct not in (JSON_CT, b"application/octet-stream"):
                 raise bad(f"unsupported content type {ct.decode('latin-1')}: send application/json "
                           "(or application/octet-stream with Inference-Header-Content-Length)", 415)
             body = await self._body(scope, receive)
-            hlen = self._header(scope, b"inference-header-content-length")
-            binary: memoryview | None = None
-            head: bytes | memoryview = body
-            if hlen is not None:
-                try:
-                    k = int(hlen)
-                except ValueError:
-                    raise bad("Inference-Header-Content-Length must be an integer") from None
-                if not 0 < k <= len(body):
-                    raise bad("Inference-Header-Content-Length is outside the body")
-                mv = memoryview(body)
-                head, binary = mv[:k], mv[k:]
-            try:
-                obj = loads(head)
-            except JSONError as e:
-                raise bad(f"malformed JSON: {e}") from None
+            binary, obj = _v2_header(body, self._header(scope, b"inference-header-content-length"))
+            given = obj.get("id") if isinstance(obj, dict) else None
+            echo = given if isinstance(given, str) and given else None
+            if echo is not None and _header_safe(echo):  # else the log and header get ours
+                f.rid = echo
             cols, n, req = v2.decode_request(obj, binary, v.schema)
+            f.cols, f.n = cols, n
             outputs = v2.wanted_outputs(req, self._outputs(v))
             pred = await self._predict(v, cols, n)
-            given = req.get("id")
-            rid = given if isinstance(given, str) and given else self.request_id()
+            f.rid = f.rid or self.request_id()
             p = v.predictor
-            head_obj, tail = v2.encode_response(v.name, v.version, rid, pred, outputs,
+            head_obj, tail = v2.encode_response(v.name, v.version, echo or f.rid, pred, outputs,
                                                 v2._label_datatype(p.task, p.classes))
         except RequestError as e:
-            self.metrics.error(v.name, v.version, "v2", e.status, time.perf_counter() - t0)
-            await _send(send, e.status, dumps({"error": e.message}))
+            f.rid = f.rid or self.request_id()
+            self._failed(f, "v2", e.status, e)
+            await _send(send, e.status, dumps({"error": e.message}),
+                        extra=[(b"x-request-id", f.rid.encode())])
+            return
+        except Exception as e:  # the model (or a bug) raised: a counted, logged 500
+            f.rid = f.rid or self.request_id()
+            msg = self._internal(f, "v2", e)
+            await _send(send, 500, dumps({"error": msg}), extra=[(b"x-request-id", f.rid.encode())])
             return
         head_bytes = dumps(head_obj)
-        extra = [(b"x-request-id", rid.encode())]
+        extra = [(b"x-request-id", f.rid.encode())]
         if tail:
             extra.append((b"inference-header-content-length", str(len(head_bytes)).encode()))
             await _send(send, 200, head_bytes + tail, b"application/octet-stream", extra)
         else:
             await _send(send, 200, head_bytes, extra=extra)
         self.metrics.observe(v.name, v.version, "v2", time.perf_counter() - t0, n)
-        self._log(v, rid, t0, cols, n, pred)
+        self._log(v, f.rid, t0, cols, n, pred)
 
     # cluster readiness -----------------------------------------------------------------
     def cluster_status(self, version: str) -> tuple[bool, bool]:
@@ -520,6 +544,62 @@ class App:
             self.openapi_doc = dumps(document(served.model, v.schema if v else None,
                                               sorted(served.versions)))
         return self.openapi_doc
+
+
+@dataclass
+class Failure:
+    """What a model route knows about a request when it fails (for the metrics and the log)."""
+
+    model: str
+    version: str
+    v: Version | None
+    rid: str
+    t0: float
+    cols: Columns | None = None
+    n: int = 0
+
+
+def _header_safe(rid: str) -> bool:
+    """A client's request id that can go into a response header and the log as it is."""
+    return len(rid) <= 128 and rid.isascii() and rid.isprintable() and " " not in rid
+
+
+def _error_class(e: BaseException) -> str:
+    """``BadInput`` (the model refused the rows), ``RequestError`` (the request is wrong) or
+    the class of whatever raised (a 500)."""
+    if isinstance(e, RequestError):
+        return "BadInput" if isinstance(e.__cause__, BadInput) else "RequestError"
+    return type(e).__name__
+
+
+def _resolve(served: Served, version: str | None) -> Version:
+    v = served.get(version)
+    if v is not None:
+        return v
+    if version is None:
+        raise bad("no model version is loaded yet", 503)
+    if version in served.errors:
+        raise bad(f"version {version} failed to load: {served.errors[version]}", 404)
+    raise bad(f"unknown version {version!r} (loaded: {', '.join(sorted(served.versions)) or 'none'})", 404)
+
+
+def _v2_header(body: bytes, hlen: bytes | None) -> tuple[memoryview | None, Any]:
+    """(binary tail or None, the parsed JSON header) of a V2 infer body."""
+    binary: memoryview | None = None
+    head: bytes | memoryview = body
+    if hlen is not None:
+        try:
+            k = int(hlen)
+        except ValueError:
+            raise bad("Inference-Header-Content-Length must be an integer") from None
+        if not 0 < k <= len(body):
+            raise bad("Inference-Header-Content-Length is outside the body")
+        mv = memoryview(body)
+        head, binary = mv[:k], mv[k:]
+    try:
+        return binary, loads(head)
+    except JSONError as e:
+        raise bad(f"malformed JSON: {e}") from None
 
 
 def _want(method: str, allowed: str) -> None:

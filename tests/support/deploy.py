@@ -49,3 +49,34 @@ def make_model_repo(repo: Path, model: Any = None) -> Path:
     git(repo, "tag", "-a", "arrests@v1.0.0", "-m", "arrests v1.0.0")
     git(repo, "tag", "-a", "arrests#prod#1", "-m", "promote")
     return repo
+
+
+def gpg_key(home: Path, uid: str, *, signing_subkey: bool = False) -> tuple[str, str]:
+    """A throwaway GPG key (no passphrase) in the keyring ``home``: (primary fingerprint,
+    fingerprint of the key that signs: a new signing subkey with ``signing_subkey``)."""
+    import subprocess
+
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    base = ["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
+    subprocess.run([*base, "--quick-gen-key", uid, "ed25519", "sign", "never"], env=env,
+                   check=True, capture_output=True)
+
+    def fprs() -> list[str]:
+        out = subprocess.run(["gpg", "--batch", "--with-colons", "--list-keys", uid], env=env,
+                             check=True, capture_output=True, text=True).stdout
+        return [ln.split(":")[9] for ln in out.splitlines() if ln.startswith("fpr:")]
+
+    primary = fprs()[0]
+    if not signing_subkey:
+        return primary, primary
+    subprocess.run([*base, "--quick-add-key", primary, "ed25519", "sign", "never"], env=env,
+                   check=True, capture_output=True)
+    return primary, fprs()[-1]
+
+
+def stop_gpg_agent(home: Path) -> None:
+    import subprocess
+
+    subprocess.run(["gpgconf", "--kill", "all"], env={**os.environ, "GNUPGHOME": str(home)},
+                   capture_output=True)

@@ -74,7 +74,7 @@ def sample_rows(rng: Any, n: int, shift: str = "none") -> Any:
 
 def traffic_frame(rng: Any, n: int, start_us: int, span_us: int, *, shift: str = "none",
                   version: str = "1.0.0", latency_ms: float = 2.0, error_rate: float = 0.0,
-                  model: str = "arrests") -> tuple[Any, Any]:
+                  client_error_rate: float = 0.0, model: str = "arrests") -> tuple[Any, Any]:
     """(traffic rows, feedback rows) for ``n`` one-row requests spread over the span.
 
     ``shift``: none | age+0.5sd | Black x2 | flip Black (labels of colour=Black flipped).
@@ -85,7 +85,9 @@ def traffic_frame(rng: Any, n: int, start_us: int, span_us: int, *, shift: str =
     pop = population("age+0.5sd" if shift == "age+0.5sd" else "none")
     idx = sample_rows(rng, n, shift)
     ts = np.sort(start_us + rng.integers(0, span_us, size=n))
-    status = np.where(rng.random(n) < error_rate, 500, 200).astype(np.int16)
+    u = rng.random(n)
+    status = np.where(u < error_rate, 500,
+                      np.where(u < error_rate + client_error_rate, 400, 200)).astype(np.int16)
     rows = pop.frame.iloc[idx].reset_index(drop=True)
     rid = [uuid.UUID(int=int(x)).hex for x in rng.integers(0, 2**62, size=n)]
     data: dict[str, Any] = {
@@ -101,9 +103,12 @@ def traffic_frame(rng: Any, n: int, start_us: int, span_us: int, *, shift: str =
         data[f"in.{c}"] = rows[c].astype(str).to_numpy()
     for c in NUM:
         data[f"in.{c}"] = rows[c].to_numpy(dtype=np.int64)
-    data["pred"] = np.where(status >= 500, None, pop.pred[idx])
-    data["pred_value"] = np.where(status >= 500, np.nan, pop.score[idx])
+    data["pred"] = np.where(status >= 400, None, pop.pred[idx])
+    data["pred_value"] = np.where(status >= 400, np.nan, pop.score[idx])
     data["score"] = data["pred_value"]
+    data["error_class"] = np.where(status >= 500, "RuntimeError",
+                                   np.where(status >= 400, "RequestError", None))
+    data["error_message"] = np.where(status >= 400, "simulated failure", None)
     traffic = pd.DataFrame(data)
     labels = rows["released"].astype(str).to_numpy().copy()
     if shift == "flip Black":
@@ -125,7 +130,8 @@ def write_parquet(df: Any, folder: Path, name: str | None = None, seq: int = 0) 
     folder.mkdir(parents=True, exist_ok=True)
     fields = []
     for col in df.columns:
-        if col in ("request_id", "model", "version", "pred", "label"):
+        if col in ("request_id", "model", "version", "pred", "label", "error_class",
+                   "error_message"):
             t = pa.string()
         elif col == "row":
             t = pa.int32()
@@ -262,6 +268,28 @@ class Server:
         assert code in (200, 202, 204), out
         return rid
 
+    def send_bad(self, i: int) -> int:
+        """One broken request (the ``i % 4``-th kind: malformed JSON, an unknown column, a
+        content type the server does not take, a V2 tensor of the wrong datatype); its status."""
+        import json
+
+        from tests.support.serve import request
+
+        row = population().frame[FEATURES].iloc[i % 100].to_dict()
+        kind = i % 4
+        if kind == 0:
+            code, _, _ = request(self.url + "/invocations", b'{"dataframe_split": ')
+        elif kind == 1:
+            body = json.dumps({"dataframe_records": [{**row, "bogus": 1}]}, default=int).encode()
+            code, _, _ = request(self.url + "/invocations", body)
+        elif kind == 2:
+            code, _, _ = request(self.url + "/invocations", b"<rows/>", content_type="application/xml")
+        else:
+            inputs = [{"name": c, "datatype": "FP64", "shape": [1], "data": [row[c]]} for c in FEATURES]
+            code, _, _ = request(self.url + "/v2/models/arrests/infer",
+                                 json.dumps({"inputs": inputs}, default=int).encode())
+        return code
+
     def stop(self) -> None:
         from gitml.serve import control
 
@@ -269,9 +297,10 @@ class Server:
 
 
 def send_windows(server: Server, n_windows: int, rows_per_window: int, *, shift: str = "none",
-                 seed: int = 0, per_request: int = 25) -> None:
+                 seed: int = 0, per_request: int = 25, bad_per_window: int = 0) -> None:
     """Traffic in whole seconds: ``rows_per_window`` rows in each of the next ``n_windows``
-    one-second buckets (the test's monitor uses 1 s windows)."""
+    one-second buckets (the test's monitor uses 1 s windows), and ``bad_per_window`` broken
+    requests among them (each answered with a 4xx)."""
     import time
 
     import numpy as np
@@ -285,6 +314,9 @@ def send_windows(server: Server, n_windows: int, rows_per_window: int, *, shift:
         for lo in range(0, rows_per_window, per_request):
             part = pop.frame.iloc[idx[lo:lo + per_request]].reset_index(drop=True)
             server.send(part[FEATURES], part["released"].astype(str).tolist())
+        for i in range(bad_per_window):
+            code = server.send_bad(i)
+            assert 400 <= code < 500, code
         # a slow machine makes some buckets short; the monitor merges those into the next
         time.sleep(max(0.0, 1.0 - (time.time() - t_start)))
 
