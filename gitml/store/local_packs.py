@@ -192,7 +192,8 @@ class LocalPacks:
                     os.unlink(tmp)
         return True
 
-    def _install_verified(self, tmp_pack: str, pack_id: str, index: bytes) -> None:
+    def _install_verified(self, tmp_pack: str, pack_id: str, index: bytes,
+                          entries: dict[str, PackEntry] | None = None) -> None:
         os.makedirs(self.dir, exist_ok=True)
         dest = self.dir / f"{pack_id}.pack"
         idx = self.dir / f"{pack_id}.idx"
@@ -207,7 +208,8 @@ class LocalPacks:
                 f.write(index)
             os.chmod(tmp_idx, 0o444)
             os.replace(tmp_idx, idx)
-        entries = parse_index(index, pack_id, "the local store")
+        if entries is None:
+            entries = parse_index(index, pack_id, "the local store")
         with self._lock:
             self.by_pack[pack_id] = entries
             self.entries.update(entries)
@@ -215,7 +217,12 @@ class LocalPacks:
     def install(self, tmp_pack: str, sized: list[tuple[str, int]]) -> str:
         """Move a whole written pack into place, then its index; returns its id."""
         pack_id, index = index_bytes(sized)
-        self._install_verified(tmp_pack, pack_id, index)  # the writer hashed every object
+        entries: dict[str, PackEntry] = {}
+        offset = 0
+        for key, size in sized:  # what parse_index would read back, without reading it
+            entries[key] = PackEntry(pack_id, offset, size)
+            offset += size
+        self._install_verified(tmp_pack, pack_id, index, entries)  # the writer hashed every object
         return pack_id
 
     def delete(self, pack_id: str) -> None:

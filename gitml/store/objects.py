@@ -380,6 +380,9 @@ class ObjectStore:
                 done(i, self.put_file(paths[i]))
             return
         results: list[tuple[int, StoredFile]] = []
+        self.packs.refresh()
+        loose = self.loose_object_keys()  # one listing, not a stat per file
+        packed = self.packs.entries
         with self.packs.writer() as writer:
             for i in small:
                 with open(paths[i], "rb", buffering=0) as f:
@@ -389,13 +392,30 @@ class ObjectStore:
                     continue
                 oid = hash_bytes(data)
                 key = key_for(OBJECTS, oid)
-                if key in writer or self.has_key(key):
+                if key in writer or key in packed or key in loose:
                     results.append((i, StoredFile(oid, len(data), 0)))
                     continue
                 writer.add(key, data)
                 results.append((i, StoredFile(oid, len(data), len(data))))
         for i, stored in results:  # the pack is installed: its objects are readable now
             done(i, stored)
+
+    def loose_object_keys(self) -> set[str]:
+        """Keys of the loose whole objects now in the store (one listing per fan-out
+        folder). Another process may add one meanwhile: storing it again in a pack is
+        harmless (the same bytes under the same id)."""
+        keys: set[str] = set()
+        base = f"{self.root}/{OBJECTS}"
+        try:
+            fans = os.listdir(base)
+        except FileNotFoundError:
+            return keys
+        for fan in fans:
+            if len(fan) == 2:
+                with contextlib.suppress(NotADirectoryError, FileNotFoundError):
+                    keys.update(f"{OBJECTS}/{fan}/{name}" for name in os.listdir(f"{base}/{fan}")
+                                if not name.startswith("."))
+        return keys
 
     def put_many_keys(self, blobs: Iterable[tuple[str, bytes | memoryview]]) -> None:
         """Install verified objects (see :func:`check_blob`): small ``objects/`` keys in one
