@@ -260,3 +260,30 @@ def test_gc_merges_many_small_packs(repo: Path) -> None:
         shutil.rmtree(repo / name)
     gitml(repo, "checkout")
     assert all(folder_bytes(repo / name) == files for name, files in made.items())
+
+
+def test_a_damaged_pack_index_hides_its_objects_until_a_fetch_brings_them_back(
+        repo: Path, tmp_path: Path) -> None:
+    data = make_folder(repo / "d")
+    gitml(repo, "add", "d")
+    gitml(repo, "remote", "add", "origin", str(tmp_path / "remote"), "--default")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "data")
+    gitml(repo, "push")
+    (pack,) = pack_files(repo)
+    idx = pack.with_suffix(".idx")
+    idx.chmod(0o644)
+    idx.write_bytes(idx.read_bytes()[:-40])  # cut short: the index no longer parses
+    fsck = gitml(repo, "fsck", "--json", check=False)
+    assert fsck.returncode != 0
+    assert f"packs/{pack.stem}.idx" in json.loads(fsck.stdout)["damaged"]
+    import shutil
+
+    shutil.rmtree(repo / "d")
+    out = gitml(repo, "checkout", "d", check=False)  # nothing read from a pack it cannot trust
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "fetch --repair" in out.stderr
+    gitml(repo, "fetch", "--repair")
+    gitml(repo, "checkout", "d")
+    assert folder_bytes(repo / "d") == data
+    assert gitml(repo, "fsck").returncode == 0

@@ -235,6 +235,8 @@ def fsck(repo: MLRepo, *, jobs: int = 4, advance: object = None) -> FsckResult:
         for key, verdict in pool.map(check, keys):
             if verdict is not None:
                 (res.damaged if verdict[0] == "damaged" else res.incomplete)[key] = verdict[1]
+    for pack_id, why in repo.store.packs.damaged.items():
+        res.damaged[f"packs/{pack_id}.idx"] = why
     from gitml.artifacts import worktree
 
     for path in worktree.tracked_artifacts(repo):

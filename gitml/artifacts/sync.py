@@ -210,6 +210,11 @@ def drop_damaged(repo: MLRepo, arts: Sequence[Artifact], *, jobs: int) -> list[s
 
     store = repo.store
     dropped: list[str] = []
+    store.packs.refresh()
+    for pack_id in list(store.packs.damaged):  # an index that does not parse: its pack goes
+        store.packs.delete(pack_id)
+        store.packs.damaged.pop(pack_id, None)
+        dropped.append(f"packs/{pack_id}.idx")
     for _, p in arts:
         if p.kind == "dir" and store.has_object(p.oid):
             key = key_for(OBJECTS, p.oid)
@@ -229,7 +234,7 @@ def drop_damaged(repo: MLRepo, arts: Sequence[Artifact], *, jobs: int) -> list[s
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         dropped += [bad for bad in pool.map(damaged, present) if bad is not None]
-    store.remove_keys(dropped)  # a pack holding a damaged object is rewritten without it
+    store.remove_keys([k for k in dropped if not k.startswith("packs/")])  # rewrites packs
     if dropped:
         repo.stat_cache.clear_complete()
     return dropped

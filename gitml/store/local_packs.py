@@ -54,6 +54,9 @@ class LocalPacks:
         self._seen: tuple[int, int] | None = None  # (mtime_ns, when we looked) of packs/
         self._fds: dict[str, int] = {}
         self._lock = threading.Lock()
+        #: packs whose index does not parse: their objects count as absent (a fetch brings
+        #: them back, replacing the pack), and fsck reports them
+        self.damaged: dict[str, str] = {}
 
     # index -------------------------------------------------------------------------
     def locate(self, key: str) -> PackEntry | None:
@@ -86,13 +89,17 @@ class LocalPacks:
             present = set(names)
             complete = {n[:-4] for n in names if n.endswith(".idx") and n[:-4] + ".pack" in present}
             gone = set(self.by_pack) - complete
-            for pack_id in sorted(complete - set(self.by_pack)):
+            for pack_id in sorted(complete - set(self.by_pack) - set(self.damaged)):
                 path = self.dir / f"{pack_id}.idx"
                 try:
                     data = path.read_bytes()
                 except FileNotFoundError:
                     continue  # removed by gc since we listed
-                entries = parse_index(data, pack_id, "the local store")
+                try:
+                    entries = parse_index(data, pack_id, "the local store")
+                except CorruptObjectError as e:
+                    self.damaged[pack_id] = e.message
+                    continue
                 self.by_pack[pack_id] = entries
                 self.entries.update(entries)
             if gone:  # rare (gc ran): rebuild the lookup table
@@ -197,7 +204,7 @@ class LocalPacks:
         os.makedirs(self.dir, exist_ok=True)
         dest = self.dir / f"{pack_id}.pack"
         idx = self.dir / f"{pack_id}.idx"
-        if dest.exists() and idx.exists():
+        if dest.exists() and idx.exists() and pack_id not in self.damaged:
             os.unlink(tmp_pack)
         else:
             if os.stat(tmp_pack).st_nlink == 1:  # a linked remote file is already read-only
@@ -210,6 +217,7 @@ class LocalPacks:
             os.replace(tmp_idx, idx)
         if entries is None:
             entries = parse_index(index, pack_id, "the local store")
+        self.damaged.pop(pack_id, None)
         with self._lock:
             self.by_pack[pack_id] = entries
             self.entries.update(entries)
