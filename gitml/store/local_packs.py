@@ -116,7 +116,10 @@ class LocalPacks:
         return iter(list(self.entries))
 
     def pack_size(self, pack_id: str) -> int:
-        return os.stat(self.dir / f"{pack_id}.pack").st_size
+        try:
+            return os.stat(self.dir / f"{pack_id}.pack").st_size
+        except FileNotFoundError:  # deleted under us: nothing left to free
+            return 0
 
     # reading ---------------------------------------------------------------------------
     def read(self, entry: PackEntry) -> bytes:

@@ -470,14 +470,21 @@ class ObjectStore:
             for pack_id in merge:
                 for key, entry in sorted(self.packs.by_pack[pack_id].items(),
                                          key=lambda kv: kv[1].offset):
-                    data = self.packs.read(entry)
-                    if check_blob(key, data) is None:  # a damaged copy is not carried over
+                    data = self._read_packed_or_none(entry)
+                    if data is not None and check_blob(key, data) is None:  # damaged: dropped
                         writer.add(key, data)
         new = set(writer.pack_ids)
         for pack_id in merge:
             if pack_id not in new:
                 self.packs.delete(pack_id)
         return len(merge)
+
+    def _read_packed_or_none(self, entry: PackEntry) -> bytes | None:
+        """A packed object's bytes, or None when the pack file is cut short or gone."""
+        try:
+            return self.packs.read(entry)
+        except (CorruptObjectError, ObjectMissingError):
+            return None
 
     def rewrite_pack(self, pack_id: str, drop: set[str]) -> int:
         """Write pack ``pack_id`` again without ``drop`` and without any object whose bytes
@@ -491,8 +498,8 @@ class ObjectStore:
         if live:
             with self.packs.writer() as writer:
                 for key, entry in live:
-                    data = self.packs.read(entry)
-                    if check_blob(key, data) is None:
+                    data = self._read_packed_or_none(entry)
+                    if data is not None and check_blob(key, data) is None:
                         writer.add(key, data)
                         kept += len(data)
             if pack_id in writer.pack_ids:  # nothing dropped after all: the same pack

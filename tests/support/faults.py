@@ -27,7 +27,9 @@ from tests.support.store import (
     object_path,
     pointer_oid,
     temp_leftovers,
+    tree_member_oid,
     truncate,
+    where_object,
 )
 from tests.support.system import NO_DAC, can_drop_caps
 
@@ -313,7 +315,22 @@ def _wait(p: subprocess.Popen[bytes], out: Outcome) -> None:
 
 # ---------------------------------------------------------------------- damaged objects
 DAMAGES = ("flip", "truncate", "delete")
-TARGETS = ("loose", "chunk", "tree", "pack member")
+TARGETS = ("loose", "chunk", "tree", "pack member", "local pack member")
+
+
+def _damage(path: Path, how: str, start: int | None, size: int) -> None:
+    """Flip, truncate or delete ``path``; with ``start``, the object at that offset of a
+    local pack (truncating cuts it and every one after it; delete takes the whole pack)."""
+    if start is not None and how == "flip":
+        flip_byte(path, start + min(50, size - 1))
+    elif start is not None and how == "truncate":
+        truncate(path, start + size // 2)
+    elif how == "flip":
+        flip_byte(path, min(50, path.stat().st_size - 1))
+    elif how == "truncate":
+        truncate(path, path.stat().st_size // 2)
+    else:
+        path.unlink()
 
 
 def damage_trial(how: str, target: str, base: Path, rng: random.Random) -> Outcome:
@@ -330,22 +347,23 @@ def damage_trial(how: str, target: str, base: Path, rng: random.Random) -> Outco
     r.ml(repo, "push")
     expected = snapshot(repo, ARTIFACTS)
     where = repo
+    start = size = 0
     if target == "pack member":
         where = root / "clone"
         r.git(root, "clone", "-q", str(repo), str(where))
         path = next((root / "remote/packs").glob("*.pack"))
+    elif target == "local pack member":  # a small file of the folder, inside a local pack
+        name = sorted(p.relative_to(repo / "d").as_posix() for p in (repo / "d").rglob("*")
+                      if p.is_file())[0]
+        member = tree_member_oid(repo, pointer_oid(repo, "d"), name)
+        path, start, size = where_object(repo, member)
     elif target == "loose":
         path = object_path(repo, pointer_oid(repo, "f.bin"))
     elif target == "chunk":
         path = chunk_paths(repo, pointer_oid(repo, "big.bin"))[0]
     else:
         path = object_path(repo, pointer_oid(repo, "d"))
-    if how == "flip":
-        flip_byte(path, min(50, path.stat().st_size - 1))
-    elif how == "truncate":
-        truncate(path, path.stat().st_size // 2)
-    else:
-        path.unlink()
+    _damage(path, how, start if target == "local pack member" else None, size)
     for name in ARTIFACTS:
         p = where / name
         if p.exists():
