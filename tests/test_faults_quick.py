@@ -31,7 +31,8 @@ def test_concurrent_pushes_add_and_gc(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("how, target", [("flip", "loose"), ("truncate", "chunk"),
-                                         ("delete", "tree"), ("flip", "pack member")])
+                                         ("delete", "tree"), ("flip", "pack member"),
+                                         ("truncate", "local pack member")])
 def test_damaged_object(tmp_path: Path, how: str, target: str) -> None:
     _clean(faults.damage_trial(how, target, tmp_path, random.Random(3)))
 
