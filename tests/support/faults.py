@@ -117,6 +117,20 @@ def count_wrong(expected: dict[str, str], root: Path) -> int:
     return wrong
 
 
+def _wait_group_gone(pgid: int, timeout: float = 10.0) -> None:
+    """Wait until every process of the killed group has exited: ``git ml`` is git running
+    git-ml as its child, and a child in the middle of a system call dies a moment after
+    the git process the harness waited for (its temp files are then the next command's
+    to sweep, not this one's)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.01)
+
+
 def leftovers(repo: Path) -> list[Path]:
     """Temp files in the work tree (outside .git) and in the store's tmp folder."""
     work = [p for p in temp_leftovers(repo) if ".git" not in p.relative_to(repo).parts]
@@ -210,6 +224,7 @@ def kill_trial(op: str, base: Path, rng: random.Random, *, small_files: int = 15
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    _wait_group_gone(proc.pid)
     again = r.ml(target, *args)
     if again.returncode != 0:
         out.notes.append(f"re-run of {op} failed: {again.stderr.strip()[-300:]}")
