@@ -89,8 +89,8 @@ def read_bytes(path: str, rev: str | None = None, repo: MLRepo | None = None) ->
 def materialize(path: str, rev: str | None = None, repo: MLRepo | None = None) -> Path:
     """A local, read-only file with the content of ``path`` at ``rev``.
 
-    Small files are the store object itself; large (chunked) ones are assembled once into
-    ``<ml dir>/cache/materialized/``.
+    A loose object is the store's own file; content in a pack or in chunks is written
+    once, verified, into ``<ml dir>/cache/materialized/``.
     """
     repo = repo or MLRepo.discover()
     return local_path_of(repo, _resolve_oid(repo, path, rev))
