@@ -241,6 +241,11 @@ def wrk(url: str, body: bytes, conns: int, duration: float, work: Path) -> dict[
                         "--timeout", "10s", "-s", str(script), url + "/invocations"],
                        capture_output=True, text=True)
     after = loadavg()
+    return dict(parse_wrk(p), load_before=before, load_after=after)
+
+
+def parse_wrk(p: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """Throughput, p50/p99, non-2xx answers and socket errors from wrk's ``--latency`` report."""
     out = p.stdout
     if p.returncode != 0 or "Requests/sec" not in out:
         raise SystemExit(f"wrk failed: {out}\n{p.stderr}")
@@ -251,8 +256,7 @@ def wrk(url: str, body: bytes, conns: int, duration: float, work: Path) -> dict[
             "requests": int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
             "p50_ms": _ms(lat["50"]), "p99_ms": _ms(lat["99"]),
             "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-            "socket_errors": sum(map(int, sock.groups())) if sock else 0,
-            "load_before": before, "load_after": after}
+            "socket_errors": sum(map(int, sock.groups())) if sock else 0}
 
 
 def switch_under_load(repo: Path, url: str, body: bytes, conns: int, work: Path) -> dict[str, Any]:

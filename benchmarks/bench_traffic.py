@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -33,12 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_serve import (  # noqa: E402
-    _ms,
     bodies,
     free_port,
     git_env,
     loadavg,
     make_repo,
+    parse_wrk,
     stop,
     tree_cpu,
     wait_healthy,
@@ -63,18 +62,7 @@ def wrk(url: str, script: Path, conns: int, duration: float) -> dict[str, Any]:
     p = subprocess.run(["wrk", f"-t{min(2, conns)}", f"-c{conns}", f"-d{duration:g}s", "--latency",
                         "--timeout", "10s", "-s", str(script), url + "/invocations"],
                        capture_output=True, text=True)
-    out = p.stdout
-    if p.returncode != 0 or "Requests/sec" not in out:
-        raise SystemExit(f"wrk failed: {out}\n{p.stderr}")
-    lat = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", out, re.M))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-            "requests": int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
-            "p50_ms": _ms(lat["50"]), "p99_ms": _ms(lat["99"]),
-            "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-            "socket_errors": sum(map(int, sock.groups())) if sock else 0,
-            "load": [before, loadavg()]}
+    return dict(parse_wrk(p), load=[before, loadavg()])
 
 
 def logged_requests(folder: Path, expect_at_least: int, timeout: float = 30.0) -> int:
