@@ -22,6 +22,7 @@ from pathlib import Path
 
 from gitml.errors import GitMLError
 from gitml.layout import TMP_PREFIX, owner_is_gone
+from gitml.store.fsutil import write_all
 from gitml.store.ids import new_hasher
 
 Walked = tuple[str, str, os.stat_result]  # (path relative to the folder, path, stat)
@@ -231,7 +232,7 @@ def _fork_walk(tops: list[tuple[str, str]]) -> tuple[int, int]:
             if parts is not None:
                 import marshal
 
-                _write_all(write_end, marshal.dumps(
+                write_all(write_end, marshal.dumps(
                     [(p, n, m.tobytes(), c.tobytes(), z.tobytes()) for p, (n, m, c, z) in parts.items()]))
                 code = 0
         finally:
@@ -254,13 +255,6 @@ def _collect(pid: int, read_end: int) -> dict[str, Part] | None:
     for prefix, names, m, c, z in marshal.loads(data):
         parts[prefix] = (names, array("q", m), array("q", c), array("q", z))
     return parts
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-    os.close(fd)
 
 
 def _read_all(fd: int) -> bytes:

@@ -213,7 +213,6 @@ def drop_damaged(repo: MLRepo, arts: Sequence[Artifact], *, jobs: int) -> list[s
     store.packs.refresh()
     for pack_id in list(store.packs.damaged):  # an index that does not parse: its pack goes
         store.packs.delete(pack_id)
-        store.packs.damaged.pop(pack_id, None)
         dropped.append(f"packs/{pack_id}.idx")
     for _, p in arts:
         if p.kind == "dir" and store.has_object(p.oid):

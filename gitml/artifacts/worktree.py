@@ -793,15 +793,12 @@ def _checkout_new_dir(repo: MLRepo, art: str, entries: list[TreeEntry],
                 continue
             rows.append((rel, st, e.oid))
         os.rename(tmp_root, root)
-    except OSError as e:
+    except BaseException as e:
         import shutil
 
         shutil.rmtree(tmp_root, ignore_errors=True)
-        raise GitMLError(f"cannot write {art}: {e.strerror}") from e
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(tmp_root, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise GitMLError(f"cannot write {art}: {e.strerror}") from e
         raise
     repo.stat_cache.record_many(rows, written_by_us=True)  # a rename keeps inodes and times
     if not any(k.startswith(art + "/") for k in result.damaged):

@@ -102,3 +102,24 @@ def store_write_error(e: OSError, where: Path) -> GitMLError:
         return GitMLError(f"the gitml store is not writable: {where}",
                           "check its permissions or mount")
     return GitMLError(f"cannot write to the gitml store at {where}: {e.strerror}")
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write every byte of ``data`` to ``fd`` (``os.write`` may write fewer)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def kernel_copy(src_fd: int, dst_fd: int) -> bool:
+    """Copy the rest of ``src_fd`` into ``dst_fd`` in the kernel (copy_file_range); False,
+    with nothing copied, where the file systems do not support it."""
+    copied = 0
+    try:
+        while n := os.copy_file_range(src_fd, dst_fd, 1 << 30):
+            copied += n
+    except OSError:
+        if copied:
+            raise
+        return False
+    return True

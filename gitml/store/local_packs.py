@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from gitml.errors import CorruptObjectError, ObjectMissingError
 from gitml.layout import temp_name
+from gitml.store.fsutil import kernel_copy, write_all
 from gitml.store.fsutil import store_write_error as _write_error
 from gitml.store.packs import PackEntry, index_bytes, parse_index
 
@@ -242,6 +244,7 @@ class LocalPacks:
         for name in (f"{pack_id}.idx", f"{pack_id}.pack"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.dir / name)
+        self.damaged.pop(pack_id, None)
         with self._lock:
             for key in self.by_pack.pop(pack_id, {}):
                 if (e := self.entries.get(key)) is not None and e.pack == pack_id:
@@ -275,15 +278,8 @@ class LocalPacks:
 
 def _kernel_copy_file(src: str, dest: str) -> None:
     with open(src, "rb", buffering=0) as s, open(dest, "wb", buffering=0) as d:
-        try:
-            while os.copy_file_range(s.fileno(), d.fileno(), 1 << 30):
-                pass
-        except OSError:
-            s.seek(0)
-            d.seek(0)
-            d.truncate()
-            while block := s.read(8 << 20):
-                d.write(block)
+        if not kernel_copy(s.fileno(), d.fileno()):
+            shutil.copyfileobj(s, d, 8 << 20)
 
 
 class PackWriter:
@@ -321,9 +317,7 @@ class PackWriter:
         if self._fd < 0:
             self._open()
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view):]
+            write_all(self._fd, data)
         except OSError as e:
             self.abort()
             raise _write_error(e, self.packs.tmp_dir) from e

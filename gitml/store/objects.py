@@ -28,7 +28,7 @@ from gitml.errors import CorruptObjectError, GitMLError, ObjectMissingError
 from gitml.layout import STORE_TMP, owner_is_gone, temp_name
 from gitml.store import chunking, tree
 from gitml.store.chunking import CHUNK_THRESHOLD, ChunkRef
-from gitml.store.fsutil import store_write_error, temp_path_for
+from gitml.store.fsutil import kernel_copy, store_write_error, temp_path_for, write_all
 from gitml.store.ids import hash_bytes, hash_file, hash_stream, new_hasher
 from gitml.store.keys import CHUNKED, OBJECTS, key_for, parse_key
 from gitml.store.local_packs import LocalPacks
@@ -78,9 +78,7 @@ def write_new_file(path: str, data: bytes | memoryview, mode: int, *, exclusive:
     flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_EXCL if exclusive else os.O_TRUNC)
     fd = os.open(path, flags, mode & 0o777)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
         if _UMASK & mode & 0o777:
             os.fchmod(fd, mode & 0o777)
     finally:
@@ -260,9 +258,7 @@ class ObjectStore:
         except OSError as e:
             raise store_write_error(e, Path(dest)) from e
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             os.close(fd)
             fd = -1
             os.rename(tmp, dest)
@@ -418,13 +414,14 @@ class ObjectStore:
         return keys
 
     def put_many_keys(self, blobs: Iterable[tuple[str, bytes | memoryview]]) -> None:
-        """Install verified objects (see :func:`check_blob`): small ``objects/`` keys in one
-        pack, the rest loose (a fetched range of a remote pack lands as a local pack)."""
+        """Install verified objects (see :func:`check_blob`) that the store lacks (the fetch
+        asked only for those): small ``objects/`` keys in one pack, the rest loose (a
+        fetched range of a remote pack lands as a local pack)."""
         loose: list[tuple[str, bytes | memoryview]] = []
         packable: list[tuple[str, bytes | memoryview]] = []
         for key, blob in blobs:
             small = key.startswith(OBJECTS) and len(blob) < PACK_OBJECT_MAX
-            (packable if small and not self.has_key(key) else loose).append((key, blob))
+            (packable if small else loose).append((key, blob))
         if len(packable) < PACK_MIN_OBJECTS:
             loose += packable
             packable = []
@@ -624,15 +621,12 @@ class ObjectStore:
     def write_verified(self, oid: str, dest: str, mode: int) -> os.stat_result:
         """Create the new file ``dest`` (it must not exist) with the content ``oid``,
         verified first; large content through :meth:`copy_to`. Returns its stat."""
-        key = key_for(OBJECTS, oid)
-        entry = self.packs.entries.get(key)
-        if entry is None and not self.is_loose(key):
-            entry = self.packs.locate(key)
+        entry = self._packed_only(oid)
         if entry is not None:
             data = self.verified_packed(oid, entry)
         else:
             try:
-                size = os.stat(f"{self.root}/{key}").st_size
+                size = os.stat(self._object_str(oid)).st_size
             except FileNotFoundError:
                 size = SMALL_COPY  # chunked: reassembled by copy_to
             if size >= SMALL_COPY:
@@ -749,7 +743,7 @@ def _copy_stream(src: Readable, dst: io.FileIO) -> None:
     if isinstance(src, _ChunkReader):
         _copy_segments(src.remaining_segments(), dst)
         return
-    if isinstance(src, io.FileIO) and _kernel_copy(src.fileno(), dst.fileno()):
+    if isinstance(src, io.FileIO) and kernel_copy(src.fileno(), dst.fileno()):
         return
     while block := src.read(8 << 20):
         dst.write(block)
@@ -784,19 +778,6 @@ def _copy_segments(segments: Iterable[tuple[str, int, int]], dst: io.FileIO) -> 
     finally:
         for fd in fds.values():
             os.close(fd)
-
-
-def _kernel_copy(src_fd: int, dst_fd: int) -> bool:
-    """Copy the rest of ``src_fd`` into ``dst_fd``; False (nothing copied) when unsupported."""
-    copied = 0
-    try:
-        while n := os.copy_file_range(src_fd, dst_fd, 1 << 30):
-            copied += n
-    except OSError:
-        if copied:
-            raise
-        return False
-    return True
 
 
 class _Prefixed(io.RawIOBase):

@@ -592,18 +592,17 @@ class _Fetch:
         of ``located`` is read as ranges."""
         if self.packs is None or not located:
             return [], located
-        wanted: dict[str, int] = {}
-        for _, e in located:
-            wanted[e.pack] = wanted.get(e.pack, 0) + e.size
+        by_pack: dict[str, list[str]] = {}
+        for key, e in located:
+            by_pack.setdefault(e.pack, []).append(key)
         whole: list[AdoptPack] = []
-        for pack_id, nbytes in wanted.items():
+        for pack_id, keys in by_pack.items():
             entries = self.packs.by_pack.get(pack_id, {})
             total = sum(e.size for e in entries.values())
-            if total and nbytes >= ADOPT_RATIO * total:
+            if total and sum(entries[k].size for k in keys) >= ADOPT_RATIO * total:
                 path = self.remote.local_file(packs_mod.pack_key(pack_id))
                 if path is not None:
-                    whole.append(AdoptPack(pack_id, path, entries,
-                                           tuple(k for k, e in located if e.pack == pack_id)))
+                    whole.append(AdoptPack(pack_id, path, entries, tuple(keys)))
         taken = {a.pack for a in whole}
         return whole, [(k, e) for k, e in located if e.pack not in taken]
 
