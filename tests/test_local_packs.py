@@ -35,6 +35,17 @@ def make_folder(root: Path, n: int = FILES, seed: int = 7, size: tuple[int, int]
     return out
 
 
+def published_folder(repo: Path, remote: Path, n: int = FILES) -> dict[str, bytes]:
+    """A folder ``d`` of ``n`` small files added, committed and pushed to the folder remote."""
+    data = make_folder(repo / "d", n=n)
+    gitml(repo, "add", "d")
+    gitml(repo, "remote", "add", "origin", str(remote), "--default")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "data")
+    gitml(repo, "push")
+    return data
+
+
 def store_files(repo: Path) -> list[Path]:
     root = store_root(repo)
     return [p for p in root.rglob("*") if p.is_file() and p.relative_to(root).parts[0] != "tmp"]
@@ -72,12 +83,7 @@ def test_a_folder_of_small_files_is_one_pack_and_reads_back(repo: Path) -> None:
 
 
 def test_a_damaged_packed_object_is_found_refused_and_repaired(repo: Path, tmp_path: Path) -> None:
-    data = make_folder(repo / "d")
-    gitml(repo, "add", "d")
-    gitml(repo, "remote", "add", "origin", str(tmp_path / "remote"), "--default")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "data")
-    gitml(repo, "push")
+    data = published_folder(repo, tmp_path / "remote")
     victim = tree_member_oid(repo, pointer_oid(repo, "d"), "sub3/f007.bin")
     flip_object_byte(repo, victim, 10)
     fsck = gitml(repo, "fsck", check=False)
@@ -175,12 +181,7 @@ def test_concurrent_adds_write_separate_intact_packs(repo: Path) -> None:
 
 
 def test_pull_lands_as_packs_and_a_packed_store_pushes(repo: Path, tmp_path: Path) -> None:
-    data = make_folder(repo / "d", n=300)
-    gitml(repo, "add", "d")
-    gitml(repo, "remote", "add", "origin", str(tmp_path / "remote"), "--default")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "data")
-    gitml(repo, "push")
+    data = published_folder(repo, tmp_path / "remote", n=300)
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(repo), str(clone))
     gitml(clone, "pull")
@@ -209,12 +210,7 @@ def test_packs_written_by_another_process_are_seen(repo: Path) -> None:
 
 
 def test_pull_from_a_folder_remote_takes_its_packs_whole_and_verified(repo: Path, tmp_path: Path) -> None:
-    data = make_folder(repo / "d", n=300)
-    gitml(repo, "add", "d")
-    gitml(repo, "remote", "add", "origin", str(tmp_path / "remote"), "--default")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "data")
-    gitml(repo, "push")
+    data = published_folder(repo, tmp_path / "remote", n=300)
     remote_packs = sorted((tmp_path / "remote/packs").glob("*.pack"))
     assert remote_packs
     clone = tmp_path / "clone"
@@ -264,12 +260,7 @@ def test_gc_merges_many_small_packs(repo: Path) -> None:
 
 def test_a_damaged_pack_index_hides_its_objects_until_a_fetch_brings_them_back(
         repo: Path, tmp_path: Path) -> None:
-    data = make_folder(repo / "d")
-    gitml(repo, "add", "d")
-    gitml(repo, "remote", "add", "origin", str(tmp_path / "remote"), "--default")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "data")
-    gitml(repo, "push")
+    data = published_folder(repo, tmp_path / "remote")
     (pack,) = pack_files(repo)
     idx = pack.with_suffix(".idx")
     idx.chmod(0o644)

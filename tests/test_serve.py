@@ -19,7 +19,18 @@ import numpy as np
 import pytest
 
 from tests.support.checks import FEATURES, good_model
-from tests.support.serve import AUTH, MODEL, TOKEN, Load, env, make_repo, request, rows, split_body
+from tests.support.serve import (
+    AUTH,
+    MODEL,
+    TOKEN,
+    Load,
+    env,
+    make_repo,
+    read_serve_url,
+    request,
+    rows,
+    split_body,
+)
 
 
 @pytest.fixture(scope="module")
@@ -587,18 +598,7 @@ def test_git_ml_serve_cli(world: dict[str, Any]) -> None:
                              "--token", TOKEN], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env(), start_new_session=True)
     try:
-        assert proc.stdout is not None
-        url = None
-        lines = []
-        deadline = time.monotonic() + 120
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-            url = m.group(1) if m else None
-        assert url, lines
+        url, lines = read_serve_url(proc)
         assert "serving arrests 1.1.0" in lines[0]
         from gitml.serve import control
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import pytest
 from tests.conftest import git, gitml
 from tests.support.checks import FEATURES, arrests_split, good_model
 from tests.support.deploy import make_model_repo
-from tests.support.serve import request
+from tests.support.serve import read_serve_url, request
 
 TOLERANCE = 1e-4      # gitml.deploy.compile.TOLERANCE
 MIN_AGREEMENT = 0.999  # gitml.deploy.compile.MIN_AGREEMENT
@@ -62,18 +60,7 @@ def test_serve_onnx_answers_like_the_sklearn_model(tmp_path: Path) -> None:
                              "--workers", "1", "--no-log"], cwd=repo, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        url = None
-        deadline = time.monotonic() + 120
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-            url = m.group(1) if m else None
-        assert url, lines
+        url, lines = read_serve_url(proc)
         assert "serving arrests 1.0.0" in lines[0] and "ONNX model id" in lines[0], lines
         from gitml.serve import control
 

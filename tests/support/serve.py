@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -161,3 +162,20 @@ class Load:
         end = time.monotonic() + timeout
         while self.total() < n and time.monotonic() < end:
             time.sleep(0.02)
+
+
+def read_serve_url(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[str, list[str]]:
+    """The URL a starting ``git ml serve`` prints ("listening on http://127.0.0.1:N"), and
+    the lines it printed up to there; AssertionError when none comes in ``timeout``."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        if m:
+            return m.group(1), lines
+    raise AssertionError(f"git ml serve printed no URL: {lines}")
