@@ -23,9 +23,18 @@ def make_tree(root: Path, n: int = 300) -> None:
 def test_quick_fingerprint_equals_the_full_walk(tmp_path: Path, expected: int,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(folder_scan, "FORK_FILES", 10)
+    forks: list[int] = []
+    real_fork_walk = folder_scan._fork_walk
+
+    def counted(tops: list[tuple[str, str]]) -> tuple[int, int]:
+        forks.append(len(tops))
+        return real_fork_walk(tops)
+
+    monkeypatch.setattr(folder_scan, "_fork_walk", counted)
     make_tree(tmp_path / "d")
     full = folder_scan.fingerprint(folder_scan.walk(tmp_path / "d", tmp_path))
     assert folder_scan.quick_fingerprint(tmp_path / "d", expected) == full
+    assert bool(forks) == (expected > 0)  # the forked walk really ran (or really did not)
     # any change shows: content rewritten in place with the same size, a rename, a chmod
     target = tmp_path / "d/a3/b1/f10.txt"
     before = folder_scan.quick_fingerprint(tmp_path / "d", expected)

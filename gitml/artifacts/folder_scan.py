@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat as stat_mod
+import threading
 from array import array
 from pathlib import Path
 
@@ -144,7 +145,9 @@ def quick_fingerprint(root: Path, expected_files: int = 0) -> tuple[str, int] | 
     pointer says), half of the subtrees are walked by a forked process."""
     parts: dict[str, Part] = {}
     frontier: list[tuple[str, str]] = [(str(root), "")]
-    if expected_files >= FORK_FILES and hasattr(os, "fork"):
+    # fork only from a single-threaded process (the CLI): a child forked beside other
+    # threads may find a lock one of them held (malloc's, the import lock) taken forever
+    if expected_files >= FORK_FILES and hasattr(os, "fork") and threading.active_count() == 1:
         # list the first levels here until there are subtrees to share out
         while 0 < len(frontier) < 8:
             nxt: list[tuple[str, str]] = []
