@@ -23,6 +23,7 @@ def make_tree(root: Path, n: int = 300) -> None:
 def test_quick_fingerprint_equals_the_full_walk(tmp_path: Path, expected: int,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(folder_scan, "FORK_FILES", 10)
+    monkeypatch.setattr(folder_scan, "may_fork", lambda: True)  # the suite's workers hold threads
     forks: list[int] = []
     real_fork_walk = folder_scan._fork_walk
 
@@ -63,3 +64,21 @@ def test_links_fifos_and_temp_files_leave_it_to_the_full_walk(tmp_path: Path, ex
     (tmp_path / "d/a2/pipe").unlink()
     (tmp_path / "d/a0/.tmp-gitml-x.1.2.incomplete").write_text("partial")
     assert folder_scan.quick_fingerprint(tmp_path / "d", expected) is None
+
+
+def test_no_fork_beside_other_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    monkeypatch.setattr(folder_scan, "FORK_FILES", 10)
+    make_tree(tmp_path / "d")
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not folder_scan.may_fork()
+        monkeypatch.setattr(folder_scan, "_fork_walk", lambda tops: pytest.fail("forked"))
+        full = folder_scan.fingerprint(folder_scan.walk(tmp_path / "d", tmp_path))
+        assert folder_scan.quick_fingerprint(tmp_path / "d", 10**6) == full
+    finally:
+        stop.set()
+        other.join()

@@ -133,6 +133,12 @@ def _digest(names: list[str], mtimes: array[int], ctimes: array[int], sizes: arr
     return hasher.hexdigest(), max(mtimes, default=0)
 
 
+def may_fork() -> bool:
+    """Fork only from a single-threaded process (the CLI): a child forked beside other
+    threads may find a lock one of them held (malloc's, the import lock) taken forever."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
 Listing = list[tuple[str, str, list[str]]]  # (folder path, relative prefix, file names)
 Stats = tuple["array[int]", "array[int]", "array[int]"]  # mtimes, ctimes, sizes
 Part = tuple[list[str], "array[int]", "array[int]", "array[int]"]  # names, mtimes, ctimes, sizes
@@ -145,9 +151,7 @@ def quick_fingerprint(root: Path, expected_files: int = 0) -> tuple[str, int] | 
     pointer says), half of the subtrees are walked by a forked process."""
     parts: dict[str, Part] = {}
     frontier: list[tuple[str, str]] = [(str(root), "")]
-    # fork only from a single-threaded process (the CLI): a child forked beside other
-    # threads may find a lock one of them held (malloc's, the import lock) taken forever
-    if expected_files >= FORK_FILES and hasattr(os, "fork") and threading.active_count() == 1:
+    if expected_files >= FORK_FILES and may_fork():
         # list the first levels here until there are subtrees to share out
         while 0 < len(frontier) < 8:
             nxt: list[tuple[str, str]] = []
