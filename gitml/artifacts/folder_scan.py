@@ -144,7 +144,7 @@ Stats = tuple["array[int]", "array[int]", "array[int]"]  # mtimes, ctimes, sizes
 Part = tuple[list[str], "array[int]", "array[int]", "array[int]"]  # names, mtimes, ctimes, sizes
 
 
-def quick_fingerprint(root: Path, expected_files: int = 0) -> tuple[str, int] | None:
+def quick_fingerprint(root: Path | str, expected_files: int = 0) -> tuple[str, int] | None:
     """What ``fingerprint(walk(root))`` gives when the folder holds only plain files and
     folders (else None: the full walk decides, and reports what is wrong), at the cost of
     a listing and one ``lstat`` per file. With many files (``expected_files``: what the

@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import stat as stat_mod
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gitml.artifacts import quick_status, watch_client
 from gitml.artifacts import select as select_mod
 from gitml.artifacts.folder_scan import check_name, quick_fingerprint, special_kind, walk
 from gitml.artifacts.folder_scan import fingerprint as folder_fingerprint
@@ -189,6 +191,9 @@ class _DirScan:
     entries: list[TreeEntry]
     files: list[_FileState]
     oid: str | None = None  # known tree id (from the fingerprint, or computed)
+    #: the fingerprint, when it was recognised by the stat cache (not racy): a status
+    #: snapshot may then prove the folder clean by it alone
+    proven_fingerprint: str | None = None
 
     @property
     def size(self) -> int:
@@ -204,13 +209,13 @@ def _scan_dir(repo: MLRepo, rel: str, *, store: bool, jobs: int,
         if quick is not None:
             oid = repo.stat_cache.lookup_dir(rel, *quick)
             if oid is not None:
-                return _DirScan([], [], oid), 0
+                return _DirScan([], [], oid, quick[0]), 0
     walked = walk(root, repo.workdir)
     fingerprint, newest = folder_fingerprint(walked)
     if not store and not need_entries:
         oid = repo.stat_cache.lookup_dir(rel, fingerprint, newest)
         if oid is not None:
-            return _DirScan([], [], oid), 0
+            return _DirScan([], [], oid, fingerprint), 0
     cached = repo.stat_cache.load_prefix(rel + "/")
     files: list[_FileState] = []
     for r, p, st in walked:
@@ -483,54 +488,101 @@ def pointer_size_problem(repo: MLRepo, p: Pointer) -> str | None:
     return None
 
 
-def status(repo: MLRepo, paths: Sequence[str] | None = None, *, jobs: int | None = None) -> list[StatusEntry]:
+def status(repo: MLRepo, paths: Sequence[str] | None = None, *, jobs: int | None = None,
+           watch: bool = True) -> list[StatusEntry]:
+    """The state of each tracked artifact (all, or those ``paths`` select). A running
+    watcher (``watch``) vouches for folders nothing touched since the last status; when
+    every artifact is clean the stats that prove it are kept for the next, quick, status
+    (:mod:`gitml.artifacts.quick_status`)."""
+    started_ns = time.time_ns()
     jobs = jobs or default_jobs()
+    arts = tracked_artifacts(repo, paths)
+    watched = _ask_watcher(repo, arts) if watch else None
     out: list[StatusEntry] = []
-    for art in tracked_artifacts(repo, paths):
-        try:
-            p = worktree_pointer(repo, art)
-        except PointerError as e:
-            out.append(StatusEntry(art, "?", "invalid-pointer", False, e.message))
-            continue
-        if p is None:
-            out.append(StatusEntry(art, "?", "invalid-pointer", False,
-                                   "pointer file deleted from the work tree"))
-            continue
-        in_store = content_in_store(repo, p)
-        problem = pointer_size_problem(repo, p) if in_store else None
-        if problem:
-            out.append(StatusEntry(art, p.kind, "invalid-pointer", in_store, problem))
-            continue
-        path = repo.abspath(art)
-        if not path.exists():
-            out.append(StatusEntry(art, p.kind, "missing" if in_store else "not-in-store", in_store))
-            continue
-        if p.kind == "dir":
-            if not path.is_dir():
-                out.append(StatusEntry(art, p.kind, "modified", in_store, "a file where a folder was"))
-                continue
+    proof: list[dict[str, object]] | None = [] if not paths else None
+    for art in arts:
+        entry, evidence = _artifact_status(repo, art, jobs, watched)
+        out.append(entry)
+        if proof is not None and entry.state == "clean" and evidence is not None:
+            proof.append(evidence)
+        else:
+            proof = None
+    if not paths:
+        if proof is not None:
+            quick_status.write(repo, started_ns, proof)
+        else:
+            quick_status.drop(str(repo.ml_dir))
+    return out
+
+
+@dataclass
+class _Watched:
+    token: str
+    unchanged: dict[str, str]  # artifact -> tree id recorded at a token the watcher vouches for
+
+
+def _ask_watcher(repo: MLRepo, arts: list[str]) -> _Watched | None:
+    folders = {art: str(repo.abspath(art)) for art in arts if os.path.isdir(repo.abspath(art))}
+    if not folders:
+        return None
+    recorded = repo.stat_cache.watched_dirs(list(folders))
+    answer = watch_client.ask(str(repo.ml_dir), {folders[a]: recorded.get(a, ("", ""))[0] for a in folders})
+    if answer is None:
+        return None
+    token, states = answer
+    return _Watched(token, {a: recorded[a][1] for a in folders
+                           if states.get(folders[a]) == "unchanged" and a in recorded})
+
+
+def _artifact_status(repo: MLRepo, art: str, jobs: int,
+                     watched: _Watched | None) -> tuple[StatusEntry, dict[str, object] | None]:
+    """One artifact's state, and when clean what proves it for a status snapshot."""
+    try:
+        p = worktree_pointer(repo, art)
+    except PointerError as e:
+        return StatusEntry(art, "?", "invalid-pointer", False, e.message), None
+    if p is None:
+        return StatusEntry(art, "?", "invalid-pointer", False, "pointer file deleted from the work tree"), None
+    in_store = content_in_store(repo, p)
+    problem = pointer_size_problem(repo, p) if in_store else None
+    if problem:
+        return StatusEntry(art, p.kind, "invalid-pointer", in_store, problem), None
+    path = repo.abspath(art)
+    if not path.exists():
+        return StatusEntry(art, p.kind, "missing" if in_store else "not-in-store", in_store), None
+    if p.kind == "dir":
+        if not path.is_dir():
+            return StatusEntry(art, p.kind, "modified", in_store, "a file where a folder was"), None
+        evidence: dict[str, object] = {"path": art, "kind": "dir", "files": p.files or 0}
+        oid = watched.unchanged.get(art) if watched is not None else None
+        scan: _DirScan | None = None
+        if oid is None:
             scan, _ = _scan_dir(repo, art, store=False, jobs=jobs, need_entries=False,
                                 expected_files=p.files or 0)
-            if scan.oid == p.oid:
-                out.append(StatusEntry(art, p.kind, "clean" if in_store else "not-in-store", in_store))
-            else:
-                if not scan.entries:  # the fingerprint said "changed": list what changed
-                    scan, _ = _scan_dir(repo, art, store=False, jobs=jobs)
-                changes = _tree_changes(repo, p.oid, scan.entries)
-                out.append(StatusEntry(art, p.kind, "modified", in_store, changes=changes))
-            continue
-        if path.is_dir():
-            out.append(StatusEntry(art, p.kind, "modified", in_store, "a folder where a file was"))
-            continue
-        state = "clean" if current_oid(repo, art) == p.oid else "modified"
-        if state == "clean" and path.stat().st_size != p.size:
-            out.append(StatusEntry(art, p.kind, "invalid-pointer", in_store,
-                                   f"says size {p.size}, the file has {path.stat().st_size} bytes"))
-            continue
-        if state == "clean" and not in_store:
-            state = "not-in-store"
-        out.append(StatusEntry(art, p.kind, state, in_store))
-    return out
+            oid = scan.oid
+            if watched is not None and oid is not None:
+                repo.stat_cache.record_watched(art, watched.token, oid)
+            if scan.proven_fingerprint is not None:
+                evidence["quick"] = scan.proven_fingerprint
+        if watched is not None:
+            evidence["watch"] = watched.token
+        if oid == p.oid:
+            state = "clean" if in_store else "not-in-store"
+            proven = "watch" in evidence or "quick" in evidence
+            return StatusEntry(art, p.kind, state, in_store), evidence if proven else None
+        if scan is None or not scan.entries:  # list what changed
+            scan, _ = _scan_dir(repo, art, store=False, jobs=jobs)
+        changes = _tree_changes(repo, p.oid, scan.entries)
+        return StatusEntry(art, p.kind, "modified", in_store, changes=changes), None
+    if path.is_dir():
+        return StatusEntry(art, p.kind, "modified", in_store, "a folder where a file was"), None
+    state = "clean" if current_oid(repo, art) == p.oid else "modified"
+    if state == "clean" and path.stat().st_size != p.size:
+        return StatusEntry(art, p.kind, "invalid-pointer", in_store,
+                           f"says size {p.size}, the file has {path.stat().st_size} bytes"), None
+    if state == "clean" and not in_store:
+        state = "not-in-store"
+    return StatusEntry(art, p.kind, state, in_store), {"path": art, "kind": "file"}
 
 
 def _tree_changes(repo: MLRepo, old_oid: str, new: list[TreeEntry]) -> dict[str, list[str]]:

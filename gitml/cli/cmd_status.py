@@ -19,6 +19,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-r", "--remote", nargs="?", const="", default=None, metavar="NAME",
                    help="also show which artifacts are not yet on the remote")
+    p.add_argument("--no-watch", action="store_true",
+                   help="walk every folder even when a watcher (`git ml watch`) runs")
     p.add_argument("--exit-code", action="store_true",
                    help="exit with 1 when any artifact is not clean (for scripts)")
 
@@ -27,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from gitml.artifacts import worktree
 
     repo = MLRepo.discover()
-    entries = worktree.status(repo, repo_paths(repo, args.paths))
+    entries = worktree.status(repo, repo_paths(repo, args.paths), watch=not args.no_watch)
     not_pushed: list[str] = []
     if args.remote is not None:
         from gitml.artifacts.sync import not_on_remote, open_named_remote

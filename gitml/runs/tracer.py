@@ -20,13 +20,27 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import struct
-import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from gitml.inotify import (
+    IN_CLOSE_WRITE,
+    IN_CREATE,
+    IN_DELETE,
+    IN_ISDIR,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    IN_OPEN,
+    IN_Q_OVERFLOW,
+    add_watch,
+    init,
+    libc,
+    parse_events,
+)
+from gitml.inotify import available as inotify_available
 
 # Folders never traced: Git's, caches and virtualenvs (a folder holding pyvenv.cfg).
 SKIP_DIRS = frozenset({".git", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache",
@@ -93,37 +107,6 @@ def snapshot(workdir: Path, dirs: set[str] | None = None) -> Snapshot:
     return out
 
 
-# inotify(7) constants (linux/inotify.h)
-IN_OPEN, IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO = 0x20, 0x08, 0x40, 0x80
-IN_CREATE, IN_DELETE, IN_Q_OVERFLOW, IN_ISDIR = 0x100, 0x200, 0x4000, 0x40000000
-_IN_CLOEXEC, _IN_NONBLOCK = os.O_CLOEXEC, os.O_NONBLOCK
-_EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of NUL-padded name
-
-
-def _libc() -> Any:
-    """The C library's inotify calls, found in the running process (no ``ldconfig`` run,
-    which ``ctypes.util.find_library`` would start)."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.inotify_init1.argtypes = [ctypes.c_int]
-    libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-    return libc
-
-
-def parse_events(buf: bytes) -> list[tuple[int, int, str]]:
-    """(wd, mask, name) of each ``struct inotify_event`` in what one read returned."""
-    out = []
-    pos, n = 0, len(buf)
-    while pos + _EVENT.size <= n:
-        wd, mask, _cookie, length = _EVENT.unpack_from(buf, pos)
-        pos += _EVENT.size
-        name = buf[pos:pos + length].split(b"\0", 1)[0]
-        pos += length
-        out.append((wd, mask, os.fsdecode(name)))
-    return out
-
-
 class _Inotify:
     """Recursive inotify watches on a folder tree, read by a background thread that a pipe
     wakes when the command is over (no polling interval to wait out)."""
@@ -131,12 +114,8 @@ class _Inotify:
     MASK = IN_OPEN | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE
 
     def __init__(self, workdir: Path) -> None:
-        self.libc = _libc()
-        fd = self.libc.inotify_init1(_IN_CLOEXEC | _IN_NONBLOCK)
-        if fd < 0:
-            err = ctypes_errno()
-            raise OSError(err, os.strerror(err))
-        self.fd: int = fd
+        self.libc = libc()
+        self.fd: int = init(self.libc)
         self.root = str(workdir)
         self.n = len(self.root) + 1
         self.dirs: dict[int, str] = {}
@@ -156,11 +135,7 @@ class _Inotify:
         return path[self.n:].replace(os.sep, "/")
 
     def _add_watch(self, d: str) -> int:
-        wd: int = self.libc.inotify_add_watch(self.fd, os.fsencode(d), self.MASK)
-        if wd < 0:
-            err = ctypes_errno()
-            raise OSError(err, os.strerror(err))
-        return wd
+        return add_watch(self.libc, self.fd, d, self.MASK)
 
     def watch_tree(self, top: str, new: bool) -> None:
         for d, dirs, files in os.walk(top):
@@ -232,22 +207,6 @@ class _Inotify:
             self._handle(events)
         for fd in (self.fd, self._wake_r, self._wake_w):
             os.close(fd)
-
-
-def ctypes_errno() -> int:
-    import ctypes
-
-    return ctypes.get_errno()
-
-
-def inotify_available() -> bool:
-    if not sys.platform.startswith("linux") or os.environ.get("GITML_NO_INOTIFY") == "1":
-        return False
-    try:
-        libc = _libc()
-        return hasattr(libc, "inotify_init1") and hasattr(libc, "inotify_add_watch")
-    except (OSError, AttributeError):
-        return False
 
 
 class Tracer:

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from gitml.errors import GitMLError
+from gitml.layout import STATUS_SNAPSHOT
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -25,6 +26,9 @@ CREATE TABLE IF NOT EXISTS files (
     oid TEXT NOT NULL, recorded_ns INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS complete (oid TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS watched (
+    path TEXT PRIMARY KEY, token TEXT NOT NULL, oid TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dirs (
     path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, oid TEXT NOT NULL,
     recorded_ns INTEGER NOT NULL
@@ -134,6 +138,19 @@ class StatCache:
             self._db().execute("INSERT OR REPLACE INTO dirs VALUES (?,?,?,?)",
                                (path, fingerprint, oid, time.time_ns()))
 
+    # A folder's tree id as of a watcher's token: while the watcher says nothing touched
+    # the folder since that token, the id holds without a single stat.
+    def watched_dirs(self, paths: list[str]) -> dict[str, tuple[str, str]]:
+        """path -> (token, tree id) for those of ``paths`` with a record."""
+        marks = ",".join("?" * len(paths))
+        rows = self._db().execute(f"SELECT path, token, oid FROM watched WHERE path IN ({marks})",
+                                  paths).fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def record_watched(self, path: str, token: str, oid: str) -> None:
+        with contextlib.suppress(sqlite3.OperationalError):
+            self._db().execute("INSERT OR REPLACE INTO watched VALUES (?,?,?)", (path, token, oid))
+
     # Directory artifacts whose every member object was seen in the store: saves one
     # stat per member on each status. gc clears it.
     def is_complete(self, oid: str) -> bool:
@@ -144,7 +161,10 @@ class StatCache:
             self._db().execute("INSERT OR IGNORE INTO complete VALUES (?)", (oid,))
 
     def clear_complete(self) -> None:
+        """Forget every completeness mark, and the status snapshot that relied on them."""
         self._db().execute("DELETE FROM complete")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.db_path.parent / STATUS_SNAPSHOT)
 
     def close(self) -> None:
         if self._conn is not None:

@@ -1,0 +1,180 @@
+"""A no-op status proved from the last status's snapshot, and the watcher that vouches for
+folders: each must step aside for every change, made any way, right before the question."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gitml import inotify
+from tests.conftest import git, gitml
+
+OLD_NS = (time.time_ns() - 3_600_000_000_000)  # an hour ago: past the racy window
+
+
+def age(*paths: Path) -> None:
+    """Move mtimes out of the racy window (a stat taken in the tick of a change is not
+    trusted), as if the files had been written a while ago."""
+    for p in paths:
+        for q in [p, *p.rglob("*")] if p.is_dir() else [p]:
+            os.utime(q, ns=(OLD_NS, OLD_NS), follow_symlinks=False)
+
+
+def tracked_repo(repo: Path) -> None:
+    (repo / "model.bin").write_bytes(b"m" * 5000)
+    for i in range(60):
+        f = repo / "data" / f"d{i % 4}" / f"f{i}.txt"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(f"row {i}\n" * (i + 1))
+    age(repo / "model.bin", repo / "data")
+    gitml(repo, "add", "model.bin", "data")
+    git(repo, "commit", "-q", "-m", "data")
+    age(repo / "model.bin.gitml", repo / "data.gitml", repo / ".git" / "index")
+
+
+def status(repo: Path, **env: str) -> tuple[str, bool]:
+    """(stdout, whether the quick path answered: it imports none of the repository code)."""
+    proc = gitml(repo, "status", env={"PYTHONPROFILEIMPORTTIME": "1", **env})
+    return proc.stdout.strip(), "gitml.repo" not in proc.stderr
+
+
+def snapshot(repo: Path) -> Path:
+    return repo / ".git" / "ml" / "status-snapshot.json"
+
+
+@pytest.fixture
+def watcher(repo: Path) -> Iterator[Path]:
+    if not inotify.available():
+        pytest.skip("no inotify")
+    yield repo
+    info = gitml(repo, "watch", "--json", check=False).stdout
+    gitml(repo, "watch", "stop", check=False)
+    pid = json.loads(info or "{}").get("pid")
+    if pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_quick_status_proves_clean_and_steps_aside_for_any_change(repo: Path) -> None:
+    tracked_repo(repo)
+    assert status(repo) == ("2 artifacts, all clean", False)  # full: writes the snapshot
+    assert snapshot(repo).exists()
+    assert status(repo) == ("2 artifacts, all clean", True)
+
+    # same size, mtime put back: only ctime tells
+    (repo / "model.bin").write_bytes(b"M" * 5000)
+    os.utime(repo / "model.bin", ns=(OLD_NS, OLD_NS))
+    out, quick = status(repo)
+    assert "modified: model.bin" in out and not quick
+    assert not snapshot(repo).exists()
+    (repo / "model.bin").write_bytes(b"m" * 5000)
+    age(repo / "model.bin")
+    assert status(repo)[0] == "2 artifacts, all clean"
+    assert status(repo) == ("2 artifacts, all clean", True)
+
+    # a file added to the folder (no watcher: the fingerprint sees it)
+    (repo / "data" / "d1" / "new.txt").write_text("new")
+    out, quick = status(repo)
+    assert "modified: data (1 added)" in out and not quick
+    (repo / "data" / "d1" / "new.txt").unlink()
+    age(repo / "data")
+    assert status(repo)[0] == "2 artifacts, all clean"
+
+    # the index changes (a pointer unstaged): the tracked set is read again
+    git(repo, "rm", "-q", "--cached", "model.bin.gitml")
+    assert status(repo) == ("1 artifacts, all clean", False)
+    git(repo, "reset", "-q")
+    age(repo / ".git" / "index")
+    assert status(repo)[0] == "2 artifacts, all clean"
+    assert status(repo) == ("2 artifacts, all clean", True)
+
+    # gc forgets the completeness marks the snapshot relies on, and the snapshot with them
+    gitml(repo, "gc")
+    assert not snapshot(repo).exists()
+
+
+def test_no_snapshot_from_a_racy_stat(repo: Path) -> None:
+    tracked_repo(repo)
+    (repo / "model.bin").write_bytes(b"x" * 5000)  # changed in this very clock tick
+    gitml(repo, "add", "model.bin")
+    git(repo, "commit", "-q", "-m", "x")
+    status(repo)
+    assert not snapshot(repo).exists()  # the next status looks again
+
+
+def test_watcher_sees_every_change_made_before_the_question(watcher: Path) -> None:
+    repo = watcher
+    tracked_repo(repo)
+    gitml(repo, "watch", "start")
+    assert status(repo) == ("2 artifacts, all clean", False)  # the first question starts the watch
+    info = json.loads(gitml(repo, "watch", "--json").stdout)
+    assert info["roots"][str(repo / "data")]["watches"] == 5  # data and its 4 sub-folders
+    assert status(repo) == ("2 artifacts, all clean", True)
+
+    target = repo / "data" / "d2" / "f10.txt"
+    original = target.read_bytes()
+    for i in range(8):  # changed, then asked at once: the cookie handshake orders them
+        target.write_bytes(original[:-1] + bytes([65 + i]))
+        os.utime(target, ns=(OLD_NS, OLD_NS))
+        out, quick = status(repo)
+        assert "modified: data (1 modified)" in out and not quick, (i, out)
+        target.write_bytes(original)
+        age(target)
+        assert status(repo)[0] == "2 artifacts, all clean"
+
+    # a new sub-folder is watched too, and a file in it shows
+    (repo / "data" / "new").mkdir()
+    assert status(repo)[0] == "2 artifacts, all clean"  # an empty folder is no content
+    (repo / "data" / "new" / "g.txt").write_text("g")
+    assert "modified: data (1 added)" in status(repo)[0]
+    (repo / "data" / "new" / "g.txt").unlink()
+    (repo / "data" / "new").rmdir()
+    age(repo / "data")
+    assert status(repo)[0] == "2 artifacts, all clean"
+    assert status(repo) == ("2 artifacts, all clean", True)
+
+    # the folder swapped for another behind the watch's back (its parent renamed)
+    (repo / "outer").mkdir()
+    os.rename(repo / "data", repo / "outer" / "data")
+    os.rename(repo / "outer", repo / "outer2")
+    shutil.copytree(repo / "outer2" / "data", repo / "data")
+    (repo / "data" / "d0" / "f0.txt").write_text("changed in the copy\n")
+    age(repo / "data")
+    out, quick = status(repo, GITML_NO_QUICK_STATUS="1")
+    assert "modified: data (1 modified)" in out
+    shutil.rmtree(repo / "data")
+    os.rename(repo / "outer2" / "data", repo / "data")
+    assert status(repo)[0] == "2 artifacts, all clean"
+
+
+def test_a_dead_watcher_costs_only_the_walk(watcher: Path) -> None:
+    repo = watcher
+    tracked_repo(repo)
+    gitml(repo, "watch", "start")
+    status(repo)
+    pid = json.loads(gitml(repo, "watch", "--json").stdout)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.02)
+    assert (repo / ".git" / "ml" / "watch.sock").exists()  # stale: nobody answers it
+    (repo / "data" / "d3" / "f3.txt").write_text("edited while nobody watched\n")
+    age(repo / "data")
+    assert "modified: data (1 modified)" in status(repo)[0]
+    assert "no watcher is running" in gitml(repo, "watch").stdout
+    gitml(repo, "watch", "start")  # over the stale socket
+    assert "modified: data (1 modified)" in status(repo)[0]
+    assert "1 folders" in gitml(repo, "watch").stdout
+    assert "watcher stopped" in gitml(repo, "watch", "stop").stdout
+    assert "no watcher was running" in gitml(repo, "watch", "stop").stdout
