@@ -21,7 +21,7 @@ ML_DIR = "ml"  # under Git's common dir: the store and local state, shared by wo
 STORE_DIR = "store"
 STAT_CACHE = "stat-cache.sqlite"
 #: what proved the last status all clean (gitml.artifacts.quick_status); beside the stat cache
-STATUS_SNAPSHOT = "status-snapshot.json"
+STATUS_SNAPSHOT = "status-snapshot.bin"
 STORE_LOCK = "store.lock"
 WORKTREE_LOCK = "worktree.lock"  # read-modify-write of .gitignore, .gitattributes, pointers
 CONFIG_LOCK = "config.lock"

@@ -47,7 +47,7 @@ def status(repo: Path, **env: str) -> tuple[str, bool]:
 
 
 def snapshot(repo: Path) -> Path:
-    return repo / ".git" / "ml" / "status-snapshot.json"
+    return repo / ".git" / "ml" / "status-snapshot.bin"
 
 
 @pytest.fixture
@@ -178,3 +178,44 @@ def test_a_dead_watcher_costs_only_the_walk(watcher: Path) -> None:
     assert "1 folders" in gitml(repo, "watch").stdout
     assert "watcher stopped" in gitml(repo, "watch", "stop").stdout
     assert "no watcher was running" in gitml(repo, "watch", "stop").stdout
+
+
+def test_a_watcher_that_answers_nonsense_is_not_believed_and_can_be_stopped(watcher: Path) -> None:
+    """Say a watcher of another gitml version, whose answers this one cannot read."""
+    import socket
+    import threading
+
+    repo = watcher
+    tracked_repo(repo)
+    gitml(repo, "watch", "start")
+    status(repo)
+    pid = json.loads(gitml(repo, "watch", "--json").stdout)["pid"]
+    sock_path = repo / ".git" / "ml" / "watch.sock"
+    sock_path.unlink()
+    impostor = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    impostor.bind(str(sock_path))
+    impostor.listen(8)
+
+    def babble() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = impostor.accept()
+                with conn:
+                    conn.recv(1 << 16)
+                    conn.sendall(b'{"roots": "all unchanged"}\n')
+
+    threading.Thread(target=babble, daemon=True).start()
+    try:
+        (repo / "data" / "d1" / "f1.txt").write_text("edited\n")
+        age(repo / "data")
+        assert "modified: data (1 modified)" in status(repo)[0]
+        err = gitml(repo, "watch", "start", check=False)
+        assert err.returncode == 1 and f"(pid {pid}" in err.stderr and "git ml watch stop" in err.stderr
+        assert "watcher stopped" in gitml(repo, "watch", "stop").stdout
+        for _ in range(200):
+            if not Path(f"/proc/{pid}").exists():
+                break
+            time.sleep(0.02)
+        assert not Path(f"/proc/{pid}").exists()
+    finally:
+        impostor.close()

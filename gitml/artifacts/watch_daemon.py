@@ -13,8 +13,8 @@ before the question is counted (Git's fsmonitor uses the same handshake).
 Not seen, as with any inotify watcher: writes through a mapping (``mmap``) and writes
 through a hard link that lives outside the folder. ``git ml status --no-watch`` walks.
 
-Protocol: one JSON line each way over ``<ml dir>/watch.sock``. Requests:
-``{"roots": {"/abs/folder": "<token or empty>"}}``, ``{"info": true}``, ``{"stop": true}``.
+Protocol: one request and one reply per connection over ``<ml dir>/watch.sock``, each
+ended by closing the writing side (see :func:`gitml.artifacts.watch_client.ask`).
 """
 
 from __future__ import annotations
@@ -181,18 +181,15 @@ class Watcher:
                 os.unlink(path)
 
     # ------------------------------------------------------------------ questions
-    def answer(self, req: dict[str, Any]) -> dict[str, Any]:
-        if req.get("info"):
-            return {"instance": self.instance, "pid": os.getpid(), "roots": {
-                p: {"watches": len(r.wds), "broken": r.broken} for p, r in sorted(self.roots.items())}}
-        asked = req.get("roots")
-        if not isinstance(asked, dict):
-            return {"error": "bad request"}
+    def info(self) -> dict[str, Any]:
+        return {"instance": self.instance, "pid": os.getpid(), "roots": {
+            p: {"watches": len(r.wds), "broken": r.broken} for p, r in sorted(self.roots.items())}}
+
+    def answer(self, asked: list[tuple[str, str]]) -> tuple[str, list[str]]:
+        """The new token and, per (folder, token) asked, the folder's state since then."""
         synced = self.sync()
-        out: dict[str, str] = {}
-        for path, since in asked.items():
-            out[str(path)] = self._state(str(path), since if isinstance(since, str) else "", synced)
-        return {"token": f"{self.instance}:{self.seq}", "roots": out}
+        states = [self._state(path, since, synced) for path, since in asked]
+        return f"{self.instance}:{self.seq}", states
 
     def _state(self, path: str, since: str, synced: bool) -> str:
         if not os.path.isabs(path):
@@ -230,6 +227,8 @@ def serve(ml_dir: str) -> int:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return 0
+    os.ftruncate(lock_fd, 0)
+    os.write(lock_fd, f"{os.getpid()}\n".encode())  # who to signal if it stops answering
     os.chdir(ml_dir)  # bind a short relative name: a socket path is limited to ~107 bytes
     with contextlib.suppress(FileNotFoundError):
         os.unlink(SOCKET_NAME)
@@ -245,8 +244,7 @@ def serve(ml_dir: str) -> int:
     stopping = False
 
     def on_term(_sig: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        raise SystemExit(0)  # out of poll() at once; the finally below removes the socket
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
@@ -280,29 +278,31 @@ def _still_ours(sock_ino: int) -> bool:
 
 
 def _serve_one(server: socket.socket, watcher: Watcher) -> bool:
-    """Answer one client; True when it asked the watcher to stop."""
+    """Answer one client (see :mod:`gitml.artifacts.watch_client` for the format); True
+    when it asked the watcher to stop."""
     conn, _ = server.accept()
     with conn:
         conn.settimeout(2.0)
         try:
-            data = b""
-            while not data.endswith(b"\n") and len(data) < 1 << 24:
-                part = conn.recv(1 << 16)
-                if not part:
-                    break
-                data += part
-            req = json.loads(data)
-            if not isinstance(req, dict):
-                raise ValueError("not an object")
-        except (OSError, ValueError):
-            return False
-        if req.get("stop"):
-            with contextlib.suppress(OSError):
-                conn.sendall(b'{"stopped": true}\n')
-            return True
-        reply = watcher.answer(req)
-        with contextlib.suppress(OSError):
-            conn.sendall(json.dumps(reply).encode() + b"\n")
+            parts = []
+            size = 0
+            while size < 1 << 26 and (part := conn.recv(1 << 16)):
+                parts.append(part)
+                size += len(part)
+            verb, _, rest = b"".join(parts).partition(b"\0")
+            if verb == b"stop":
+                conn.sendall(b"stopped")
+                return True
+            if verb == b"info":
+                conn.sendall(json.dumps(watcher.info()).encode())
+            elif verb == b"roots":
+                fields = rest.split(b"\0")[:-1]
+                asked = [(os.fsdecode(fields[i + 1]), fields[i].decode("ascii", "replace"))
+                         for i in range(0, len(fields) - 1, 2)]
+                token, states = watcher.answer(asked)
+                conn.sendall(b"".join(x.encode() + b"\0" for x in [token, *states]))
+        except OSError:
+            pass
     return False
 
 
