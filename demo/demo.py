@@ -183,14 +183,19 @@ def main() -> int:
     if not same:
         raise SystemExit("the clone's model differs")
 
-    step("8. Change the data: status, drift, data quality")
-    shifted = evaluation.copy()
-    shifted["age"] = shifted["age"] + 5  # an upstream change: ages recorded five years later
-    shifted.to_parquet(clone / "data/eval.parquet", index=False)
-    sh(clone, "git ml status")
-    sh(clone, "git ml drift data/eval.parquet --reference HEAD", check=False)
-    sh(clone, "git ml validate data/eval.parquet", check=False)
-    sh(clone, "git ml checkout --force data/eval.parquet && git ml status && git ml fsck")
+    step("8. Change the data: status (with the watcher on), drift, data quality")
+    # the watcher tells status which artifact folders changed (inotify, like Git's fsmonitor)
+    sh(clone, "git ml watch start")
+    try:
+        shifted = evaluation.copy()
+        shifted["age"] = shifted["age"] + 5  # an upstream change: ages recorded five years later
+        shifted.to_parquet(clone / "data/eval.parquet", index=False)
+        sh(clone, "git ml status")
+        sh(clone, "git ml drift data/eval.parquet --reference HEAD", check=False)
+        sh(clone, "git ml validate data/eval.parquet", check=False)
+        sh(clone, "git ml checkout --force data/eval.parquet && git ml status && git ml fsck")
+    finally:
+        sh(clone, "git ml watch stop", check=False)
 
     step("9. History, lineage and the report")
     sh(repo, "git ml log")
