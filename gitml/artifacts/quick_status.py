@@ -89,9 +89,9 @@ def _still_clean(top: str, art: dict[str, Any], tokens: dict[str, str], watching
     """Whether ``art``'s stats are those recorded; a folder watched goes into ``tokens`` (to
     ask the watcher), one not watched is fingerprinted."""
     path = os.path.join(top, art["path"])
-    if _stat_row(os.lstat(path + ".gitml")) != art["pointer"]:
+    if _stat_row(os.stat(path + ".gitml")) != art["pointer"]:
         return False
-    st = os.lstat(path)
+    st = os.stat(path)  # a link is followed, as the full status reads through it
     if art["kind"] == "file":
         return bool(_stat_row(st) == art["stat"])
     if not stat_mod.S_ISDIR(st.st_mode) or [st.st_dev, st.st_ino] != art["root"]:
@@ -136,7 +136,7 @@ def write(repo: MLRepo, started_ns: int, artifacts: list[dict[str, Any]]) -> boo
         racy = index.st_mtime_ns >= limit
         for art in artifacts:
             path = os.path.join(top, art["path"])
-            pst, st = os.lstat(path + ".gitml"), os.lstat(path)
+            pst, st = os.stat(path + ".gitml"), os.stat(path)
             racy = racy or pst.st_mtime_ns >= limit
             row = dict(art, pointer=_stat_row(pst))
             if art["kind"] == "file":
