@@ -1,0 +1,108 @@
+"""Storing a large file: its chunks (boundaries unchanged), the writer threads, failures."""
+
+from __future__ import annotations
+
+import io
+import mmap
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from gitml.errors import GitMLError
+from gitml.store import chunking
+from gitml.store.fsutil import open_new_direct, write_all_direct
+from gitml.store.ids import hash_bytes
+from gitml.store.objects import ObjectStore
+
+MIB = 1 << 20
+
+
+def _reference_cuts(data: bytes) -> list[int]:
+    """Chunk lengths from pyfastcdc's own stream chunker with the store's parameters: the
+    boundaries every existing store and remote dedupes against."""
+    from pyfastcdc import FastCDC
+
+    cdc = FastCDC(1024 * 1024)  # its defaults: 256 KiB min, 4 MiB max
+    return [c.length for c in cdc.cut_stream(io.BytesIO(data))]
+
+
+def _stored_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("size", [1, 4095, 4096, 4097, MIB + 123, 4 * MIB])
+def test_direct_write_keeps_every_byte(tmp_path: Path, size: int) -> None:
+    buf = memoryview(mmap.mmap(-1, 4 * MIB))
+    data = random.Random(size).randbytes(size)
+    buf[:size] = data
+    path = str(tmp_path / "f")
+    fd, _ = open_new_direct(path, 0o444)
+    try:
+        write_all_direct(fd, buf[:size])
+    finally:
+        os.close(fd)
+    assert Path(path).read_bytes() == data
+    assert os.stat(path).st_mode & 0o777 == 0o444
+
+
+def test_large_file_round_trip_through_the_chunk_writers(tmp_path: Path) -> None:
+    data = random.Random(7).randbytes(23 * MIB + 5)
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    store = ObjectStore(tmp_path / "store")
+    stored = store.put_file(src)
+    assert stored.size == len(data) and stored.new_bytes == len(data)
+    assert stored.oid == hash_bytes(data)
+    _, refs = store.read_chunklist(stored.oid)
+    assert [r.size for r in refs] == _reference_cuts(data)  # the boundaries did not move
+    for ref in refs:
+        path = store.object_path(ref.oid)
+        assert os.stat(path).st_mode & 0o777 == 0o444
+        assert hash_bytes(path.read_bytes()) == ref.oid
+    out = tmp_path / "out.bin"
+    store.copy_to(stored.oid, out)
+    assert out.read_bytes() == data
+    assert list((tmp_path / "store/tmp").iterdir()) == []
+    again = store.put_file(src)  # everything is there: nothing new
+    assert again.oid == stored.oid and again.new_bytes == 0
+
+
+def test_a_failing_chunk_write_is_one_error_and_leaves_nothing_half_written(tmp_path: Path) -> None:
+    data = random.Random(8).randbytes(30 * MIB)
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    lengths = _reference_cuts(data)
+    cut = sum(lengths[:10])
+    victim = hash_bytes(data[cut:cut + lengths[10]])  # the 11th chunk cannot be stored
+    root = tmp_path / "store"
+    (root / "objects").mkdir(parents=True)
+    (root / "objects" / victim[:2]).write_bytes(b"a file where its folder should be")
+    store = ObjectStore(root)
+    with pytest.raises(GitMLError) as err:
+        store.put_file(src)
+    assert "\n" not in str(err.value) and "gitml store" in str(err.value)
+    assert not (root / "chunked").exists()  # no chunk list: the file is not stored
+    assert list((root / "tmp").iterdir()) == []  # no partial write left behind
+    for path in _stored_files(root / "objects"):  # what did land is whole
+        if path.parent.is_dir() and len(path.parent.name) == 2:
+            assert hash_bytes(path.read_bytes()) == path.parent.name + path.name
+
+
+@pytest.mark.parametrize("size", [9 * MIB, 33 * MIB + 1])
+def test_all_zero_file_is_stored_once_per_distinct_chunk(tmp_path: Path, size: int) -> None:
+    src = tmp_path / "zeros.bin"
+    src.write_bytes(bytes(size))
+    store = ObjectStore(tmp_path / "store")
+    stored = store.put_file(src)
+    _, refs = store.read_chunklist(stored.oid)
+    assert [r.size for r in refs] == _reference_cuts(bytes(size))
+    assert stored.new_bytes == sum(dict((r.oid, r.size) for r in refs).values())
+    out = tmp_path / "out.bin"
+    store.copy_to(stored.oid, out)
+    assert out.read_bytes() == bytes(size)
+
+
+def test_chunking_parameters_are_pyfastcdcs_defaults() -> None:
+    assert (chunking.MIN_CHUNK, chunking.AVG_CHUNK, chunking.MAX_CHUNK) == (256 * 1024, MIB, 4 * MIB)
