@@ -104,5 +104,53 @@ def test_all_zero_file_is_stored_once_per_distinct_chunk(tmp_path: Path, size: i
     assert out.read_bytes() == bytes(size)
 
 
+def _inputs() -> list[tuple[str, bytes]]:
+    """Random, all-zero, edited and repetitive data, around the stream chunker's 8 MiB
+    buffer edges and the 4 MiB largest chunk."""
+    rng = random.Random(3)
+    base = rng.randbytes(20 * MIB)
+    mid = 9 * MIB + 17
+    out = [(f"random {n}", base[:n]) for n in (8 * MIB - 1, 8 * MIB, 8 * MIB + 1, 12 * MIB + 3)]
+    out += [(f"zeros {n}", bytes(n)) for n in (4 * MIB, 4 * MIB + 1, 16 * MIB + 5)]
+    out.append(("insert", base[:mid] + b"EDIT" * 25 + base[mid:]))
+    out.append(("delete", base[:mid] + base[mid + 4096:]))
+    out.append(("overwrite", base[:mid] + bytes(300 * 1024) + base[mid + 300 * 1024:]))
+    out.append(("zeros inside random", base[:5 * MIB] + bytes(9 * MIB) + base[5 * MIB:10 * MIB]))
+    out.append(("repeated block", rng.randbytes(700 * 1024) * 15))
+    return out
+
+
+@pytest.mark.parametrize(("name", "data"), _inputs(), ids=[n for n, _ in _inputs()])
+def test_boundaries_equal_pyfastcdcs_stream_chunker(name: str, data: bytes) -> None:
+    got = [len(v) for v in chunking.iter_chunks(io.BytesIO(data))]
+    assert got == _reference_cuts(data), name
+
+
+def test_a_read_error_mid_file_stops_the_writers_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    import threading
+
+    class Failing(io.RawIOBase):
+        def __init__(self) -> None:
+            self.inner = io.BytesIO(random.Random(9).randbytes(40 * MIB))
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+            if self.inner.tell() >= 24 * MIB:
+                raise OSError(5, "Input/output error")
+            return self.inner.readinto(b)
+
+    before = threading.active_count()
+    store = ObjectStore(tmp_path / "store")
+    with pytest.raises(OSError, match="Input/output error"):
+        store.put_stream(Failing(), 40 * MIB)
+    assert threading.active_count() == before  # the writer threads are gone
+    assert list((tmp_path / "store/tmp").iterdir()) == []
+    assert not (tmp_path / "store/chunked").exists()
+    for path in _stored_files(tmp_path / "store/objects"):  # the chunks that landed are whole
+        assert hash_bytes(path.read_bytes()) == path.parent.name + path.name
+
+
 def test_chunking_parameters_are_pyfastcdcs_defaults() -> None:
     assert (chunking.MIN_CHUNK, chunking.AVG_CHUNK, chunking.MAX_CHUNK) == (256 * 1024, MIB, 4 * MIB)
