@@ -152,5 +152,48 @@ def test_a_read_error_mid_file_stops_the_writers_and_leaves_no_temp_file(tmp_pat
         assert hash_bytes(path.read_bytes()) == path.parent.name + path.name
 
 
+@pytest.mark.parametrize(("seconds_per_write", "stays_direct"), [(0.0, True), (0.05, False)])
+def test_writers_leave_o_direct_for_a_disk_slower_than_the_page_cache(
+        monkeypatch: pytest.MonkeyPatch, seconds_per_write: float, stays_direct: bool) -> None:
+    import time
+
+    from gitml.store import chunk_writers
+
+    monkeypatch.setattr(chunk_writers, "PROBE", 4 * MIB)
+    calls: list[tuple[int, bool]] = []
+
+    def put(oid: str, data: memoryview, direct: bool) -> None:
+        if direct:
+            time.sleep(seconds_per_write)  # 1 MiB per 50 ms on three threads: ~60 MiB/s
+        calls.append((int(oid), direct))
+
+    writers = chunk_writers.ChunkWriters(put, MIB)
+    chunk = memoryview(bytes(MIB))
+    for i in range(12):
+        writers.submit(str(i), chunk)
+    writers.close()
+    assert sorted(i for i, _ in calls) == list(range(12))
+    assert writers.direct is stays_direct
+    assert [d for _, d in sorted(calls)][-3:] == [stays_direct] * 3
+
+
+def test_chunks_written_through_the_page_cache_after_a_slow_probe_are_whole(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from gitml.store import chunk_writers
+
+    monkeypatch.setattr(chunk_writers, "PROBE", 2 * MIB)
+    monkeypatch.setattr(chunk_writers, "MIN_DIRECT_RATE", 1 << 60)  # no disk is that fast
+    data = random.Random(11).randbytes(20 * MIB)
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    store = ObjectStore(tmp_path / "store")
+    stored = store.put_file(src)
+    out = tmp_path / "out.bin"
+    store.copy_to(stored.oid, out)
+    assert out.read_bytes() == data
+    _, refs = store.read_chunklist(stored.oid)
+    assert all(os.stat(store.object_path(r.oid)).st_mode & 0o777 == 0o444 for r in refs)
+
+
 def test_chunking_parameters_are_pyfastcdcs_defaults() -> None:
     assert (chunking.MIN_CHUNK, chunking.AVG_CHUNK, chunking.MAX_CHUNK) == (256 * 1024, MIB, 4 * MIB)

@@ -9,6 +9,10 @@ pressure) costs more than the disk write itself; the store copy is not read agai
 Several threads keep writes in flight, so the disk stays busy while files are being created
 (an inode costs 0.3 ms and more on an ext4 that recently deleted many files).
 
+A slow disk (a spinning one, a network share) would make the add wait for it, where the
+page cache would have let it return at memory speed: when the first ``PROBE`` bytes went
+out slower than ``MIN_DIRECT_RATE``, the rest go through the page cache.
+
 Memory stays flat: ``BUFFERS`` buffers of the largest chunk, whatever the file size. The
 first failure stops the writers; :meth:`ChunkWriters.close` raises it. Each chunk is
 written to a temp file and renamed into place (:meth:`ObjectStore.put_bytes`), so a
@@ -20,18 +24,28 @@ from __future__ import annotations
 import mmap
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 #: buffers in flight: three being written, the rest queued
 BUFFERS = 10
 THREADS = 3
+#: direct writes are judged once this many bytes went out that way...
+PROBE = 32 * 1024 * 1024
+#: ...and kept only when the disk took them at least this fast (bytes per second)
+MIN_DIRECT_RATE = 400 * 1024 * 1024
 
 
 class ChunkWriters:
-    """``put(oid, view)`` on :data:`THREADS` threads, fed through a pool of aligned buffers."""
+    """``put(oid, view, direct)`` on :data:`THREADS` threads, fed through a pool of aligned
+    buffers; ``direct`` says whether O_DIRECT is still worth trying."""
 
-    def __init__(self, put: Callable[[str, memoryview], None], max_chunk: int) -> None:
+    def __init__(self, put: Callable[[str, memoryview, bool], None], max_chunk: int) -> None:
         self._put = put
+        self.direct = True
+        self._direct_bytes = 0
+        self._direct_busy = 0.0  # seconds the threads spent in direct writes, summed
+        self._lock = threading.Lock()
         self._free: queue.Queue[memoryview] = queue.Queue()
         for _ in range(BUFFERS):  # anonymous mmaps are page-aligned, as O_DIRECT needs
             self._free.put(memoryview(mmap.mmap(-1, max_chunk)))
@@ -47,14 +61,29 @@ class ChunkWriters:
             oid, buf, n = item
             try:
                 if not self.failures:
-                    self._put(oid, buf[:n])
+                    direct = self.direct
+                    began = time.monotonic()
+                    self._put(oid, buf[:n], direct)
+                    if direct:
+                        self._judge(n, time.monotonic() - began)
             except BaseException as e:
                 self.failures.append(e)
             finally:
                 self._free.put(buf)
 
+    def _judge(self, n: int, seconds: float) -> None:
+        """Keep O_DIRECT when the disk took the first :data:`PROBE` bytes fast enough: the
+        writers' busy time, not the wall time (a slow chunker is not a slow disk)."""
+        with self._lock:
+            before = self._direct_bytes
+            self._direct_bytes += n
+            self._direct_busy += seconds
+            if before < PROBE <= self._direct_bytes:
+                rate = self._direct_bytes / max(self._direct_busy / THREADS, 1e-9)
+                self.direct = rate >= MIN_DIRECT_RATE
+
     def submit(self, oid: str, data: memoryview) -> None:
-        """Queue a copy of ``data`` (waits for a free buffer while both threads are busy)."""
+        """Queue a copy of ``data`` (waits for a free buffer while every thread is busy)."""
         buf = self._free.get()
         buf[:len(data)] = data
         self._pending.put((oid, buf, len(data)))

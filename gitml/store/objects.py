@@ -347,8 +347,8 @@ class ObjectStore:
             self._write(dest, chunking.dumps(size, refs))
         return StoredFile(oid, size, new)
 
-    def _put_chunk(self, oid: str, data: memoryview) -> None:
-        self.put_bytes(data, oid, direct=True)
+    def _put_chunk(self, oid: str, data: memoryview, direct: bool) -> None:
+        self.put_bytes(data, oid, direct=direct)
 
     def _object_str(self, oid: str) -> str:
         return f"{self.root}/{OBJECTS}/{oid[:2]}/{oid[2:]}"
