@@ -13,7 +13,8 @@ A slow disk (a spinning one, a network share) would make the add wait for it, wh
 page cache would have let it return at memory speed: when the first ``PROBE`` bytes went
 out slower than ``MIN_DIRECT_RATE``, the rest go through the page cache.
 
-Memory stays flat: ``BUFFERS`` buffers of the largest chunk, whatever the file size. The
+Memory stays flat: at most ``BUFFERS`` buffers of the largest chunk, whatever the file
+size, and only as many as the writers fall behind. The
 first failure stops the writers; :meth:`ChunkWriters.close` raises it. Each chunk is
 written to a temp file and renamed into place (:meth:`ObjectStore.put_bytes`), so a
 failure leaves no partial object under a real name.
@@ -46,9 +47,9 @@ class ChunkWriters:
         self._direct_bytes = 0
         self._direct_busy = 0.0  # seconds the threads spent in direct writes, summed
         self._lock = threading.Lock()
+        self._max_chunk = max_chunk
         self._free: queue.Queue[memoryview] = queue.Queue()
-        for _ in range(BUFFERS):  # anonymous mmaps are page-aligned, as O_DIRECT needs
-            self._free.put(memoryview(mmap.mmap(-1, max_chunk)))
+        self._buffers = 0  # made when needed: adding several files at once keeps memory low
         self._pending: queue.Queue[tuple[str, memoryview, int] | None] = queue.Queue()
         self.failures: list[BaseException] = []
         self._threads = [threading.Thread(target=self._run, name=f"gitml-chunk-writer-{i}", daemon=True)
@@ -84,7 +85,14 @@ class ChunkWriters:
 
     def submit(self, oid: str, data: memoryview) -> None:
         """Queue a copy of ``data`` (waits for a free buffer while every thread is busy)."""
-        buf = self._free.get()
+        try:
+            buf = self._free.get_nowait()
+        except queue.Empty:
+            if self._buffers < BUFFERS:  # anonymous mmaps are page-aligned, as O_DIRECT needs
+                self._buffers += 1
+                buf = memoryview(mmap.mmap(-1, self._max_chunk))
+            else:
+                buf = self._free.get()
         buf[:len(data)] = data
         self._pending.put((oid, buf, len(data)))
 
