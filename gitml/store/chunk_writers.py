@@ -1,8 +1,8 @@
 """Writing the new chunks of a large file while it is being chunked.
 
 The chunker hands over each new chunk; it is copied into one of a few page-aligned
-buffers (the chunker reuses its own) and written by one of three threads with O_DIRECT where
-the file system allows (:func:`gitml.store.fsutil.open_new_direct`). Going around the
+buffers (the chunker reuses its own) and written by one of three threads, with O_DIRECT
+where the file system allows (:func:`gitml.store.fsutil.open_new_direct`). Going around the
 page cache matters: a 512 MiB add otherwise takes 512 MiB of fresh page-cache memory,
 which on a VM whose host hands out memory lazily (and on any machine under memory
 pressure) costs more than the disk write itself; the store copy is not read again soon.
@@ -14,10 +14,10 @@ page cache would have let it return at memory speed: when the first ``PROBE`` by
 out slower than ``MIN_DIRECT_RATE``, the rest go through the page cache.
 
 Memory stays flat: at most ``BUFFERS`` buffers of the largest chunk, whatever the file
-size, and only as many as the writers fall behind. The
-first failure stops the writers; :meth:`ChunkWriters.close` raises it. Each chunk is
-written to a temp file and renamed into place (:meth:`ObjectStore.put_bytes`), so a
-failure leaves no partial object under a real name.
+size, and only as many as the writers fall behind. The first failure stops the writers;
+:meth:`ChunkWriters.close` raises it. Each chunk is written to a temp file and renamed
+into place (:meth:`ObjectStore.put_bytes`), so a failure leaves no partial object under a
+real name.
 """
 
 from __future__ import annotations

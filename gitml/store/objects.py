@@ -313,7 +313,7 @@ class ObjectStore:
         return self._put_chunked(stream)
 
     def _put_chunked(self, stream: Readable) -> StoredFile:
-        """Chunk and hash on this thread while two others write the new chunks
+        """Chunk and hash on this thread while writer threads store the new chunks
         (:mod:`gitml.store.chunk_writers`), so a large add costs about max(chunking,
         writing) rather than their sum."""
         whole = new_hasher()
