@@ -167,14 +167,20 @@ def test_writers_leave_o_direct_for_a_disk_slower_than_the_page_cache(
             time.sleep(seconds_per_write)  # 1 MiB per 50 ms on three threads: ~60 MiB/s
         calls.append((int(oid), direct))
 
-    writers = chunk_writers.ChunkWriters(put, MIB)
+    probe = chunk_writers.DirectProbe()
     chunk = memoryview(bytes(MIB))
+    writers = chunk_writers.ChunkWriters(put, MIB, probe)
     for i in range(12):
         writers.submit(str(i), chunk)
     writers.close()
     assert sorted(i for i, _ in calls) == list(range(12))
-    assert writers.direct is stays_direct
+    assert probe.direct is stays_direct
     assert [d for _, d in sorted(calls)][-3:] == [stays_direct] * 3
+    calls.clear()
+    writers = chunk_writers.ChunkWriters(put, MIB, probe)  # the next file of the same store
+    writers.submit("12", chunk)
+    writers.close()
+    assert calls == [(12, stays_direct)]  # judged once: the verdict holds
 
 
 def test_chunks_written_through_the_page_cache_after_a_slow_probe_are_whole(

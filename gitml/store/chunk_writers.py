@@ -10,8 +10,9 @@ Several threads keep writes in flight, so the disk stays busy while files are be
 (an inode costs 0.3 ms and more on an ext4 that recently deleted many files).
 
 A slow disk (a spinning one, a network share) would make the add wait for it, where the
-page cache would have let it return at memory speed: when the first ``PROBE`` bytes went
-out slower than ``MIN_DIRECT_RATE``, the rest go through the page cache.
+page cache would have let it return at memory speed: when the store's first ``PROBE``
+bytes went out slower than ``MIN_DIRECT_RATE`` (:class:`DirectProbe`, one per store, so
+files added side by side are judged together), the rest go through the page cache.
 
 Memory stays flat: at most ``BUFFERS`` buffers of the largest chunk, whatever the file
 size, and only as many as the writers fall behind. The first failure stops the writers;
@@ -37,16 +38,48 @@ PROBE = 32 * 1024 * 1024
 MIN_DIRECT_RATE = 400 * 1024 * 1024
 
 
+class DirectProbe:
+    """Whether O_DIRECT still pays for one store: judged once, on the disk's throughput
+    over the first :data:`PROBE` bytes, counting only the time some direct write was under
+    way (a slow chunker is not a slow disk; several writers share one disk)."""
+
+    def __init__(self) -> None:
+        self.direct = True
+        self._bytes = 0
+        self._active = 0.0  # seconds during which at least one direct write was under way
+        self._running = 0
+        self._since = 0.0
+        self._lock = threading.Lock()
+
+    def begin(self) -> None:
+        with self._lock:
+            if not self._running:
+                self._since = time.monotonic()
+            self._running += 1
+
+    def end(self, n: int) -> None:
+        with self._lock:
+            self._running -= 1
+            now = time.monotonic()
+            if not self._running:
+                self._active += now - self._since
+            elif self._bytes < PROBE:
+                self._active += now - self._since  # the span so far counts once
+                self._since = now
+            before = self._bytes
+            self._bytes += n
+            if before < PROBE <= self._bytes:
+                self.direct = self._bytes / max(self._active, 1e-9) >= MIN_DIRECT_RATE
+
+
 class ChunkWriters:
     """``put(oid, view, direct)`` on :data:`THREADS` threads, fed through a pool of aligned
-    buffers; ``direct`` says whether O_DIRECT is still worth trying."""
+    buffers; ``direct`` is what ``probe`` says: whether O_DIRECT is still worth trying."""
 
-    def __init__(self, put: Callable[[str, memoryview, bool], None], max_chunk: int) -> None:
+    def __init__(self, put: Callable[[str, memoryview, bool], None], max_chunk: int,
+                 probe: DirectProbe) -> None:
         self._put = put
-        self.direct = True
-        self._direct_bytes = 0
-        self._direct_busy = 0.0  # seconds the threads spent in direct writes, summed
-        self._lock = threading.Lock()
+        self.probe = probe
         self._max_chunk = max_chunk
         self._free: queue.Queue[memoryview] = queue.Queue()
         self._buffers = 0  # made when needed: adding several files at once keeps memory low
@@ -62,26 +95,23 @@ class ChunkWriters:
             oid, buf, n = item
             try:
                 if not self.failures:
-                    direct = self.direct
-                    began = time.monotonic()
-                    self._put(oid, buf[:n], direct)
-                    if direct:
-                        self._judge(n, time.monotonic() - began)
+                    self._write(oid, buf[:n])
             except BaseException as e:
                 self.failures.append(e)
             finally:
                 self._free.put(buf)
 
-    def _judge(self, n: int, seconds: float) -> None:
-        """Keep O_DIRECT when the disk took the first :data:`PROBE` bytes fast enough: the
-        writers' busy time, not the wall time (a slow chunker is not a slow disk)."""
-        with self._lock:
-            before = self._direct_bytes
-            self._direct_bytes += n
-            self._direct_busy += seconds
-            if before < PROBE <= self._direct_bytes:
-                rate = self._direct_bytes / max(self._direct_busy / THREADS, 1e-9)
-                self.direct = rate >= MIN_DIRECT_RATE
+    def _write(self, oid: str, data: memoryview) -> None:
+        if not self.probe.direct:
+            self._put(oid, data, False)
+            return
+        self.probe.begin()
+        n = 0
+        try:
+            self._put(oid, data, True)
+            n = len(data)
+        finally:
+            self.probe.end(n)
 
     def submit(self, oid: str, data: memoryview) -> None:
         """Queue a copy of ``data`` (waits for a free buffer while every thread is busy)."""
