@@ -22,6 +22,8 @@ from gitml.store.readable import Readable
 
 CHUNK_THRESHOLD = 8 * 1024 * 1024
 AVG_CHUNK = 1024 * 1024
+MIN_CHUNK = AVG_CHUNK // 4
+MAX_CHUNK = AVG_CHUNK * 4  # pyfastcdc's defaults for this target, spelled out
 HEADER = "gitml-chunks 1"
 
 
@@ -35,7 +37,7 @@ def iter_chunks(stream: Readable) -> Iterator[memoryview]:
     """Yield the content-defined chunks of ``stream``; each view is valid until the next."""
     from pyfastcdc import FastCDC
 
-    cdc = FastCDC(AVG_CHUNK)
+    cdc = FastCDC(AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
     for chunk in cdc.cut_stream(stream):
         yield chunk.data
 

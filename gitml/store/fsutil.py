@@ -111,6 +111,42 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[os.write(fd, view):]
 
 
+#: O_DIRECT wants buffer addresses, file offsets and lengths in whole logical blocks; a
+#: page (what mmap hands out) is a whole number of them on every device in practice
+DIRECT_ALIGN = 4096
+
+
+def open_new_direct(path: str, mode: int) -> tuple[int, bool]:
+    """Create ``path`` for writing with O_DIRECT (the bytes go to the disk without taking
+    page-cache memory) where the file system allows it, else normally; (fd, direct)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    direct = getattr(os, "O_DIRECT", 0)
+    if direct:
+        try:
+            return os.open(path, flags | direct, mode), True
+        except OSError as e:
+            if e.errno != errno.EINVAL:  # EINVAL: this file system has no O_DIRECT
+                raise
+    return os.open(path, flags, mode), False
+
+
+def write_all_direct(fd: int, data: memoryview) -> None:
+    """Write ``data`` (its start page-aligned) to ``fd`` opened by :func:`open_new_direct`
+    with O_DIRECT: its whole blocks directly, the tail (or the rest, if the device refuses
+    the alignment) through the page cache."""
+    whole = len(data) & ~(DIRECT_ALIGN - 1)
+    done = 0
+    try:
+        while done < whole and not done % DIRECT_ALIGN:  # a short write off a block boundary:
+            done += os.write(fd, data[done:whole])       # the rest goes buffered
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+    if done < len(data):
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+        write_all(fd, data[done:])
+
+
 def kernel_copy(src_fd: int, dst_fd: int) -> bool:
     """Copy the rest of ``src_fd`` into ``dst_fd`` in the kernel (copy_file_range); False,
     with nothing copied, where the file systems do not support it."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,16 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
 from gitml.errors import CorruptObjectError, GitMLError, ObjectMissingError
 from gitml.layout import STORE_TMP, owner_is_gone, temp_name
 from gitml.store import chunking, tree
+from gitml.store.chunk_writers import ChunkWriters, DirectProbe
 from gitml.store.chunking import CHUNK_THRESHOLD, ChunkRef
-from gitml.store.fsutil import kernel_copy, store_write_error, temp_path_for, write_all
+from gitml.store.fsutil import (
+    kernel_copy,
+    open_new_direct,
+    store_write_error,
+    temp_path_for,
+    write_all,
+    write_all_direct,
+)
 from gitml.store.ids import hash_bytes, hash_file, hash_stream, new_hasher
 from gitml.store.keys import CHUNKED, OBJECTS, key_for, parse_key
 from gitml.store.local_packs import LocalPacks
@@ -111,6 +118,7 @@ class ObjectStore:
         self._fans: set[str] = set()  # fan-out folders known to exist
         self._tmp_ready = False
         self.packs = LocalPacks(root, self.tmp_dir)
+        self._direct_probe = DirectProbe()  # whether a large add's chunks skip the page cache
 
     # paths ---------------------------------------------------------------
     def path_of_key(self, key: str) -> Path:
@@ -235,9 +243,11 @@ class ObjectStore:
             raise
         self.install_tmp(tmp, dest)
 
-    def put_bytes(self, data: bytes | memoryview, oid: str | None = None) -> str:
+    def put_bytes(self, data: bytes | memoryview, oid: str | None = None, *, direct: bool = False) -> str:
         """Store small content. The hot path of adding many small files: plain string paths,
-        a temp file in ``tmp/`` (swept if the process is killed), no extra chmod (created 0444)."""
+        a temp file in ``tmp/`` (swept if the process is killed), no extra chmod (created 0444).
+        ``direct``: ``data`` starts page-aligned and goes to the disk with O_DIRECT where the
+        file system allows (a large file's chunks: :mod:`gitml.store.chunk_writers`)."""
         oid = oid or hash_bytes(data)
         fan = f"{self.root}/{OBJECTS}/{oid[:2]}"
         dest = f"{fan}/{oid[2:]}"
@@ -254,11 +264,17 @@ class ObjectStore:
         # in tmp/, not the fan-out folder: a killed writer's leftovers are all in one place
         tmp = f"{self.tmp_dir}/{temp_name(oid[2:])}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
+            if direct:
+                fd, direct = open_new_direct(tmp, 0o444)
+            else:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
         except OSError as e:
             raise store_write_error(e, Path(dest)) from e
         try:
-            write_all(fd, data)
+            if direct:
+                write_all_direct(fd, memoryview(data))
+            else:
+                write_all(fd, data)
             os.close(fd)
             fd = -1
             os.rename(tmp, dest)
@@ -298,30 +314,19 @@ class ObjectStore:
         return self._put_chunked(stream)
 
     def _put_chunked(self, stream: Readable) -> StoredFile:
-        """Chunk and hash on this thread while a second thread writes new chunks, so a large
-        add costs about max(chunking, writing) rather than their sum."""
+        """Chunk and hash on this thread while writer threads store the new chunks
+        (:mod:`gitml.store.chunk_writers`), so a large add costs about max(chunking,
+        writing) rather than their sum."""
         whole = new_hasher()
         refs: list[ChunkRef] = []
-        import queue
-
         size = new = 0
-        pending: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=16)
-        failures: list[BaseException] = []
-
-        def writer() -> None:
-            while (item := pending.get()) is not None:
-                if not failures:
-                    try:
-                        self.put_bytes(item[1], item[0])
-                    except BaseException as e:
-                        failures.append(e)
-
-        thread = threading.Thread(target=writer, name="gitml-chunk-writer", daemon=True)
-        thread.start()
+        if not self._tmp_ready:
+            self._make_tmp_dir()
+        writers = ChunkWriters(self._put_chunk, chunking.MAX_CHUNK, self._direct_probe)
         queued: set[str] = set()
         try:
             for view in chunking.iter_chunks(stream):
-                if failures:
+                if writers.failures:
                     break
                 whole.update(view)
                 coid = hash_bytes(view)
@@ -330,12 +335,11 @@ class ObjectStore:
                 if coid not in queued and not os.path.exists(self._object_str(coid)):
                     queued.add(coid)
                     new += len(view)
-                    pending.put((coid, bytes(view)))  # a copy: the chunker reuses its buffer
-        finally:
-            pending.put(None)
-            thread.join()
-        if failures:
-            raise failures[0]
+                    writers.submit(coid, view)  # copied: the chunker reuses its buffer
+        except BaseException:
+            writers.abort()
+            raise
+        writers.close()
         oid = whole.hexdigest()
         if self.has_object(oid):  # the same bytes were once stored whole
             return StoredFile(oid, size, new)
@@ -343,6 +347,9 @@ class ObjectStore:
         if not dest.exists():
             self._write(dest, chunking.dumps(size, refs))
         return StoredFile(oid, size, new)
+
+    def _put_chunk(self, oid: str, data: memoryview, direct: bool) -> None:
+        self.put_bytes(data, oid, direct=direct)
 
     def _object_str(self, oid: str) -> str:
         return f"{self.root}/{OBJECTS}/{oid[:2]}/{oid[2:]}"
