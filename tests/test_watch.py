@@ -155,19 +155,27 @@ def test_watcher_sees_every_change_made_before_the_question(watcher: Path) -> No
     assert status(repo)[0] == "2 artifacts, all clean"
 
 
-def test_a_dead_watcher_costs_only_the_walk(watcher: Path) -> None:
-    repo = watcher
+def watching(repo: Path) -> int:
+    """Track the data, start the watcher, let it watch the folder; its pid."""
     tracked_repo(repo)
     gitml(repo, "watch", "start")
     status(repo)
-    pid = json.loads(gitml(repo, "watch", "--json").stdout)["pid"]
-    os.kill(pid, signal.SIGKILL)
-    for _ in range(100):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
+    return int(json.loads(gitml(repo, "watch", "--json").stdout)["pid"])
+
+
+def wait_gone(pid: int) -> bool:
+    for _ in range(200):
+        if not Path(f"/proc/{pid}").exists():
+            return True
         time.sleep(0.02)
+    return False
+
+
+def test_a_dead_watcher_costs_only_the_walk(watcher: Path) -> None:
+    repo = watcher
+    pid = watching(repo)
+    os.kill(pid, signal.SIGKILL)
+    assert wait_gone(pid)
     assert (repo / ".git" / "ml" / "watch.sock").exists()  # stale: nobody answers it
     (repo / "data" / "d3" / "f3.txt").write_text("edited while nobody watched\n")
     age(repo / "data")
@@ -186,10 +194,7 @@ def test_a_watcher_that_answers_nonsense_is_not_believed_and_can_be_stopped(watc
     import threading
 
     repo = watcher
-    tracked_repo(repo)
-    gitml(repo, "watch", "start")
-    status(repo)
-    pid = json.loads(gitml(repo, "watch", "--json").stdout)["pid"]
+    pid = watching(repo)
     sock_path = repo / ".git" / "ml" / "watch.sock"
     sock_path.unlink()
     impostor = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -212,10 +217,6 @@ def test_a_watcher_that_answers_nonsense_is_not_believed_and_can_be_stopped(watc
         err = gitml(repo, "watch", "start", check=False)
         assert err.returncode == 1 and f"(pid {pid}" in err.stderr and "git ml watch stop" in err.stderr
         assert "watcher stopped" in gitml(repo, "watch", "stop").stdout
-        for _ in range(200):
-            if not Path(f"/proc/{pid}").exists():
-                break
-            time.sleep(0.02)
-        assert not Path(f"/proc/{pid}").exists()
+        assert wait_gone(pid)
     finally:
         impostor.close()
