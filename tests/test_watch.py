@@ -96,6 +96,12 @@ def test_quick_status_proves_clean_and_steps_aside_for_any_change(repo: Path) ->
     assert status(repo)[0] == "2 artifacts, all clean"
     assert status(repo) == ("2 artifacts, all clean", True)
 
+    # gitml's committed folder gone: the full status says gitml is not set up
+    os.rename(repo / ".gitml", repo / "gitml-away")
+    proc = gitml(repo, "status", check=False)
+    assert proc.returncode != 0 and "not set up" in proc.stderr
+    os.rename(repo / "gitml-away", repo / ".gitml")
+
     # gc forgets the completeness marks the snapshot relies on, and the snapshot with them
     gitml(repo, "gc")
     assert not snapshot(repo).exists()

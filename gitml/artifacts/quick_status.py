@@ -62,8 +62,8 @@ def clean_count() -> int | None:
     if any(k in os.environ for k in _GIT_ENV):
         return None
     top = _find_top(os.getcwd())
-    if top is None:
-        return None
+    if top is None or not os.path.isdir(os.path.join(top, ".gitml")):
+        return None  # not set up (any more): the full status says so
     ml_dir = os.path.join(top, ".git", "ml")
     try:
         with open(os.path.join(ml_dir, SNAPSHOT_NAME), "rb") as f:
