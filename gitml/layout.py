@@ -22,6 +22,8 @@ STORE_DIR = "store"
 STAT_CACHE = "stat-cache.sqlite"
 #: what proved the last status all clean (gitml.artifacts.quick_status); beside the stat cache
 STATUS_SNAPSHOT = "status-snapshot.bin"
+#: a private Git index of the artifact folders' files, for Git's stat loop (gitml.git.stat_index)
+STATUS_INDEX = "status-index"
 STORE_LOCK = "store.lock"
 WORKTREE_LOCK = "worktree.lock"  # read-modify-write of .gitignore, .gitattributes, pointers
 CONFIG_LOCK = "config.lock"

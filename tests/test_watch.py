@@ -226,3 +226,44 @@ def test_a_watcher_that_answers_nonsense_is_not_believed_and_can_be_stopped(watc
         assert wait_gone(pid)
     finally:
         impostor.close()
+
+
+def test_without_a_watcher_git_stats_the_files_against_a_private_index(repo: Path) -> None:
+    """The quick path hands the folder's files to `git diff-files` over gitml's own index,
+    whatever the user's Git settings, and watches the subfolders' mtimes for additions."""
+    tracked_repo(repo)
+    git(repo, "config", "core.trustctime", "false")  # would hide a same-size edit with mtime put back
+    git(repo, "config", "core.splitIndex", "true")  # would scatter shared indexes into .git
+    status(repo)
+    assert status(repo) == ("2 artifacts, all clean", True)
+    assert (repo / ".git/ml/status-index").exists()
+    assert not list((repo / ".git").glob("sharedindex.*"))
+    assert "data/d1/f1.txt" not in git(repo, "ls-files").stdout  # Git's own index untouched
+
+    # Git compares whole seconds of ctime (Debian builds it without USE_NSEC): an edit that
+    # puts mtime back within the second the index was written would pass, as it would in
+    # Git's own index. Edits come later than that in life; here, wait for the next second.
+    index_s = (repo / ".git/ml/status-index").stat().st_mtime_ns // 10**9
+    while time.time_ns() // 10**9 <= index_s:
+        time.sleep(0.05)
+    f = repo / "data" / "d1" / "f1.txt"
+    original = f.read_bytes()
+    f.write_bytes(original.upper())  # same size; mtime put back: only ctime moved
+    os.utime(f, ns=(OLD_NS, OLD_NS))
+    out, quick = status(repo)
+    assert "modified: data (1 modified)" in out and not quick
+    f.write_bytes(original)
+    age(repo / "data")
+    assert status(repo)[0] == "2 artifacts, all clean"
+    assert status(repo) == ("2 artifacts, all clean", True)
+
+    f.unlink()  # a file gone, its folder's mtime put back: Git sees the entry missing
+    os.utime(f.parent, ns=(OLD_NS, OLD_NS))
+    assert "modified: data (1 deleted)" in status(repo)[0]
+    f.write_bytes(original)
+    age(repo / "data")
+    assert status(repo)[0] == "2 artifacts, all clean"
+
+    (repo / "data" / "d2" / "extra.txt").write_text("new")  # the folder's mtime moves
+    out, quick = status(repo)
+    assert "modified: data (1 added)" in out and not quick

@@ -20,8 +20,9 @@ import stat as stat_mod
 import sys
 
 from gitml.artifacts import watch_client
+from gitml.git import stat_index
+from gitml.layout import STATUS_INDEX, temp_name
 from gitml.layout import STATUS_SNAPSHOT as SNAPSHOT_NAME
-from gitml.layout import temp_name
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms of each command's start-up
 if TYPE_CHECKING:
@@ -73,10 +74,13 @@ def clean_count() -> int | None:
         if _stat_row(os.stat(os.path.join(top, ".git", "index"))) != snap["index"]:
             return None
         tokens: dict[str, str] = {}
+        indexed: list[str] = []
         watching = watch_client.running(ml_dir)
-        if not all(_still_clean(top, art, tokens, watching) for art in snap["artifacts"]):
+        if not all(_still_clean(top, art, tokens, indexed, watching) for art in snap["artifacts"]):
             return None
     except (OSError, ValueError, KeyError, TypeError, EOFError, IndexError):
+        return None
+    if indexed and not stat_index.unchanged(top, os.path.join(ml_dir, STATUS_INDEX), indexed):
         return None
     if tokens:
         answer = watch_client.ask(ml_dir, tokens)
@@ -85,9 +89,12 @@ def clean_count() -> int | None:
     return len(snap["artifacts"])
 
 
-def _still_clean(top: str, art: dict[str, Any], tokens: dict[str, str], watching: bool) -> bool:
-    """Whether ``art``'s stats are those recorded; a folder watched goes into ``tokens`` (to
-    ask the watcher), one not watched is fingerprinted."""
+def _still_clean(top: str, art: dict[str, Any], tokens: dict[str, str], indexed: list[str],
+                 watching: bool) -> bool:
+    """Whether ``art``'s stats are those recorded. A folder goes into ``tokens`` (to ask the
+    watcher) when one runs; else, when its subfolders' stats are recorded and unchanged (no
+    file added, removed or renamed), into ``indexed`` (Git then stats its files against
+    the private index); else it is fingerprinted here."""
     path = os.path.join(top, art["path"])
     if _stat_row(os.stat(path + ".gitml")) != art["pointer"]:
         return False
@@ -99,6 +106,11 @@ def _still_clean(top: str, art: dict[str, Any], tokens: dict[str, str], watching
     if watching:  # a token to ask about, or a full status to get one
         tokens[path] = art.get("watch") or ""
         return bool(art.get("watch"))
+    if "dirs" in art:
+        if not all(_stat_row(os.lstat(os.path.join(path, rel))) == row for rel, row in art["dirs"]):
+            return False
+        indexed.append(art["path"])
+        return True
     return "quick" in art and _same_fingerprint(path, art)
 
 
@@ -110,6 +122,67 @@ def _same_fingerprint(path: str, art: dict[str, Any]) -> bool:
 
 
 # ------------------------------------------------------------------------- writing
+def _index_folders(top: str, ml_dir: str, rows: list[dict[str, Any]], limit: int) -> list[list[str]]:
+    """Give each folder proven by its fingerprint the stats of its subfolders (``dirs``) and
+    its files a place in the private Git index, unless a subfolder changed in the racy
+    window. The index is written again only when a folder's fingerprint moved. Returns
+    what the index holds: [folder, fingerprint] pairs."""
+    from gitml.artifacts.folder_scan import quick_fingerprint
+
+    candidates: list[tuple[dict[str, Any], list[str]]] = []
+    for row in rows:
+        if row["kind"] != "dir" or "quick" not in row or "watch" in row:
+            continue  # a watched folder needs no index (and a status that stopped it walks)
+        listed = _listing(os.path.join(top, row["path"]))
+        if listed is None or any(r[2] >= limit for _, r in listed[0]):  # mtime: the racy rule
+            continue
+        row["dirs"] = listed[0]
+        candidates.append((row, [f"{row['path']}/{f}" for f in listed[1]]))
+    if not candidates:
+        return []
+    held = [[row["path"], row["quick"]] for row, _ in candidates]
+    index_path = os.path.join(ml_dir, STATUS_INDEX)
+    if held != _previous_index(ml_dir) or not os.path.exists(index_path):
+        files = sorted(f for _, fs in candidates for f in fs)  # Git's order: no insertion moves
+        if not stat_index.write(top, index_path, files):
+            held = []
+    for row, _ in candidates:  # a file added or changed while listing moved the fingerprint
+        quick = quick_fingerprint(os.path.join(top, row["path"]), int(row.get("files", 0)))
+        if not held or quick is None or quick[0] != row["quick"]:
+            del row["dirs"]
+    return held if any("dirs" in row for row, _ in candidates) else []
+
+
+def _listing(root: str) -> tuple[list[list[Any]], list[str]] | None:
+    """([subfolder relative to ``root``, its stat row] for ``root`` and each folder below
+    it, [each file relative to ``root``]); None when it changed under us."""
+    dirs: list[list[Any]] = []
+    files: list[str] = []
+    stack = [("", root)]
+    try:
+        while stack:
+            rel, path = stack.pop()
+            dirs.append([rel, _stat_row(os.lstat(os.path.join(root, rel)))])  # as the check does
+            with os.scandir(path) as it:
+                for e in it:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append((f"{rel}{e.name}/", e.path))
+                    else:
+                        files.append(rel + e.name)
+    except OSError:
+        return None
+    return dirs, files
+
+
+def _previous_index(ml_dir: str) -> list[list[str]] | None:
+    try:
+        with open(os.path.join(ml_dir, SNAPSHOT_NAME), "rb") as f:
+            held = marshal.loads(f.read()).get("stat_index")
+    except (OSError, ValueError, EOFError, TypeError, AttributeError):
+        return None
+    return held if isinstance(held, list) else None
+
+
 def snapshot_path(repo: MLRepo) -> str:
     return os.path.join(repo.ml_dir, SNAPSHOT_NAME)
 
@@ -150,7 +223,9 @@ def write(repo: MLRepo, started_ns: int, artifacts: list[dict[str, Any]]) -> boo
     if racy:
         drop(str(repo.ml_dir))
         return False
-    data = marshal.dumps({"v": _version(), "workdir": top, "index": _stat_row(index), "artifacts": rows})
+    indexed = _index_folders(top, str(repo.ml_dir), rows, limit)
+    data = marshal.dumps({"v": _version(), "workdir": top, "index": _stat_row(index), "artifacts": rows,
+                          "stat_index": indexed})
     dest = snapshot_path(repo)
     tmp = os.path.join(str(repo.ml_dir), temp_name(SNAPSHOT_NAME))
     try:

@@ -32,7 +32,7 @@ from gitml.store.fsutil import atomic_write_bytes, atomic_write_text, file_lock
 from gitml.store.ids import hash_bytes
 from gitml.store.objects import StoredFile
 from gitml.store.pointer import Pointer
-from gitml.store.stat_cache import trusted
+from gitml.store.stat_cache import RACY_MARGIN_NS, trusted
 from gitml.store.tree import TreeEntry
 from gitml.store.tree import dumps as tree_dumps
 
@@ -233,7 +233,9 @@ def _scan_dir(repo: MLRepo, rel: str, *, store: bool, jobs: int,
     data = tree_dumps(entries)
     tree_oid = repo.store.put_bytes(data) if store else hash_bytes(data)
     repo.stat_cache.record_dir(rel, fingerprint, tree_oid)
-    return _DirScan(entries, files, tree_oid), new
+    # what lookup_dir will accept next time, it may vouch for now (the same racy rule)
+    proven = fingerprint if newest < time.time_ns() - RACY_MARGIN_NS else None
+    return _DirScan(entries, files, tree_oid, proven), new
 
 
 def _record(repo: MLRepo, items: Iterable[tuple[str, _FileState]],
