@@ -42,6 +42,23 @@ def test_pre_commit_refuses_changed_artifact(repo: Path) -> None:
     git(repo, "commit", "-q", "-m", "m")
 
 
+def test_a_split_index_stops_the_commit_with_the_fix_not_a_traceback(repo: Path) -> None:
+    """libgit2 cannot read Git's split index: the hook must say so in one line."""
+    gitml(repo, "install")
+    (repo / "m.bin").write_bytes(b"v1")
+    gitml(repo, "add", "m.bin")
+    git(repo, "config", "core.splitIndex", "true")
+    git(repo, "update-index", "--split-index")
+    proc = git(repo, "commit", "-q", "-m", "m", check=False)
+    assert proc.returncode != 0
+    assert "index is split (core.splitIndex)" in proc.stderr
+    assert "git update-index --no-split-index" in proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+    git(repo, "config", "core.splitIndex", "false")
+    git(repo, "update-index", "--no-split-index")
+    git(repo, "commit", "-q", "-m", "m")  # the fix it names works
+
+
 def test_pre_commit_refuses_pointer_to_missing_content(repo: Path) -> None:
     gitml(repo, "install")
     (repo / "ghost.bin.gitml").write_text(

@@ -213,11 +213,27 @@ class GitRepo:
     def index(self) -> pygit2.Index:
         import pygit2
 
+        self._refuse_split_index()
         if self.index_file is not None:
             return pygit2.Index(str(self.index_file))
         idx: pygit2.Index = self.raw.index
         idx.read(False)
         return idx
+
+    def _refuse_split_index(self) -> None:
+        """libgit2 cannot read a split index (``core.splitIndex``): say so in one line, with
+        the fix, before pygit2 fails with a traceback. Git keeps the shared part as
+        ``sharedindex.*`` in the git dir, so the common case costs one listing."""
+        try:
+            names = os.listdir(self.git_dir)
+        except OSError:
+            return
+        if not any(n.startswith("sharedindex.") for n in names):
+            return
+        if self.run_git("rev-parse", "--shared-index-path", check=False).strip():
+            raise GitMLError("this repository's index is split (core.splitIndex), which gitml cannot "
+                             "read", "run `git config core.splitIndex false && git update-index "
+                             "--no-split-index`")
 
     def index_paths(self, pattern: str | None = None) -> list[str]:
         """Paths in the index (``git ls-files``), optionally matching a pathspec glob."""
