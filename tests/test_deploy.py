@@ -168,15 +168,11 @@ def _strict_model() -> Any:
     return make_pipeline(pre, LogisticRegression(max_iter=1000)).fit(train[FEATURES], train["released"])
 
 
-def test_broken_version_rolls_back_by_itself(dep: Path) -> None:
-    repo = dep
-    _local_config(repo, grace=8, stages='"canary"')  # tags do not deploy; we call deploy
-    gitml(repo, "register", "credit", "HEAD~1", "--version", "1.2.0")
-    gitml(repo, "deploy", "credit@v1.2.0")
-    url = _deployments(repo)[0]["url"]
-    commit_model(repo, _strict_model(), "strict encoder")
-    gitml(repo, "register", "credit", "--version", "1.3.0")
-    # live traffic: one row in four has an employment status the training data never had
+def _deploy_under_odd_traffic(repo: Path, url: str, target: str
+                              ) -> tuple[subprocess.CompletedProcess[str], list[int], Any]:
+    """`git ml deploy target` while live traffic reaches ``url``: one row in four has an
+    employment status the training data never had (a category the strict model refuses).
+    Returns the deploy, the HTTP statuses answered meanwhile, and the odd rows."""
     rows = _rows(20)
     odd = rows.copy()
     odd["employed"] = "Unknown"
@@ -186,18 +182,29 @@ def test_broken_version_rolls_back_by_itself(dep: Path) -> None:
     def traffic() -> None:
         i = 0
         while not stop.is_set():
-            status, _ = _mlflow(url, odd.head(1) if i % 4 == 0 else rows.iloc[[i % 20]])
-            answers.append(status)
+            answers.append(_mlflow(url, odd.head(1) if i % 4 == 0 else rows.iloc[[i % 20]])[0])
             i += 1
             time.sleep(0.02)
 
     t = threading.Thread(target=traffic, daemon=True)
     t.start()
     try:
-        proc = gitml(repo, "deploy", "credit@v1.3.0", check=False)
+        proc = gitml(repo, "deploy", target, check=False)
     finally:
         stop.set()
         t.join(timeout=30)
+    return proc, answers, odd
+
+
+def test_broken_version_rolls_back_by_itself(dep: Path) -> None:
+    repo = dep
+    _local_config(repo, grace=8, stages='"canary"')  # tags do not deploy; we call deploy
+    gitml(repo, "register", "credit", "HEAD~1", "--version", "1.2.0")
+    gitml(repo, "deploy", "credit@v1.2.0")
+    url = _deployments(repo)[0]["url"]
+    commit_model(repo, _strict_model(), "strict encoder")
+    gitml(repo, "register", "credit", "--version", "1.3.0")
+    proc, answers, odd = _deploy_under_odd_traffic(repo, url, "credit@v1.3.0")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "rolled back to 1.2.0" in proc.stdout and "model failure rate" in proc.stdout
     recs = _deployments(repo)
@@ -222,25 +229,7 @@ def test_an_automatic_rollback_takes_the_version_out_of_its_stage(dep: Path) -> 
     commit_model(repo, _strict_model(), "strict encoder")
     gitml(repo, "register", "credit", "--version", "1.3.0")
     gitml(repo, "promote", "credit", "1.3.0", "prod")
-    rows = _rows(20)
-    odd = rows.copy()
-    odd["employed"] = "Unknown"  # one request in four: a category 1.3.0 refuses
-    stop = threading.Event()
-
-    def traffic() -> None:
-        i = 0
-        while not stop.is_set():
-            _mlflow(url, odd.head(1) if i % 4 == 0 else rows.iloc[[i % 20]])
-            i += 1
-            time.sleep(0.02)
-
-    t = threading.Thread(target=traffic, daemon=True)
-    t.start()
-    try:
-        proc = gitml(repo, "deploy", "credit#prod", check=False)
-    finally:
-        stop.set()
-        t.join(timeout=30)
+    proc, _, _ = _deploy_under_odd_traffic(repo, url, "credit#prod")
     assert proc.returncode == 1 and "rolled back to 1.2.0" in proc.stdout, proc.stdout + proc.stderr
     # the rollback record says what it did to the registry: 1.3.0 left stage prod (GTO's tag)
     [d] = _deployments(repo)

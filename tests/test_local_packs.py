@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -55,6 +56,15 @@ def folder_bytes(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+def assert_checkout_restores(repo: Path, made: dict[str, dict[str, bytes]]) -> None:
+    """Deletes each folder in ``made`` and checks ``git ml checkout`` writes it back byte for byte."""
+    for name in made:
+        shutil.rmtree(repo / name)
+    assert gitml(repo, "checkout").returncode == 0
+    for name, files in made.items():
+        assert folder_bytes(repo / name) == files, name
+
+
 def test_a_folder_of_small_files_is_one_pack_and_reads_back(repo: Path) -> None:
     data = make_folder(repo / "d")
     gitml(repo, "add", "d")
@@ -64,8 +74,6 @@ def test_a_folder_of_small_files_is_one_pack_and_reads_back(repo: Path) -> None:
     assert len(store_files(repo)) == 3, store_files(repo)
     assert json.loads(gitml(repo, "status", "--json").stdout)["artifacts"][0]["state"] == "clean"
     # a checkout of the whole folder writes it from the pack, byte for byte
-    import shutil
-
     shutil.rmtree(repo / "d")
     gitml(repo, "checkout", "d")
     assert folder_bytes(repo / "d") == data
@@ -89,8 +97,6 @@ def test_a_damaged_packed_object_is_found_refused_and_repaired(repo: Path, tmp_p
     fsck = gitml(repo, "fsck", check=False)
     assert fsck.returncode != 0 and victim[2:] in fsck.stdout + fsck.stderr
     # a checkout never writes the damaged bytes: the file is left out and named
-    import shutil
-
     shutil.rmtree(repo / "d")
     out = gitml(repo, "checkout", "d", check=False)
     assert out.returncode != 0 and "damaged" in out.stderr
@@ -121,8 +127,6 @@ def test_gc_rewrites_packs_without_unreachable_objects(repo: Path) -> None:
     after = sum(p.stat().st_size for p in pack_files(repo))
     assert after < before - sum(len(v) for v in data.values()) // 2
     assert gitml(repo, "fsck").returncode == 0
-    import shutil
-
     shutil.rmtree(repo / "d")
     shutil.rmtree(repo / "e")
     gitml(repo, "checkout")
@@ -148,8 +152,6 @@ def test_a_pack_without_its_index_is_never_read_and_gc_removes_it(repo: Path) ->
 def test_a_killed_checkout_leaves_no_half_folder(repo: Path) -> None:
     data = make_folder(repo / "d")
     gitml(repo, "add", "d")
-    import shutil
-
     shutil.rmtree(repo / "d")
     # what a checkout killed while writing the new folder leaves: a temp sibling of a gone pid
     dead = subprocess.Popen(["true"])
@@ -172,12 +174,7 @@ def test_concurrent_adds_write_separate_intact_packs(repo: Path) -> None:
         assert p.returncode == 0, err
     assert len(pack_files(repo)) == 3
     assert gitml(repo, "fsck").returncode == 0
-    import shutil
-
-    for name in made:
-        shutil.rmtree(repo / name)
-    gitml(repo, "checkout")
-    assert all(folder_bytes(repo / name) == files for name, files in made.items())
+    assert_checkout_restores(repo, made)
 
 
 def test_pull_lands_as_packs_and_a_packed_store_pushes(repo: Path, tmp_path: Path) -> None:
@@ -250,12 +247,7 @@ def test_gc_merges_many_small_packs(repo: Path) -> None:
     gitml(repo, "gc")
     assert len(pack_files(repo)) == 1
     assert gitml(repo, "fsck").returncode == 0
-    import shutil
-
-    for name in made:
-        shutil.rmtree(repo / name)
-    gitml(repo, "checkout")
-    assert all(folder_bytes(repo / name) == files for name, files in made.items())
+    assert_checkout_restores(repo, made)
 
 
 def test_a_damaged_pack_index_hides_its_objects_until_a_fetch_brings_them_back(
@@ -268,8 +260,6 @@ def test_a_damaged_pack_index_hides_its_objects_until_a_fetch_brings_them_back(
     fsck = gitml(repo, "fsck", "--json", check=False)
     assert fsck.returncode != 0
     assert f"packs/{pack.stem}.idx" in json.loads(fsck.stdout)["damaged"]
-    import shutil
-
     shutil.rmtree(repo / "d")
     out = gitml(repo, "checkout", "d", check=False)  # nothing read from a pack it cannot trust
     assert out.returncode != 0 and "Traceback" not in out.stderr

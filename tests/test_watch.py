@@ -239,6 +239,12 @@ def test_without_a_watcher_git_stats_the_files_against_a_private_index(repo: Pat
     assert (repo / ".git/ml/status-index").exists()
     assert not list((repo / ".git").glob("sharedindex.*"))
     assert "data/d1/f1.txt" not in git(repo, "ls-files").stdout  # Git's own index untouched
+    # a full status over an unchanged folder keeps the private index (no re-listing)
+    held = (repo / ".git/ml/status-index").stat()
+    assert status(repo, GITML_NO_QUICK_STATUS="1") == ("2 artifacts, all clean", False)
+    again = (repo / ".git/ml/status-index").stat()
+    assert (again.st_ino, again.st_mtime_ns) == (held.st_ino, held.st_mtime_ns)
+    assert status(repo) == ("2 artifacts, all clean", True)
 
     # Git compares whole seconds of ctime (Debian builds it without USE_NSEC): an edit that
     # puts mtime back within the second the index was written would pass, as it would in

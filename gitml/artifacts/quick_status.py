@@ -2,11 +2,13 @@
 
 After a full status finds every artifact clean it writes a snapshot: the stat of Git's
 index (which pointers are tracked), of each pointer file and each file artifact, and for
-each folder artifact either the watcher's token (:mod:`gitml.artifacts.watch_client`) or
-its quick fingerprint. The next status re-stats those few paths and asks the watcher
-(or re-fingerprints the folder); when all agree, every artifact is still clean and
-nothing else is imported, opened or hashed. Any difference, a racy stat (changed in the
-clock tick the snapshot was taken), or no snapshot means the full status runs instead.
+each folder artifact the watcher's token (:mod:`gitml.artifacts.watch_client`), or the
+stats of its subfolders with its files in a private Git index
+(:mod:`gitml.git.stat_index`), or else its quick fingerprint. The next status re-stats
+those few paths and asks the watcher or Git (or re-fingerprints the folder); when all
+agree, every artifact is still clean and nothing else is imported, opened or hashed. Any
+difference, a racy stat (changed in the clock tick the snapshot was taken), or no
+snapshot means the full status runs instead.
 
 The snapshot says "clean" only as long as the store's completeness marks do, so clearing
 those (gc) deletes it.
@@ -31,7 +33,6 @@ if TYPE_CHECKING:
     from gitml.repo import MLRepo
 
 VERSION = 1
-RACY_MARGIN_NS = 1_000_000_000  # as the stat cache's: mtime comes from a coarse clock
 _GIT_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_CEILING_DIRECTORIES")
 
 
@@ -42,6 +43,27 @@ def _version() -> str:
 
 def _stat_row(st: os.stat_result) -> list[int]:
     return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode]
+
+
+def _load(ml_dir: str, top: str) -> dict[str, Any] | None:
+    """The snapshot written for the work tree ``top`` by this format, or None."""
+    try:
+        with open(os.path.join(ml_dir, SNAPSHOT_NAME), "rb") as f:
+            snap = marshal.loads(f.read())
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    if not isinstance(snap, dict) or snap.get("v") != _version() or snap.get("workdir") != top:
+        return None
+    return snap
+
+
+def _dirs_unchanged(path: str, dirs: list[list[Any]]) -> bool:
+    """Whether the folder ``path`` and its subfolders still have the recorded stats: then
+    no file was added, removed or renamed in it."""
+    try:
+        return all(_stat_row(os.lstat(os.path.join(path, rel))) == row for rel, row in dirs)
+    except OSError:
+        return False
 
 
 def _find_top(start: str) -> str | None:
@@ -57,6 +79,11 @@ def _find_top(start: str) -> str | None:
         d = parent
 
 
+def clean_line(count: int) -> str:
+    """What status prints when every artifact is clean (the quick path and the full one)."""
+    return f"{count} artifacts, all clean"
+
+
 def clean_count() -> int | None:
     """How many artifacts there are when the snapshot proves every one still clean; None
     when it cannot (then run the full status)."""
@@ -66,11 +93,10 @@ def clean_count() -> int | None:
     if top is None or not os.path.isdir(os.path.join(top, ".gitml")):
         return None  # not set up (any more): the full status says so
     ml_dir = os.path.join(top, ".git", "ml")
+    snap = _load(ml_dir, top)
+    if snap is None:
+        return None
     try:
-        with open(os.path.join(ml_dir, SNAPSHOT_NAME), "rb") as f:
-            snap = marshal.loads(f.read())
-        if snap["v"] != _version() or snap["workdir"] != top:
-            return None
         if _stat_row(os.stat(os.path.join(top, ".git", "index"))) != snap["index"]:
             return None
         tokens: dict[str, str] = {}
@@ -107,7 +133,7 @@ def _still_clean(top: str, art: dict[str, Any], tokens: dict[str, str], indexed:
         tokens[path] = art.get("watch") or ""
         return bool(art.get("watch"))
     if "dirs" in art:
-        if not all(_stat_row(os.lstat(os.path.join(path, rel))) == row for rel, row in art["dirs"]):
+        if not _dirs_unchanged(path, art["dirs"]):
             return False
         indexed.append(art["path"])
         return True
@@ -122,35 +148,60 @@ def _same_fingerprint(path: str, art: dict[str, Any]) -> bool:
 
 
 # ------------------------------------------------------------------------- writing
-def _index_folders(top: str, ml_dir: str, rows: list[dict[str, Any]], limit: int) -> list[list[str]]:
+def _index_folders(top: str, ml_dir: str, rows: list[dict[str, Any]], limit: int,
+                   prev: dict[str, Any] | None) -> list[list[str]]:
     """Give each folder proven by its fingerprint the stats of its subfolders (``dirs``) and
     its files a place in the private Git index, unless a subfolder changed in the racy
-    window. The index is written again only when a folder's fingerprint moved. Returns
-    what the index holds: [folder, fingerprint] pairs."""
+    window. When the index already holds these folders at these fingerprints it is kept,
+    and so are subfolder stats that still hold (no walk). Returns what the index holds:
+    [folder, fingerprint] pairs."""
+    wanted = [row for row in rows if row["kind"] == "dir" and "quick" in row and "watch" not in row]
+    if not wanted:  # a watched folder needs no index (and a status that stopped it walks)
+        return []
+    index_path = os.path.join(ml_dir, STATUS_INDEX)
+    held = [[row["path"], row["quick"]] for row in wanted]
+    if prev is not None and held == prev.get("stat_index") and os.path.exists(index_path):
+        # the index holds these folders at these fingerprints: keep it, and keep the
+        # subfolder stats that still hold
+        before = {r["path"]: r for r in prev["artifacts"]}
+        fresh = []
+        for row in wanted:
+            old = before.get(row["path"], {})
+            if "dirs" in old and _dirs_unchanged(os.path.join(top, row["path"]), old["dirs"]):
+                row["dirs"] = old["dirs"]
+            elif _take_dirs(top, row, limit) is not None:
+                fresh.append(row)
+    else:
+        listed = [(row, _take_dirs(top, row, limit)) for row in wanted]
+        fresh = [row for row, files in listed if files is not None]
+        files = sorted(f for _, fs in listed if fs is not None for f in fs)  # Git's order: no moves
+        if not fresh or not stat_index.write(top, index_path, files):
+            for row in fresh:
+                del row["dirs"]
+            return []
+    _confirm(top, fresh)
+    return [[row["path"], row["quick"]] for row in wanted if "dirs" in row]
+
+
+def _take_dirs(top: str, row: dict[str, Any], limit: int) -> list[str] | None:
+    """List the folder: its subfolders' stats into ``row["dirs"]``, and its files (work-tree
+    relative) returned; None, and no ``dirs``, when it changed meanwhile or in the racy window."""
+    listed = _listing(os.path.join(top, row["path"]))
+    if listed is None or any(r[2] >= limit for _, r in listed[0]):  # mtime: the racy rule
+        return None
+    row["dirs"] = listed[0]
+    return [f"{row['path']}/{f}" for f in listed[1]]
+
+
+def _confirm(top: str, rows: list[dict[str, Any]]) -> None:
+    """Drop ``dirs`` from a folder listed after its proof whose fingerprint moved since
+    (a file added or changed while it was being listed)."""
     from gitml.artifacts.folder_scan import quick_fingerprint
 
-    candidates: list[tuple[dict[str, Any], list[str]]] = []
     for row in rows:
-        if row["kind"] != "dir" or "quick" not in row or "watch" in row:
-            continue  # a watched folder needs no index (and a status that stopped it walks)
-        listed = _listing(os.path.join(top, row["path"]))
-        if listed is None or any(r[2] >= limit for _, r in listed[0]):  # mtime: the racy rule
-            continue
-        row["dirs"] = listed[0]
-        candidates.append((row, [f"{row['path']}/{f}" for f in listed[1]]))
-    if not candidates:
-        return []
-    held = [[row["path"], row["quick"]] for row, _ in candidates]
-    index_path = os.path.join(ml_dir, STATUS_INDEX)
-    if held != _previous_index(ml_dir) or not os.path.exists(index_path):
-        files = sorted(f for _, fs in candidates for f in fs)  # Git's order: no insertion moves
-        if not stat_index.write(top, index_path, files):
-            held = []
-    for row, _ in candidates:  # a file added or changed while listing moved the fingerprint
         quick = quick_fingerprint(os.path.join(top, row["path"]), int(row.get("files", 0)))
-        if not held or quick is None or quick[0] != row["quick"]:
+        if quick is None or quick[0] != row["quick"]:
             del row["dirs"]
-    return held if any("dirs" in row for row, _ in candidates) else []
 
 
 def _listing(root: str) -> tuple[list[list[Any]], list[str]] | None:
@@ -174,15 +225,6 @@ def _listing(root: str) -> tuple[list[list[Any]], list[str]] | None:
     return dirs, files
 
 
-def _previous_index(ml_dir: str) -> list[list[str]] | None:
-    try:
-        with open(os.path.join(ml_dir, SNAPSHOT_NAME), "rb") as f:
-            held = marshal.loads(f.read()).get("stat_index")
-    except (OSError, ValueError, EOFError, TypeError, AttributeError):
-        return None
-    return held if isinstance(held, list) else None
-
-
 def snapshot_path(repo: MLRepo) -> str:
     return os.path.join(repo.ml_dir, SNAPSHOT_NAME)
 
@@ -202,6 +244,8 @@ def write(repo: MLRepo, started_ns: int, artifacts: list[dict[str, Any]]) -> boo
     if not os.path.isdir(os.path.join(top, ".git")) or os.path.realpath(repo.ml_dir) != os.path.realpath(
             os.path.join(top, ".git", "ml")):
         return False  # the quick path only serves a main work tree whose .git is a folder
+    from gitml.store.stat_cache import RACY_MARGIN_NS  # one racy rule (not on the quick path)
+
     limit = started_ns - RACY_MARGIN_NS
     try:
         index = os.stat(os.path.join(top, ".git", "index"))
@@ -223,7 +267,7 @@ def write(repo: MLRepo, started_ns: int, artifacts: list[dict[str, Any]]) -> boo
     if racy:
         drop(str(repo.ml_dir))
         return False
-    indexed = _index_folders(top, str(repo.ml_dir), rows, limit)
+    indexed = _index_folders(top, str(repo.ml_dir), rows, limit, _load(str(repo.ml_dir), top))
     data = marshal.dumps({"v": _version(), "workdir": top, "index": _stat_row(index), "artifacts": rows,
                           "stat_index": indexed})
     dest = snapshot_path(repo)

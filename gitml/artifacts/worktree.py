@@ -524,7 +524,7 @@ class _Watched:
 
 
 def _ask_watcher(repo: MLRepo, arts: list[str]) -> _Watched | None:
-    folders = {art: str(repo.abspath(art)) for art in arts if os.path.isdir(repo.abspath(art))}
+    folders = {art: path for art in arts if os.path.isdir(path := str(repo.abspath(art)))}
     if not folders:
         return None
     recorded = repo.stat_cache.watched_dirs(list(folders))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 
+from gitml.artifacts.quick_status import clean_line
 from gitml.cli.output import print_json
 from gitml.cli.transfer_common import repo_paths
 from gitml.repo import MLRepo
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     elif not args.quiet:
         dirty = [e for e in entries if e.state != "clean"]
         if not dirty:
-            print(f"{len(entries)} artifacts, all clean")
+            print(clean_line(len(entries)))
         for e in dirty:
             line = f"{e.state:>16}: {e.path}"
             if e.changes:

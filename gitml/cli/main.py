@@ -126,11 +126,11 @@ _QUICK_STATUS = (["status"], ["status", "--exit-code"])
 def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv in _QUICK_STATUS and os.environ.get("GITML_NO_QUICK_STATUS") != "1":
-        from gitml.artifacts.quick_status import clean_count
+        from gitml.artifacts.quick_status import clean_count, clean_line
 
         n = clean_count()
         if n is not None:
-            print(f"{n} artifacts, all clean")
+            print(clean_line(n))
             return 0
     selected = _selected_command(argv)
     parser = build_parser(selected)

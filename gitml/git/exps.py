@@ -132,13 +132,7 @@ def delete_refs(git: GitRepo, refs: list[str]) -> None:
 
 def ref_commits(git: GitRepo, prefix: str) -> dict[str, str]:
     """ref -> commit of every ref under ``prefix``; reads no object."""
-    out = _git(git.workdir, "for-each-ref", "--format=%(objectname) %(refname)", prefix)
-    refs: dict[str, str] = {}
-    for line in out.splitlines():
-        commit, _, ref = line.partition(" ")
-        if ref:
-            refs[ref] = commit
-    return refs
+    return _ref_map(_git(git.workdir, "for-each-ref", "--format=%(objectname) %(refname)", prefix), " ")
 
 
 def commit_bodies(git: GitRepo, commits: list[str]) -> dict[str, str]:
@@ -211,12 +205,16 @@ def fetch_refs(git: GitRepo, remote: str, refspecs: list[str]) -> None:
 
 
 def remote_refs(git: GitRepo, remote: str, prefix: str) -> dict[str, str]:
-    out = _git(git.workdir, "ls-remote", remote, f"{prefix}*")
+    return _ref_map(_git(git.workdir, "ls-remote", remote, f"{prefix}*"), "\t")
+
+
+def _ref_map(out: str, sep: str) -> dict[str, str]:
+    """ref -> commit from lines of ``<commit><sep><ref>``."""
     refs: dict[str, str] = {}
     for line in out.splitlines():
-        sha, _, ref = line.partition("\t")
+        commit, _, ref = line.partition(sep)
         if ref:
-            refs[ref] = sha
+            refs[ref] = commit
     return refs
 
 
