@@ -152,53 +152,86 @@ def test_a_read_error_mid_file_stops_the_writers_and_leaves_no_temp_file(tmp_pat
         assert hash_bytes(path.read_bytes()) == path.parent.name + path.name
 
 
-@pytest.mark.parametrize(("seconds_per_write", "stays_direct"), [(0.0, True), (0.05, False)])
-def test_writers_leave_o_direct_for_a_disk_slower_than_the_page_cache(
-        monkeypatch: pytest.MonkeyPatch, seconds_per_write: float, stays_direct: bool) -> None:
+def _write_chunks(writers: object, first: int, n: int) -> None:
+    chunk = memoryview(bytes(MIB))
+    for i in range(first, first + n):
+        writers.submit(str(i), chunk)  # type: ignore[attr-defined]
+    writers.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("slow_way_is_direct", [True, False])
+def test_writers_take_the_cheaper_way_and_keep_checking_the_other(
+        monkeypatch: pytest.MonkeyPatch, slow_way_is_direct: bool) -> None:
     import time
 
     from gitml.store import chunk_writers
 
     monkeypatch.setattr(chunk_writers, "PROBE", 4 * MIB)
-    calls: list[tuple[int, bool]] = []
+    calls: dict[int, bool] = {}
 
     def put(oid: str, data: memoryview, direct: bool) -> None:
-        if direct:
-            time.sleep(seconds_per_write)  # 1 MiB per 50 ms on three threads: ~60 MiB/s
-        calls.append((int(oid), direct))
+        if direct == slow_way_is_direct:
+            time.sleep(0.01)  # 100 MiB/s against the other way's memory speed
+        calls[int(oid)] = direct
 
-    probe = chunk_writers.DirectProbe()
-    chunk = memoryview(bytes(MIB))
-    writers = chunk_writers.ChunkWriters(put, MIB, probe)
-    for i in range(12):
-        writers.submit(str(i), chunk)
-    writers.close()
-    assert sorted(i for i, _ in calls) == list(range(12))
-    assert probe.direct is stays_direct
-    assert [d for _, d in sorted(calls)][-3:] == [stays_direct] * 3
+    path = chunk_writers.WritePath()
+    _write_chunks(chunk_writers.ChunkWriters(put, MIB, path), 0, 64)
+    assert sorted(calls) == list(range(64))
+    assert path.prefers_direct() is not slow_way_is_direct
+    early = [calls[i] for i in range(8)]
+    assert early.count(True) >= 3 and early.count(False) >= 3  # both ways measured first
+    later = [calls[i] for i in range(24, 64)]
+    slow = later.count(slow_way_is_direct)
+    assert 1 <= slow <= 8, later  # mostly the cheap way; the other now and then (1 in 16)
     calls.clear()
-    writers = chunk_writers.ChunkWriters(put, MIB, probe)  # the next file of the same store
-    writers.submit("12", chunk)
-    writers.close()
-    assert calls == [(12, stays_direct)]  # judged once: the verdict holds
+    _write_chunks(chunk_writers.ChunkWriters(put, MIB, path), 64, 8)  # the next file, same store
+    assert [calls[i] for i in range(64, 72)].count(slow_way_is_direct) <= 1  # no new probe
 
 
-def test_chunks_written_through_the_page_cache_after_a_slow_probe_are_whole(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_writers_turn_round_when_the_cheaper_way_becomes_dear(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
     from gitml.store import chunk_writers
 
-    monkeypatch.setattr(chunk_writers, "PROBE", 2 * MIB)
-    monkeypatch.setattr(chunk_writers, "MIN_DIRECT_RATE", 1 << 60)  # no disk is that fast
+    monkeypatch.setattr(chunk_writers, "PROBE", 4 * MIB)
+    slow = {"direct": True}
+    calls: dict[int, bool] = {}
+
+    def put(oid: str, data: memoryview, direct: bool) -> None:
+        if direct == slow["direct"]:
+            time.sleep(0.01)
+        calls[int(oid)] = direct
+
+    path = chunk_writers.WritePath()
+    _write_chunks(chunk_writers.ChunkWriters(put, MIB, path), 0, 32)
+    assert not path.prefers_direct()
+    slow["direct"] = False  # memory became expensive, the disk quiet
+    _write_chunks(chunk_writers.ChunkWriters(put, MIB, path), 32, 160)
+    assert path.prefers_direct()
+    assert [calls[i] for i in range(172, 192)].count(True) >= 17
+
+
+def test_chunks_written_either_way_are_whole(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from gitml.store import chunk_writers
+
+    monkeypatch.setattr(chunk_writers, "PROBE", 4 * MIB)  # 20 MiB: both ways, in turns
+    ways: list[bool] = []
+    record = chunk_writers.WritePath.record
+    monkeypatch.setattr(chunk_writers.WritePath, "record",
+                        lambda self, direct, n, s: (ways.append(direct), record(self, direct, n, s)))
     data = random.Random(11).randbytes(20 * MIB)
     src = tmp_path / "big.bin"
     src.write_bytes(data)
     store = ObjectStore(tmp_path / "store")
     stored = store.put_file(src)
+    assert True in ways and False in ways
     out = tmp_path / "out.bin"
     store.copy_to(stored.oid, out)
     assert out.read_bytes() == data
     _, refs = store.read_chunklist(stored.oid)
     assert all(os.stat(store.object_path(r.oid)).st_mode & 0o777 == 0o444 for r in refs)
+    for r in refs:
+        assert hash_bytes(store.object_path(r.oid).read_bytes()) == r.oid
 
 
 def test_chunking_parameters_are_pyfastcdcs_defaults() -> None:

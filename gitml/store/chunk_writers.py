@@ -1,18 +1,16 @@
 """Writing the new chunks of a large file while it is being chunked.
 
 The chunker hands over each new chunk; it is copied into one of a few page-aligned
-buffers (the chunker reuses its own) and written by one of three threads, with O_DIRECT
-where the file system allows (:func:`gitml.store.fsutil.open_new_direct`). Going around the
-page cache matters: a 512 MiB add otherwise takes 512 MiB of fresh page-cache memory,
-which on a VM whose host hands out memory lazily (and on any machine under memory
-pressure) costs more than the disk write itself; the store copy is not read again soon.
-Several threads keep writes in flight, so the disk stays busy while files are being created
-(an inode costs 0.3 ms and more on an ext4 that recently deleted many files).
-
-A slow disk (a spinning one, a network share) would make the add wait for it, where the
-page cache would have let it return at memory speed: when the store's first ``PROBE``
-bytes went out slower than ``MIN_DIRECT_RATE`` (:class:`DirectProbe`, one per store, so
-files added side by side are judged together), the rest go through the page cache.
+buffers (the chunker reuses its own) and written by one of three threads, either with
+O_DIRECT (:func:`gitml.store.fsutil.open_new_direct`) or through the page cache, whichever
+has lately cost less per byte (:class:`WritePath`). Neither wins everywhere, nor on one
+machine for long: a 512 MiB add takes 512 MiB of fresh page-cache memory, which on a VM
+whose host hands memory out lazily (and on any machine under memory pressure) costs more
+than the disk write, while a busy or slow disk (a spinning one, a network share) makes
+O_DIRECT wait for it. Measured on one VM on two days: 0.3 s direct against 0.6–1.9 s
+buffered, then 1.3 s direct against 0.75 s buffered. Several threads keep writes in
+flight, so the disk stays busy while files are being created (an inode costs 0.3 ms and
+more on an ext4 that recently deleted many files).
 
 Memory stays flat: at most ``BUFFERS`` buffers of the largest chunk, whatever the file
 size, and only as many as the writers fall behind. The first failure stops the writers;
@@ -32,54 +30,56 @@ from collections.abc import Callable
 #: buffers in flight: three being written, the rest queued
 BUFFERS = 10
 THREADS = 3
-#: direct writes are judged once this many bytes went out that way...
-PROBE = 32 * 1024 * 1024
-#: ...and kept only when the disk took them at least this fast (bytes per second)
-MIN_DIRECT_RATE = 400 * 1024 * 1024
+#: each way is measured on at least this many bytes before the cheaper one is preferred...
+PROBE = 8 * 1024 * 1024
+#: ...then one chunk in EXPLORE goes the other way, so a change of conditions is seen...
+EXPLORE = 16
+#: ...and a way's record is halved once it holds this many bytes: recent writes count most
+WINDOW = 64 * 1024 * 1024
 
 
-class DirectProbe:
-    """Whether O_DIRECT still pays for one store: judged once, on the disk's throughput
-    over the first :data:`PROBE` bytes, counting only the time some direct write was under
-    way (a slow chunker is not a slow disk; several writers share one disk)."""
+class WritePath:
+    """Whether a large add's next chunk goes with O_DIRECT or through the page cache, for
+    one store (files added side by side are judged together). Both ways are timed as the
+    writers use them (same threads, same contention): the first chunks alternate until
+    each way has :data:`PROBE` bytes, then the one with the lower seconds per byte carries
+    the writes and every :data:`EXPLORE`-th chunk takes the other."""
 
     def __init__(self) -> None:
-        self.direct = True
-        self._bytes = 0
-        self._active = 0.0  # seconds during which at least one direct write was under way
-        self._running = 0
-        self._since = 0.0
+        self._bytes = [0, 0]  # [through the page cache, direct]
+        self._seconds = [0.0, 0.0]
+        self._turn = 0
         self._lock = threading.Lock()
 
-    def begin(self) -> None:
+    def direct_now(self) -> bool:
         with self._lock:
-            if not self._running:
-                self._since = time.monotonic()
-            self._running += 1
+            self._turn += 1
+            if min(self._bytes) < PROBE:
+                return self._turn % 2 == 1  # take turns until both are measured
+            return self.prefers_direct() != (self._turn % EXPLORE == 0)
 
-    def end(self, n: int) -> None:
+    def prefers_direct(self) -> bool:
+        """Whether O_DIRECT has cost less per byte (True until both ways are measured)."""
+        buffered, direct = (self._seconds[i] / max(self._bytes[i], 1) for i in (0, 1))
+        return min(self._bytes) < PROBE or direct <= buffered
+
+    def record(self, direct: bool, n: int, seconds: float) -> None:
         with self._lock:
-            self._running -= 1
-            now = time.monotonic()
-            if not self._running:
-                self._active += now - self._since
-            elif self._bytes < PROBE:
-                self._active += now - self._since  # the span so far counts once
-                self._since = now
-            before = self._bytes
-            self._bytes += n
-            if before < PROBE <= self._bytes:
-                self.direct = self._bytes / max(self._active, 1e-9) >= MIN_DIRECT_RATE
+            self._bytes[direct] += n
+            self._seconds[direct] += seconds
+            if self._bytes[direct] > WINDOW:
+                self._bytes[direct] //= 2
+                self._seconds[direct] /= 2
 
 
 class ChunkWriters:
     """``put(oid, view, direct)`` on :data:`THREADS` threads, fed through a pool of aligned
-    buffers; ``direct`` is what ``probe`` says: whether O_DIRECT is still worth trying."""
+    buffers; ``direct`` is what ``path`` says is the cheaper way now."""
 
     def __init__(self, put: Callable[[str, memoryview, bool], None], max_chunk: int,
-                 probe: DirectProbe) -> None:
+                 path: WritePath) -> None:
         self._put = put
-        self.probe = probe
+        self.path = path
         self._max_chunk = max_chunk
         self._free: queue.Queue[memoryview] = queue.Queue()
         self._buffers = 0  # made when needed: adding several files at once keeps memory low
@@ -102,16 +102,10 @@ class ChunkWriters:
                 self._free.put(buf)
 
     def _write(self, oid: str, data: memoryview) -> None:
-        if not self.probe.direct:
-            self._put(oid, data, False)
-            return
-        self.probe.begin()
-        n = 0
-        try:
-            self._put(oid, data, True)
-            n = len(data)
-        finally:
-            self.probe.end(n)
+        direct = self.path.direct_now()
+        started = time.perf_counter()
+        self._put(oid, data, direct)
+        self.path.record(direct, len(data), time.perf_counter() - started)
 
     def submit(self, oid: str, data: memoryview) -> None:
         """Queue a copy of ``data`` (waits for a free buffer while every thread is busy)."""

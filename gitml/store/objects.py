@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
 from gitml.errors import CorruptObjectError, GitMLError, ObjectMissingError
 from gitml.layout import STORE_TMP, owner_is_gone, temp_name
 from gitml.store import chunking, tree
-from gitml.store.chunk_writers import ChunkWriters, DirectProbe
+from gitml.store.chunk_writers import ChunkWriters, WritePath
 from gitml.store.chunking import CHUNK_THRESHOLD, ChunkRef
 from gitml.store.fsutil import (
     kernel_copy,
@@ -118,7 +118,7 @@ class ObjectStore:
         self._fans: set[str] = set()  # fan-out folders known to exist
         self._tmp_ready = False
         self.packs = LocalPacks(root, self.tmp_dir)
-        self._direct_probe = DirectProbe()  # whether a large add's chunks skip the page cache
+        self._write_path = WritePath()  # whether a large add's chunks skip the page cache
 
     # paths ---------------------------------------------------------------
     def path_of_key(self, key: str) -> Path:
@@ -322,7 +322,7 @@ class ObjectStore:
         size = new = 0
         if not self._tmp_ready:
             self._make_tmp_dir()
-        writers = ChunkWriters(self._put_chunk, chunking.MAX_CHUNK, self._direct_probe)
+        writers = ChunkWriters(self._put_chunk, chunking.MAX_CHUNK, self._write_path)
         queued: set[str] = set()
         try:
             for view in chunking.iter_chunks(stream):
