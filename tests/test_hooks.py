@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -131,3 +132,43 @@ def test_interrupted_add_leaves_store_consistent(repo: Path) -> None:
     assert gitml(repo, "fsck").returncode == 0  # no partial object under a real name
     gitml(repo, "add", "big.bin")  # and the add completes afterwards
     assert gitml(repo, "status", "--exit-code").returncode == 0
+
+
+def test_hooks_that_cannot_find_gitml_stop_the_commit_and_the_push(repo: Path, tmp_path: Path) -> None:
+    """gitml uninstalled but its hooks left behind: the gates and the upload fail closed
+    (as git-lfs's do) with the way out, and a commit that stages nothing of gitml's passes."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", remote.as_uri())
+    gitml(repo, "install")
+    (repo / "m.bin").write_bytes(b"v1")
+    gitml(repo, "add", "m.bin")
+    git(repo, "commit", "-q", "-m", "m")  # with gitml: passes the gates, records the hook list
+
+    hooks = repo / ".git" / "hooks"
+    for name in ("pre-commit", "commit-msg", "pre-push"):
+        text, n = re.subn(r'echo "[^"]*/git-ml-hook"\)', 'echo "/gone/git-ml-hook")', (hooks / name).read_text())
+        assert n == 1, name
+        (hooks / name).write_text(text)
+
+    def git_without_gitml(*args: str) -> subprocess.CompletedProcess[str]:
+        # no git-ml-hook on PATH, and the path recorded at install is gone
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
+                              env={**os.environ, "PATH": "/usr/bin:/bin"})
+
+    (repo / "notes.txt").write_text("unrelated")
+    git(repo, "add", "notes.txt")
+    assert git_without_gitml("commit", "-q", "-m", "notes").returncode == 0  # nothing to gate
+
+    head = git(repo, "rev-parse", "HEAD").stdout
+    (repo / "m.bin").write_bytes(b"v2")
+    gitml(repo, "add", "m.bin")
+    proc = git_without_gitml("commit", "-q", "-m", "m2")
+    assert proc.returncode != 0
+    assert "git-ml-hook not found, so the gates cannot check this commit" in proc.stderr
+    assert "git commit --no-verify" in proc.stderr and "Traceback" not in proc.stderr
+    assert git(repo, "rev-parse", "HEAD").stdout == head
+
+    proc = git_without_gitml("push", "-q", "origin", "HEAD:refs/heads/main")
+    assert proc.returncode != 0 and "cannot be uploaded" in proc.stderr
+    assert git(remote, "for-each-ref").stdout == ""  # nothing reached the remote
