@@ -104,7 +104,24 @@ def store_write_error(e: OSError, where: Path) -> GitMLError:
     return GitMLError(f"cannot write to the gitml store at {where}: {e.strerror}")
 
 
-def write_all(fd: int, data: bytes | memoryview) -> None:
+def read_listed(path: str, size: int) -> bytes:
+    """The content of the file at ``path``, which a listing saw at ``size`` bytes: one read
+    when it still has that size (the usual case; open, read, close and nothing else), read
+    to the end when it grew or shrank since."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, size + 1)
+        if len(data) != size:
+            parts = [data]
+            while chunk := os.read(fd, 1 << 20):
+                parts.append(chunk)
+            data = b"".join(parts)
+        return data
+    finally:
+        os.close(fd)
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     """Write every byte of ``data`` to ``fd`` (``os.write`` may write fewer)."""
     view = memoryview(data)
     while view:

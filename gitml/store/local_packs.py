@@ -36,6 +36,8 @@ from gitml.store.packs import PackEntry, index_bytes, parse_index
 PACKS_DIR = "packs"
 #: a pack being written is closed and a new one started past this many bytes
 PACK_LIMIT = 64 * 1024 * 1024
+#: a pack writer gathers small objects into writes of about this size
+WRITE_BLOCK = 1024 * 1024
 #: a folder's mtime comes from a coarse clock (a tick is 1-10 ms): a listing taken this soon
 #: after the last change may have missed a rename made in the same tick
 RACY_NS = 50_000_000
@@ -298,6 +300,7 @@ class PackWriter:
         self._tmp = ""
         self._sized: list[tuple[str, int]] = []
         self._size = 0
+        self._pending = bytearray()  # small objects go out in blocks: one write per ~1 MiB
 
     def __enter__(self) -> PackWriter:
         return self
@@ -316,17 +319,31 @@ class PackWriter:
             return
         if self._fd < 0:
             self._open()
-        try:
-            write_all(self._fd, data)
-        except OSError as e:
-            self.abort()
-            raise _write_error(e, self.packs.tmp_dir) from e
+        if len(data) >= WRITE_BLOCK:
+            self._flush()
+            self._write(data)
+        else:
+            self._pending += data
+            if len(self._pending) >= WRITE_BLOCK:
+                self._flush()
         self.written.add(key)
         self._sized.append((key, len(data)))
         self._size += len(data)
         self.bytes += len(data)
         if self._size >= self.limit:
             self._finish()
+
+    def _write(self, data: bytes | memoryview | bytearray) -> None:
+        try:
+            write_all(self._fd, data)
+        except OSError as e:
+            self.abort()
+            raise _write_error(e, self.packs.tmp_dir) from e
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._write(self._pending)
+            self._pending.clear()
 
     def _open(self) -> None:
         try:
@@ -339,6 +356,7 @@ class PackWriter:
     def _finish(self) -> None:
         if self._fd < 0:
             return
+        self._flush()
         os.close(self._fd)
         self._fd = -1
         try:
@@ -354,6 +372,7 @@ class PackWriter:
         return self.pack_ids
 
     def abort(self) -> None:
+        self._pending.clear()
         if self._fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._fd)

@@ -31,6 +31,7 @@ from gitml.store.chunking import CHUNK_THRESHOLD, ChunkRef
 from gitml.store.fsutil import (
     kernel_copy,
     open_new_direct,
+    read_listed,
     store_write_error,
     temp_path_for,
     write_all,
@@ -388,8 +389,7 @@ class ObjectStore:
         packed = self.packs.entries
         with self.packs.writer() as writer:
             for i in small:
-                with open(paths[i], "rb", buffering=0) as f:
-                    data = f.read()
+                data = read_listed(paths[i], sizes[i])
                 if len(data) >= PACK_OBJECT_MAX:  # grew since it was listed
                     done(i, self.put_stream(io.BytesIO(data), len(data)))
                     continue
