@@ -175,17 +175,31 @@ def test_writers_take_the_cheaper_way_and_keep_checking_the_other(
         calls[int(oid)] = direct
 
     path = chunk_writers.WritePath()
-    _write_chunks(chunk_writers.ChunkWriters(put, MIB, path), 0, 64)
-    assert sorted(calls) == list(range(64))
+    _write_chunks(chunk_writers.ChunkWriters(put, MIB, path), 0, 300)
+    assert sorted(calls) == list(range(300))
     assert path.prefers_direct() is not slow_way_is_direct
     early = [calls[i] for i in range(8)]
     assert early.count(True) >= 3 and early.count(False) >= 3  # both ways measured first
-    later = [calls[i] for i in range(24, 64)]
+    later = [calls[i] for i in range(24, 300)]
     slow = later.count(slow_way_is_direct)
-    assert 1 <= slow <= 8, later  # mostly the cheap way; the other now and then (1 in 16)
+    # mostly the cheap way; the other now and then: 1 chunk in 16, or in 128 when it is
+    # more than 8 times dearer, as here
+    assert 1 <= slow <= 6, later
     calls.clear()
-    _write_chunks(chunk_writers.ChunkWriters(put, MIB, path), 64, 8)  # the next file, same store
-    assert [calls[i] for i in range(64, 72)].count(slow_way_is_direct) <= 1  # no new probe
+    _write_chunks(chunk_writers.ChunkWriters(put, MIB, path), 300, 8)  # the next file, same store
+    assert [calls[i] for i in range(300, 308)].count(slow_way_is_direct) <= 1  # no new probe
+
+
+@pytest.mark.parametrize(("direct_cost", "period"), [(1.1, 16), (3.0, 48), (1000.0, 128), (0.5, 32)])
+def test_the_dearer_way_is_checked_less_often_the_dearer_it_is(direct_cost: float, period: int) -> None:
+    from gitml.store import chunk_writers
+
+    path = chunk_writers.WritePath()
+    path.record(False, chunk_writers.PROBE, 1.0)  # through the page cache: 1 s per PROBE bytes
+    path.record(True, chunk_writers.PROBE, direct_cost)
+    picks = [path.direct_now() for _ in range(period * 8)]
+    cheap_is_direct = direct_cost < 1.0
+    assert picks.count(not cheap_is_direct) == 8  # the dearer way: once per period
 
 
 def test_writers_turn_round_when_the_cheaper_way_becomes_dear(monkeypatch: pytest.MonkeyPatch) -> None:
