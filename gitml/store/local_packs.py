@@ -300,7 +300,10 @@ class PackWriter:
         self._tmp = ""
         self._sized: list[tuple[str, int]] = []
         self._size = 0
-        self._pending = bytearray()  # small objects go out in blocks: one write per ~1 MiB
+        # small objects go out in blocks, one write per ~1 MiB, gathered in one buffer that
+        # is never resized (fresh memory is what costs on a VM: 56 ms against 7 for 44 MiB)
+        self._block: bytearray | None = None
+        self._fill = 0
 
     def __enter__(self) -> PackWriter:
         return self
@@ -319,12 +322,16 @@ class PackWriter:
             return
         if self._fd < 0:
             self._open()
-        if len(data) >= WRITE_BLOCK:
+        n = len(data)
+        if n >= WRITE_BLOCK:
             self._flush()
             self._write(data)
         else:
-            self._pending += data
-            if len(self._pending) >= WRITE_BLOCK:
+            if self._block is None:
+                self._block = bytearray(2 * WRITE_BLOCK)  # room for one more below a block
+            self._block[self._fill:self._fill + n] = data
+            self._fill += n
+            if self._fill >= WRITE_BLOCK:
                 self._flush()
         self.written.add(key)
         self._sized.append((key, len(data)))
@@ -333,7 +340,7 @@ class PackWriter:
         if self._size >= self.limit:
             self._finish()
 
-    def _write(self, data: bytes | memoryview | bytearray) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         try:
             write_all(self._fd, data)
         except OSError as e:
@@ -341,9 +348,9 @@ class PackWriter:
             raise _write_error(e, self.packs.tmp_dir) from e
 
     def _flush(self) -> None:
-        if self._pending:
-            self._write(self._pending)
-            self._pending.clear()
+        if self._fill and self._block is not None:
+            self._write(memoryview(self._block)[:self._fill])
+            self._fill = 0
 
     def _open(self) -> None:
         try:
@@ -372,7 +379,7 @@ class PackWriter:
         return self.pack_ids
 
     def abort(self) -> None:
-        self._pending.clear()
+        self._fill = 0
         if self._fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
