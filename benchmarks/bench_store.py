@@ -865,9 +865,11 @@ def install_gitml(src: Path, venv: Path) -> Path:
     (site / "_bench_deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
     run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
          "--target", str(site), str(src)], src, os.environ.copy())
+    # the script the wheel ships (bin/git-ml), its `#!python` line made this venv's, as pip
+    # does on a regular install (pip --target points it at the installing interpreter)
+    shipped = (src / "bin" / "git-ml").read_text().split("\n", 1)[1]
     script = venv / "bin" / "git-ml"
-    script.write_text(f"#!{venv / 'bin' / 'python'}\nimport sys\nfrom gitml.cli.main import main\n"
-                      "sys.exit(main())\n")
+    script.write_text(f"#!{venv / 'bin' / 'python'}\n{shipped}")
     script.chmod(0o755)
     return venv / "bin"
 

@@ -23,7 +23,7 @@ import sys
 
 from gitml.artifacts import watch_client
 from gitml.git import stat_index
-from gitml.layout import STATUS_INDEX, temp_name
+from gitml.layout import STATUS_INDEX
 from gitml.layout import STATUS_SNAPSHOT as SNAPSHOT_NAME
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms of each command's start-up
@@ -196,11 +196,8 @@ def _take_dirs(top: str, row: dict[str, Any], limit: int) -> list[str] | None:
 def _confirm(top: str, rows: list[dict[str, Any]]) -> None:
     """Drop ``dirs`` from a folder listed after its proof whose fingerprint moved since
     (a file added or changed while it was being listed)."""
-    from gitml.artifacts.folder_scan import quick_fingerprint
-
     for row in rows:
-        quick = quick_fingerprint(os.path.join(top, row["path"]), int(row.get("files", 0)))
-        if quick is None or quick[0] != row["quick"]:
+        if not _same_fingerprint(os.path.join(top, row["path"]), row):
             del row["dirs"]
 
 
@@ -270,16 +267,12 @@ def write(repo: MLRepo, started_ns: int, artifacts: list[dict[str, Any]]) -> boo
     indexed = _index_folders(top, str(repo.ml_dir), rows, limit, _load(str(repo.ml_dir), top))
     data = marshal.dumps({"v": _version(), "workdir": top, "index": _stat_row(index), "artifacts": rows,
                           "stat_index": indexed})
-    dest = snapshot_path(repo)
-    tmp = os.path.join(str(repo.ml_dir), temp_name(SNAPSHOT_NAME))
+    from pathlib import Path
+
+    from gitml.store.fsutil import atomic_write_bytes
+
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dest)
+        atomic_write_bytes(Path(snapshot_path(repo)), data)
     except OSError:
-        try:  # noqa: SIM105
-            os.unlink(tmp)
-        except OSError:
-            pass
         return False
     return True

@@ -263,8 +263,8 @@ def serve(ml_dir: str) -> int:
                 log("the socket was removed or replaced: exiting")
                 return 0
     finally:
-        with contextlib.suppress(OSError):
-            if os.lstat(SOCKET_NAME).st_ino == sock_ino:
+        if _still_ours(sock_ino):
+            with contextlib.suppress(OSError):
                 os.unlink(SOCKET_NAME)
         log("stopped")
     return 0

@@ -334,9 +334,9 @@ class PackWriter:
             if self._fill >= WRITE_BLOCK:
                 self._flush()
         self.written.add(key)
-        self._sized.append((key, len(data)))
-        self._size += len(data)
-        self.bytes += len(data)
+        self._sized.append((key, n))
+        self._size += n
+        self.bytes += n
         if self._size >= self.limit:
             self._finish()
 
