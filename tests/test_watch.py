@@ -283,3 +283,32 @@ def test_without_a_watcher_git_stats_the_files_against_a_private_index(repo: Pat
     (repo / "data" / "d2" / "extra.txt").write_text("new")  # the folder's mtime moves
     out, quick = status(repo)
     assert "modified: data (1 added)" in out and not quick
+
+
+def test_a_damaged_snapshot_or_private_index_means_the_full_status(repo: Path) -> None:
+    """Whatever is in the snapshot or the private index, status never trusts it blindly:
+    damage sends it down the full path (which sees the real state) and writes them anew."""
+    import marshal
+
+    tracked_repo(repo)
+    status(repo)
+    good = snapshot(repo).read_bytes()
+    damaged = [good[: len(good) // 2], b"\x00garbage", marshal.dumps([1, 2]),
+               marshal.dumps({"v": "x"}), good.replace(b"model.bin", b"model.biN")]
+    for bad in damaged:
+        snapshot(repo).write_bytes(bad)
+        out, quick = status(repo)
+        assert (out, quick) == ("2 artifacts, all clean", False), bad[:20]
+        assert status(repo) == ("2 artifacts, all clean", True)  # written anew
+
+    (repo / "model.bin").write_bytes(b"M" * 5000)  # a real change under a damaged snapshot
+    snapshot(repo).write_bytes(b"\x00garbage")
+    assert "modified: model.bin" in status(repo)[0]
+    (repo / "model.bin").write_bytes(b"m" * 5000)
+    age(repo / "model.bin")
+
+    assert status(repo)[0] == "2 artifacts, all clean"
+    (repo / ".git/ml/status-index").write_bytes(b"DIRC not an index")
+    proc = gitml(repo, "status", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert proc.stdout.strip() == "2 artifacts, all clean" and "gitml.repo" in imported(proc.stderr)
+    assert "Traceback" not in proc.stderr
